@@ -1,0 +1,34 @@
+"""Additive attention (Bahdanau et al. 2015): score(q, k) = v^T tanh(W q + U k)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from eeap.attend.base import Attention
+from eeap.registry import ATTEND
+
+
+@ATTEND.register("additive")
+class AdditiveAttention(Attention):
+    """score(q, k) = v^T tanh(W q + U k); U k is computed once per source.
+
+    # Parameters
+    hidden_dim: size of the tanh layer (default: query_dim).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: Optional[int] = None) -> None:
+        super().__init__(query_dim, key_dim)
+        hidden_dim = hidden_dim or query_dim
+        self.query_layer = nn.Linear(query_dim, hidden_dim, bias=False)  # W
+        self.key_layer = nn.Linear(key_dim, hidden_dim, bias=False)  # U
+        self.energy = nn.Linear(hidden_dim, 1, bias=False)  # v
+
+    def project_keys(self, keys: Tensor) -> Tensor:
+        return self.key_layer(keys)  # (batch, src_len, hidden)
+
+    def score(self, query: Tensor, keys: Tensor, step: Optional[int] = None) -> Tensor:
+        q = self.query_layer(query).unsqueeze(2)  # (batch, tgt_len, 1, hidden)
+        return self.energy((q + keys.unsqueeze(1)).tanh()).squeeze(-1)  # (batch, tgt_len, src_len)
+

@@ -1,0 +1,43 @@
+"""The attention gate of Attention U-Net (Oktay et al. 2018) for skip connections."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eeap.registry import ATTEND
+
+
+@ATTEND.register("attention_gate")
+class AttentionGate(nn.Module):
+    """α = σ(ψ(ReLU(θ(x) + φ(g)))), resampled to x; output (W(α · x), α).
+
+    θ: strided convolution (kernel = stride = ``subsample``) on the skip features x; φ: 1×1 convolution on the
+    gating signal g, resampled to θ(x)'s grid; ψ: 1×1 convolution to one channel; W: 1×1 convolution + batch norm.
+
+    # Parameters
+    in_channels: channels of x (the skip connection), supplied by the model.
+    gating_channels: channels of g (the coarser decoder level), supplied by the model.
+    inter_channels: channels of θ and φ (default in_channels // 2).
+    subsample: θ's stride.
+
+    # Shapes
+    x (batch, in_channels, H, W); g (batch, gating_channels, H', W') -> out (batch, in_channels, H, W),
+    α (batch, 1, H, W).
+    """
+
+    def __init__(self, in_channels: int, gating_channels: int, inter_channels: int = 0, subsample: int = 2) -> None:
+        super().__init__()
+        inter = inter_channels or max(in_channels // 2, 1)
+        self.theta = nn.Conv2d(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)
+        self.phi = nn.Conv2d(gating_channels, inter, kernel_size=1)
+        self.psi = nn.Conv2d(inter, 1, kernel_size=1)
+        self.out = nn.Sequential(nn.Conv2d(in_channels, in_channels, kernel_size=1), nn.BatchNorm2d(in_channels))
+
+    def forward(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        theta = self.theta(x)  # (batch, inter, H/s, W/s)
+        phi = F.interpolate(self.phi(g), size=theta.shape[-2:], mode="bilinear", align_corners=False)
+        alpha = self.psi(F.relu(theta + phi)).sigmoid()  # (batch, 1, H/s, W/s)
+        alpha = F.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (batch, 1, H, W)
+        return self.out(alpha * x), alpha
+

@@ -1,0 +1,202 @@
+"""YAML configs: composition with ``defaults``, dotted command-line overrides, interpolation, typed validation.
+
+A config file may start with ``defaults: [other.yaml, ...]`` (paths relative to the file); those are merged in order
+and the file's own keys on top. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
+(``3`` is an int, ``[1, 2]`` a list, ``null`` None). Setting a component's ``type`` on the command line starts that
+section afresh: its other keys take the new component's defaults unless they are overridden too.
+``logger=none`` turns every logger off. ``${a.b}`` interpolates another key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from eeap.errors import ConfigError
+from eeap.registry import check_arguments, join
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments passed to ``lightning.Trainer``."""
+
+    accelerator: str = "auto"
+    devices: Union[int, str, list] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: Union[str, int] = "32-true"
+    max_epochs: int = 10
+    max_steps: int = -1
+    max_time: Optional[str] = None
+    gradient_clip_val: Optional[float] = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: int = 1
+    val_check_interval: Union[int, float] = 1.0
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 50
+    num_sanity_val_steps: int = 2
+    deterministic: Union[bool, str] = False
+    fast_dev_run: Union[bool, int] = False
+    overfit_batches: Union[int, float] = 0.0
+    limit_train_batches: Union[int, float] = 1.0
+    limit_val_batches: Union[int, float] = 1.0
+    limit_test_batches: Union[int, float] = 1.0
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases options; ``offline`` needs no account and never blocks (``wandb sync`` uploads later)."""
+
+    project: str = "eeap"
+    entity: Optional[str] = None
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    tags: list = field(default_factory=list)
+    log_model: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    """Which loggers run: any of ``wandb``, ``csv``; an empty list (or ``logger=none``) turns logging off."""
+
+    use: list = field(default_factory=lambda: ["wandb", "csv"])
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class CheckpointConfig:
+    """Best and last checkpoints; ``monitor: null`` takes the task's own validation metric."""
+
+    monitor: Optional[str] = None
+    mode: Optional[Literal["min", "max"]] = None
+    save_top_k: int = 1
+    save_last: bool = True
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when the monitored metric stops improving, or reaches ``stopping_threshold``; ``patience: null`` is off."""
+
+    monitor: Optional[str] = None
+    mode: Optional[Literal["min", "max"]] = None
+    patience: Optional[int] = None
+    min_delta: float = 0.0
+    stopping_threshold: Optional[float] = None
+
+
+@dataclass
+class RunConfig:
+    """The top level of an EEAP config. ``data`` and ``model`` are component sections ``{type: NAME, ...}``."""
+
+    name: str
+    data: dict
+    model: dict
+    seed: int = 0
+    run_dir: Optional[str] = None
+    resume: Optional[str] = None
+    test: bool = True
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+def load_yaml(path: Path) -> dict:
+    """Read one YAML file into a dict; a missing or malformed file raises ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load a config file with its ``defaults`` merged under it."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: includes itself through 'defaults'")
+    data = load_yaml(path)
+    defaults = data.pop("defaults", [])
+    if not isinstance(defaults, list):
+        raise ConfigError(f"{path}: 'defaults' must be a list of config files")
+    parts = [compose(path.parent / d, _seen + (path,)) for d in defaults]
+    try:
+        return OmegaConf.merge(*parts, OmegaConf.create(data))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{path}: {one_line(e)}") from None
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply ``key=value`` overrides; a ``....type`` override resets its section first."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value (e.g. trainer.max_epochs=3)")
+        key, raw = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override '{item}' has no key")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        if key == "logger" and value in ("none", None, False):
+            key, value = "logger.use", []
+        parsed.append((key, value))
+    for key, value in sorted(parsed, key=lambda kv: not kv[0].endswith(".type")):
+        if key.endswith(".type"):
+            section = key.rsplit(".", 1)[0]
+            if OmegaConf.select(cfg, section, default=None) is not None:
+                OmegaConf.update(cfg, section, {"type": value}, merge=False)
+                continue
+        try:
+            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"override '{key}': {one_line(e)}") from None
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
+    """Compose, override, resolve and validate a run config."""
+    cfg = apply_overrides(compose(path), list(overrides))
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"interpolation: {one_line(e)}") from None
+    validate(OmegaConf.to_container(cfg), RunConfig)
+    return cfg
+
+
+def validate(values: Any, schema: type, where: str = "") -> Any:
+    """Check a mapping against a dataclass schema (keys, types, nested sections) and return the dataclass."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a section of keys, got {type(values).__name__} {values!r}")
+    hints = typing.get_type_hints(schema)
+    nested = {name: t for name, t in hints.items() if dataclasses.is_dataclass(t)}
+    flat = {k: v for k, v in values.items() if k not in nested}
+    check_arguments(schema, flat, where, label=f"the {where or 'top'} section")
+    built = {k: validate(values[k], nested[k], join(where, k)) for k in nested if k in values}
+    return schema(**flat, **built)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML text."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def one_line(error: Exception) -> str:
+    """The first line of an exception's message."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,165 @@
+"""Registries of components by kind, and building a component from its config section.
+
+A config section ``{type: NAME, key: value, ...}`` builds the class registered under NAME, with the other keys as
+constructor arguments. Keys are checked against the constructor's signature and type annotations, so a typo or a
+wrong type fails at once with one line naming the component, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Callable, TypeVar
+
+from eeap.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry:
+    """Names → classes for one kind of component (``embed``, ``encode``, ``attend``, ``predict``, ``task``, ``data``).
+
+    # Parameters
+    kind: the kind's name, used in error messages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator: put the class under ``name``."""
+
+        def decorate(cls: type[T]) -> type[T]:
+            if name in self._classes and self._classes[name] is not cls:
+                raise ValueError(f"{self.kind} '{name}' is registered twice: {self._classes[name]} and {cls}")
+            self._classes[name] = cls
+            cls.registered_name = name  # type: ignore[attr-defined]
+            cls.registry_kind = self.kind  # type: ignore[attr-defined]
+            return cls
+
+        return decorate
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._classes)
+
+    def get(self, name: str, where: str = "") -> type:
+        """The class registered under ``name``; an unknown name raises ConfigError with a did-you-mean."""
+        if name not in self._classes:
+            close = difflib.get_close_matches(str(name), self.names(), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{where or self.kind}: unknown {self.kind} type '{name}'. Valid options: {', '.join(self.names())}.{hint}"
+            )
+        return self._classes[name]
+
+    def build(self, section: Mapping[str, Any] | None, where: str = "", **wired: Any) -> Any:
+        """Build a component from ``{type: NAME, ...}``.
+
+        ``wired`` are arguments the framework supplies (sizes of the neighbouring parts); a config may not set them.
+        """
+        where = where or self.kind
+        if section is None:
+            raise ConfigError(f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}")
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{where}: expected a section with a 'type' key, got {type(section).__name__} {section!r}")
+        if "type" not in section:
+            raise ConfigError(f"{where}: missing 'type'. Valid options: {', '.join(self.names())}")
+        cls = self.get(section["type"], where=f"{where}.type")
+        kwargs = {k: v for k, v in section.items() if k != "type"}
+        check_arguments(cls, kwargs, where, wired=set(wired))
+        return cls(**kwargs, **wired)
+
+
+def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls.__init__``, without ``self``."""
+    signature = inspect.signature(cls.__init__)
+    return {
+        name: p
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def join(where: str, key: str) -> str:
+    """A dotted config path: ``join("model", "attend")`` is ``model.attend``."""
+    return f"{where}.{key}" if where else key
+
+
+def check_arguments(
+    cls: type, kwargs: Mapping[str, Any], where: str, wired: set[str] = frozenset(), label: str = ""
+) -> None:
+    """Raise ConfigError for keys ``cls`` does not take, keys the framework sets, values of the wrong type,
+    and required keys that are missing. ``label`` names ``cls`` in messages."""
+    params = accepted_parameters(cls)
+    label = label or f"{getattr(cls, 'registry_kind', '')} '{getattr(cls, 'registered_name', cls.__name__)}'".strip()
+    settable = [p for p in params if p not in wired]
+    hints = typing.get_type_hints(cls if dataclasses.is_dataclass(cls) else cls.__init__)
+    for key, value in kwargs.items():
+        if key in wired:
+            raise ConfigError(f"{join(where, key)}: set by the framework for {label}; remove it from the config")
+        if key not in params:
+            close = difflib.get_close_matches(key, settable, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{join(where, key)}: unknown key for {label}. Valid keys: {', '.join(settable) or '(none)'}.{hint}"
+            )
+        if key in hints and not type_matches(value, hints[key]):
+            raise ConfigError(
+                f"{join(where, key)}: expected {type_name(hints[key])} for {label}, got {type(value).__name__} {value!r}"
+            )
+    for key, p in params.items():
+        if p.default is inspect.Parameter.empty and key not in kwargs and key not in wired:
+            raise ConfigError(f"{join(where, key)}: required by {label} and missing")
+
+
+def type_matches(value: Any, annotation: Any) -> bool:
+    """Whether a config value fits a (simple) type annotation: builtins, Optional/Union, Literal, list, dict."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_matches(value, a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple) or annotation in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return all(type_matches(v, args[0]) for v in value) if args else True
+    if origin in (dict, Mapping) or annotation is dict:
+        return isinstance(value, Mapping)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def type_name(annotation: Any) -> str:
+    """A short readable name for a type annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+EMBED = Registry("embed")
+ENCODE = Registry("encode")
+ATTEND = Registry("attend")
+PREDICT = Registry("predict")
+TASK = Registry("task")
+DATA = Registry("data")

@@ -1,0 +1,165 @@
+"""The training driver behind ``train.py``: config → data + task → Lightning Trainer → fit, test, metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from eeap.config import RunConfig, load_config, one_line, to_yaml, validate
+from eeap.errors import ConfigError, EEAPError
+
+RUN_DIR_ENV = "EEAP_RUN_DIR"  # passed from the launching process to the DDP worker processes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``train.py CONFIG [key=value ...] [--print-config]``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train an EEAP model from a YAML config, then test it on the test split."
+    )
+    parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if args.print_config:
+            print(to_yaml(cfg), end="")
+            return 0
+        metrics = train(cfg)
+    except EEAPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; checkpoints already written are intact", file=sys.stderr)
+        return 130
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Fit and test the run described by a loaded config; return the final metrics (also in metrics.json)."""
+    import lightning as L
+
+    import eeap  # noqa: F401  (registers every component)
+    from eeap.registry import DATA, TASK
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    run = validate(container, RunConfig)
+    L.seed_everything(run.seed, workers=True, verbose=False)
+    data = DATA.build(container["data"], where="data", seed=run.seed)
+    data.prepare()
+    task = TASK.build(container["model"], where="model", info=data.info())
+    task.eeap_config = container
+    task.eeap_data_state = data.info().state()
+
+    run_dir, ckpt_path = resolve_run_dir(run)
+    trainer = build_trainer(run, run_dir, task, list(callbacks))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(container)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    owns_env = RUN_DIR_ENV not in os.environ
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        start = time.perf_counter()
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+        fit_time = time.perf_counter() - start
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        results = trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False) if run.test else [{}]
+    finally:
+        if owns_env:
+            os.environ.pop(RUN_DIR_ENV, None)
+    metrics = {k: float(v) for k, v in results[0].items()}
+    metrics.update(
+        run_dir=str(run_dir), best_checkpoint=best, epochs=trainer.current_epoch, steps=trainer.global_step,
+        fit_time_s=round(fit_time, 2),
+    )
+    if trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
+    """The run's folder and the checkpoint to resume from (``None`` for a fresh run).
+
+    A fresh run never writes into a folder that already holds checkpoints, so a failed run cannot replace a good one.
+    """
+    if run.resume:
+        ckpt = find_checkpoint(run.resume, run.name)
+        return Path(os.environ.get(RUN_DIR_ENV, ckpt.parent.parent)), str(ckpt)
+    if RUN_DIR_ENV in os.environ:
+        return Path(os.environ[RUN_DIR_ENV]), None
+    if run.run_dir:
+        run_dir = Path(run.run_dir)
+    else:
+        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+        stamp = job if job and job != "none" else time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / run.name / stamp
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        raise ConfigError(
+            f"run_dir {run_dir} already holds checkpoints; continue it with resume={run_dir} or choose another run_dir"
+        )
+    return run_dir, None
+
+
+def find_checkpoint(resume: str, name: str) -> Path:
+    """``last`` → the newest ``runs/<name>/*/checkpoints/last.ckpt``; a run folder → its last.ckpt; else the file."""
+    if resume == "last":
+        found = sorted(Path("runs", name).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ConfigError(f"resume=last: no runs/{name}/*/checkpoints/last.ckpt to continue")
+        return found[-1]
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"resume={resume}: checkpoint not found ({path}); give a .ckpt file, a run folder or 'last'")
+    return path
+
+
+def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> Any:
+    """A Lightning Trainer from ``trainer.*`` with checkpoints (best + last), early stopping and loggers."""
+    import dataclasses
+
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from eeap.loggers import build_loggers
+
+    monitor, mode = task.monitor
+    ck = run.checkpoint
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+            monitor=ck.monitor or monitor, mode=ck.mode or mode, save_top_k=ck.save_top_k, save_last=ck.save_last,
+        )
+    )
+    es = run.early_stopping
+    if es.patience is not None or es.stopping_threshold is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=es.monitor or monitor, mode=es.mode or mode, min_delta=es.min_delta,
+                patience=es.patience if es.patience is not None else sys.maxsize,
+                stopping_threshold=es.stopping_threshold, check_on_train_epoch_end=False,
+            )
+        )
+    loggers = build_loggers(run, run_dir)
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    try:
+        return L.Trainer(
+            **dataclasses.asdict(run.trainer), default_root_dir=run_dir, logger=loggers or False,
+            callbacks=callbacks,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError) as e:
+        raise ConfigError(f"trainer: {one_line(e)}") from None

@@ -1,0 +1,93 @@
+"""The base of every task module: optimizer and schedule from config, exact resume, what a checkpoint carries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+import lightning as L
+import numpy as np
+import torch
+
+from eeap.config import validate
+
+
+@dataclass
+class OptimConfig:
+    """``model.optim``: the optimizer and its learning-rate schedule.
+
+    ``scheduler``: ``none``; ``cosine`` (to 0 over the run, after ``warmup_steps`` linear warm-up);
+    ``plateau`` (halve when the monitored metric stalls for ``patience`` validations); ``noam`` (warm-up then 1/sqrt).
+    """
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list = (0.9, 0.999)
+    momentum: float = 0.9
+    scheduler: Literal["none", "cosine", "plateau", "noam"] = "none"
+    warmup_steps: int = 0
+    patience: int = 2
+
+
+class Task(L.LightningModule):
+    """A LightningModule that wires components; subclasses set ``monitor`` (metric, mode) for checkpoints.
+
+    # Parameters
+    optim: the ``model.optim`` section (see OptimConfig).
+    """
+
+    monitor: tuple[str, str] = ("val/loss", "min")
+
+    def __init__(self, optim: Optional[dict] = None) -> None:
+        super().__init__()
+        self.optim = validate(dict(optim or {}), OptimConfig, "model.optim")
+        self.eeap_config: dict = {}
+        self.eeap_data_state: dict = {}
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim
+        params = [p for p in self.parameters() if p.requires_grad]
+        if o.name == "sgd":
+            optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        else:
+            cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+            optimizer = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        if o.scheduler == "none":
+            return optimizer
+        if o.scheduler == "plateau":
+            metric, mode = self.monitor
+            schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=o.patience)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "monitor": metric}}
+        warmup = max(o.warmup_steps, 1)
+        total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
+        if o.scheduler == "cosine":
+            def factor(step: int) -> float:
+                if step < warmup:
+                    return (step + 1) / warmup
+                return 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup)))
+        else:
+            def factor(step: int) -> float:
+                return min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the run's config, the data state (vocabularies) and the random states, so a run resumes exactly."""
+        checkpoint["eeap"] = {
+            "config": self.eeap_config,
+            "data_state": self.eeap_data_state,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("eeap", {}).get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])

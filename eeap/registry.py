@@ -77,13 +77,32 @@ class Registry:
 
 
 def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of ``cls.__init__``, without ``self``."""
-    signature = inspect.signature(cls.__init__)
-    return {
-        name: p
-        for name, p in signature.parameters.items()
-        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    """The keyword parameters of ``cls.__init__``, without ``self``; a ``**kwargs`` passes on to the base class's."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        signature = inspect.signature(klass.__init__)
+        for name, p in signature.parameters.items():
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                params.setdefault(name, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return params
+
+
+def parameter_types(cls: type) -> dict[str, Any]:
+    """Type hints of the parameters ``accepted_parameters`` finds."""
+    if dataclasses.is_dataclass(cls):
+        return typing.get_type_hints(cls)
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and klass is not object:
+            try:
+                hints.update(typing.get_type_hints(klass.__init__))
+            except (NameError, TypeError):
+                continue
+    return hints
 
 
 def join(where: str, key: str) -> str:
@@ -99,7 +118,7 @@ def check_arguments(
     params = accepted_parameters(cls)
     label = label or f"{getattr(cls, 'registry_kind', '')} '{getattr(cls, 'registered_name', cls.__name__)}'".strip()
     settable = [p for p in params if p not in wired]
-    hints = typing.get_type_hints(cls if dataclasses.is_dataclass(cls) else cls.__init__)
+    hints = parameter_types(cls)
     for key, value in kwargs.items():
         if key in wired:
             raise ConfigError(f"{join(where, key)}: set by the framework for {label}; remove it from the config")

@@ -78,16 +78,25 @@ class Task(L.LightningModule):
         checkpoint["eeap"] = {
             "config": self.eeap_config,
             "data_state": self.eeap_data_state,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "rng": rng_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         rng = checkpoint.get("eeap", {}).get("rng")
         if rng:
-            torch.set_rng_state(rng["torch"])
-            np.random.set_state(rng["numpy"])
-            random.setstate(rng["python"])
+            set_rng_state(rng)
+
+
+def rng_state() -> dict:
+    """torch, numpy and Python random states in types torch.load(weights_only=True) accepts."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position,
+                                                       has_gauss, cached), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` saved."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(state["python"])

@@ -68,7 +68,13 @@ class Attention(nn.Module):
         return masked_softmax(scores, mask)
 
     def attend_projected(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Optional[Tensor] = None, step: Optional[int] = None
+        self,
+        query: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        mask: Optional[Tensor] = None,
+        step: Optional[int] = None,
+        need_weights: Optional[bool] = None,
     ) -> tuple[Tensor, Tensor]:
         """``forward`` with keys already passed through ``project_keys``. ``step``: the decoder step of the query."""
         single = query.dim() == 2
@@ -82,9 +88,16 @@ class Attention(nn.Module):
         return context, weights
 
     def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Optional[Tensor] = None, step: Optional[int] = None
+        self,
+        query: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        mask: Optional[Tensor] = None,
+        step: Optional[int] = None,
+        need_weights: Optional[bool] = None,
     ) -> tuple[Tensor, Tensor]:
-        return self.attend_projected(query, self.project_keys(keys), values, mask, step)
+        """``need_weights`` matters to attentions whose weights cost extra (multi-head); the others always return them."""
+        return self.attend_projected(query, self.project_keys(keys), values, mask, step, need_weights)
 
 
 def require_same_size(name: str, query_dim: int, key_dim: int) -> None:

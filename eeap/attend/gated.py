@@ -59,8 +59,13 @@ class GatedAttention(WrappedAttention):
         return self.gate_out(hidden).squeeze(-1)
 
     def attend_projected(
-        self, query: Tensor, keys: tuple[Tensor, Tensor], values: Tensor, mask: Optional[Tensor] = None,
+        self,
+        query: Tensor,
+        keys: tuple[Tensor, Tensor],
+        values: Tensor,
+        mask: Optional[Tensor] = None,
         step: Optional[int] = None,
+        need_weights: Optional[bool] = None,
     ) -> tuple[Tensor, Tensor]:
         single = query.dim() == 2
         if single:

@@ -67,7 +67,7 @@ class MultiHeadAttention(Attention):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (batch, heads, len, head_dim)
 
-    def forward(
+    def attend_projected(
         self,
         query: Tensor,
         keys: Tensor,

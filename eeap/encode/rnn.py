@@ -1,0 +1,50 @@
+"""Recurrent encoders: (bidirectional) GRU or LSTM over padded batches."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from eeap.registry import ENCODE
+
+
+@ENCODE.register("rnn")
+class RNNEncoder(nn.Module):
+    """A GRU or LSTM; padding is skipped with packed sequences. ``output_dim`` = hidden · (2 if bidirectional).
+
+    # Parameters
+    input_dim: supplied by the task (the embedding's size).
+    hidden: hidden size per direction.
+    cell: ``gru`` or ``lstm``.
+    layers: stacked layers.
+    bidirectional: read both ways and concatenate.
+    dropout: between layers and on the output.
+
+    # Shapes
+    x (batch, len, input_dim), mask (batch, len) True = token -> (batch, len, output_dim), padding zeroed.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: int = 128,
+        cell: Literal["gru", "lstm"] = "gru",
+        layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn(input_dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
+                       dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = hidden * (2 if bidirectional else 1)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        lengths = mask.sum(1).clamp_min(1).cpu()  # (batch,)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (batch, len, output_dim)
+        return self.dropout(out) * mask.unsqueeze(-1)

@@ -1,0 +1,85 @@
+"""Loading a trained task from its checkpoint, and the ``predict.py`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from eeap.errors import DataError, EEAPError
+
+
+def load_task(path: str | Path) -> Any:
+    """Rebuild a task from a checkpoint written by ``train.py`` (config and vocabularies travel inside it)."""
+    import torch
+
+    import eeap  # noqa: F401  (registers the components)
+    from eeap.registry import DATA, TASK
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (any unreadable file gets the same one line)
+        raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    meta = checkpoint.get("eeap") if isinstance(checkpoint, dict) else None
+    if not meta or "config" not in meta:
+        raise DataError(f"{path} is not an EEAP checkpoint (no 'eeap' section); was it written by train.py?")
+    config = meta["config"]
+    info = DATA.get(config["data"]["type"]).info_class.from_state(meta["data_state"])
+    task = TASK.build(config["model"], "model", info=info)
+    task.load_state_dict(checkpoint["state_dict"])
+    task.eeap_config, task.eeap_data_state = config, meta["data_state"]
+    return task.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR]``."""
+    parser = argparse.ArgumentParser(prog="predict.py", description="Run a trained EEAP model on new input.")
+    parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
+    parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
+    parser.add_argument("--output", default="-", help="output file; - writes standard output")
+    parser.add_argument("--beam", type=int, default=None, help="beam size (default: the model's test beam size)")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    parser.add_argument("--plot-attention", metavar="DIR", default=None, help="write an attention PNG per example")
+    args = parser.parse_args(argv)
+    try:
+        if args.beam is not None and args.beam < 1:
+            raise DataError(f"--beam must be at least 1, got {args.beam}")
+        task = load_task(args.checkpoint)
+        if args.input == "-":
+            lines = sys.stdin.read().splitlines()
+        elif not Path(args.input).is_file():
+            raise DataError(f"--input: file not found: {args.input}")
+        else:
+            lines = Path(args.input).read_text(encoding="utf-8").splitlines()
+        outputs, problems = task.predict_lines(lines, beam_size=args.beam, batch_size=args.batch_size,
+                                               plot_dir=args.plot_attention)
+    except EEAPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for message in problems.messages:
+        print(f"warning: {message}", file=sys.stderr)
+    text = "".join(o + "\n" for o in outputs)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 1 if problems.skipped else 0
+
+
+class Problems:
+    """What went wrong with which input lines: messages for the user, and how many lines were skipped."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.skipped = 0
+
+    def skip(self, message: str) -> None:
+        self.messages.append(message)
+        self.skipped += 1
+
+    def warn(self, message: str) -> None:
+        self.messages.append(message)

@@ -1,0 +1,139 @@
+"""Recurrent attention decoders: Bahdanau style (attend, then update) and Luong style (update, then attend)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+from torch import Tensor, nn
+
+from eeap.predict.base import Decoder, State, masked_mean, no_attention, stack_weights
+from eeap.registry import ATTEND, PREDICT
+from eeap.text import PAD
+
+
+@PREDICT.register("rnn_decoder")
+class RNNDecoder(Decoder):
+    """A GRU/LSTM decoder with any registered attention (or none).
+
+    ``bahdanau``: c_i = attend(s_{i-1}); s_i = RNN([y_{i-1}; c_i], s_{i-1}); o_i = tanh(W[s_i; c_i; y_{i-1}]).
+    ``luong``: h_t = RNN([y_{t-1}; h̃_{t-1}], h_{t-1}) (input feeding); c_t = attend(h_t);
+    h̃_t = tanh(W_c[c_t; h_t]). Logits = V · dropout(o). The first state is tanh(W · mean(memory)).
+    ``teacher_forcing`` < 1 feeds the decoder its own argmax at that share of training steps.
+
+    # Parameters
+    vocab_size, encoder_dim, attend: supplied by the task (attend is the ``model.attend`` section, or None).
+    style: ``bahdanau`` or ``luong``.
+    embed_dim, hidden, cell, layers, dropout: sizes of the target embedding and the RNN.
+    input_feeding: Luong's feeding of h̃_{t-1} into the next input.
+    teacher_forcing: share of training steps fed the gold previous token.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_dim: int,
+        attend: Optional[dict],
+        style: Literal["bahdanau", "luong"] = "bahdanau",
+        embed_dim: int = 64,
+        hidden: int = 128,
+        cell: Literal["gru", "lstm"] = "gru",
+        layers: int = 1,
+        dropout: float = 0.0,
+        input_feeding: bool = True,
+        teacher_forcing: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.style, self.cell_kind, self.layers, self.hidden = style, cell, layers, hidden
+        self.input_feeding = input_feeding and style == "luong"
+        self.teacher_forcing = teacher_forcing
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.attention = ATTEND.build(attend, "model.attend", query_dim=hidden, key_dim=encoder_dim) if attend else None
+        context_dim = self.attention.context_dim(encoder_dim) if self.attention is not None else encoder_dim
+        if style == "bahdanau":
+            first_input = embed_dim + context_dim
+            self.pre_output = nn.Linear(hidden + context_dim + embed_dim, hidden)
+        else:
+            first_input = embed_dim + (hidden if self.input_feeding else 0)
+            self.pre_output = nn.Linear(context_dim + hidden, hidden)  # W_c
+        rnn_cell = nn.GRUCell if cell == "gru" else nn.LSTMCell
+        self.cells = nn.ModuleList(rnn_cell(first_input if i == 0 else hidden, hidden) for i in range(layers))
+        self.bridge = nn.Linear(encoder_dim, hidden * layers)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden, vocab_size)
+
+    def start(self, memory: Tensor, mask: Tensor) -> State:
+        batch = memory.shape[0]
+        h = torch.tanh(self.bridge(masked_mean(memory, mask))).view(batch, self.layers, self.hidden)
+        state: State = {"h": h, "memory": memory, "mask": mask, "step": 0}
+        if self.cell_kind == "lstm":
+            state["c"] = torch.zeros_like(h)
+        if self.attention is not None:
+            state["keys"] = self.attention.project_keys(memory)
+        if self.input_feeding:
+            state["feed"] = memory.new_zeros(batch, self.hidden)
+        return state
+
+    def _attend(self, query: Tensor, state: State) -> tuple[Tensor, Optional[Tensor]]:
+        if self.attention is None:
+            return no_attention(state["memory"], state["mask"])
+        return self.attention.attend_projected(
+            query, state["keys"], state["memory"], state["mask"], step=state["step"], need_weights=True
+        )
+
+    def _recur(self, x: Tensor, state: State) -> dict[str, Tensor]:
+        """Run the stacked cells one step; x (batch, input) -> new h (and c), each (batch, layers, hidden)."""
+        hs, cs = [], []
+        for i, cell in enumerate(self.cells):
+            if self.cell_kind == "lstm":
+                h, c = cell(x, (state["h"][:, i], state["c"][:, i]))
+                cs.append(c)
+            else:
+                h = cell(x, state["h"][:, i])
+            hs.append(h)
+            x = self.dropout(h) if i + 1 < self.layers else h
+        new = {"h": torch.stack(hs, 1)}
+        if cs:
+            new["c"] = torch.stack(cs, 1)
+        return new
+
+    def advance(self, previous: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
+        """One step before the vocabulary projection; previous (batch,) -> output (batch, hidden), state, weights."""
+        y = self.embedding(previous)  # (batch, embed_dim)
+        if self.style == "bahdanau":
+            context, weights = self._attend(state["h"][:, -1], state)  # (batch, context_dim)
+            state = {**state, **self._recur(torch.cat([y, context], -1), state)}
+            out = torch.tanh(self.pre_output(torch.cat([state["h"][:, -1], context, y], -1)))
+        else:
+            x = torch.cat([y, state["feed"]], -1) if self.input_feeding else y
+            state = {**state, **self._recur(x, state)}
+            top = state["h"][:, -1]  # (batch, hidden)
+            context, weights = self._attend(top, state)
+            out = torch.tanh(self.pre_output(torch.cat([context, top], -1)))  # h̃_t
+            if self.input_feeding:
+                state["feed"] = out
+        state["step"] += 1
+        return out, state, weights
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
+        out, state, weights = self.advance(tokens[:, -1], state)
+        return self.output(self.dropout(out)), state, weights
+
+    def forward(
+        self, tokens: Tensor, memory: Tensor, mask: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        state = self.start(memory, mask)
+        use_own = self.training and self.teacher_forcing < 1.0
+        own = torch.rand(tokens.shape[1], device=tokens.device) >= self.teacher_forcing if use_own else None
+        outputs, weights = [], []
+        previous = tokens[:, 0]
+        for t in range(tokens.shape[1]):
+            if t > 0:
+                previous = tokens[:, t]
+                if own is not None and own[t]:
+                    previous = self.output(outputs[-1]).argmax(-1)
+            out, state, w = self.advance(previous, state)
+            outputs.append(out)
+            weights.append(w)
+        logits = self.output(self.dropout(torch.stack(outputs, 1)))  # (batch, tgt_len, vocab)
+        return logits, stack_weights(weights)

@@ -1,0 +1,251 @@
+"""Translation data: generated dates (the default), number words, or the user's own parallel files."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Optional, Union
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from eeap.data import EpochShuffle
+from eeap.errors import DataError
+from eeap.registry import DATA
+from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer
+from tasks.translation.dates import DateGenerator
+from tasks.translation.files import Pairs, read_pairs
+
+
+@dataclass
+class TranslationInfo:
+    """What the model needs from the data: the two tokenizers and the length limits."""
+
+    source: Tokenizer
+    target: Tokenizer
+    max_src_len: int
+    max_tgt_len: int
+
+    def state(self) -> dict:
+        return {"source": self.source.state(), "target": self.target.state(), "max_src_len": self.max_src_len,
+                "max_tgt_len": self.max_tgt_len}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TranslationInfo":
+        return cls(Tokenizer.from_state(state["source"]), Tokenizer.from_state(state["target"]),
+                   state["max_src_len"], state["max_tgt_len"])
+
+
+def pad(sequences: list[list[int]]) -> torch.Tensor:
+    """Right-pad id lists into (batch, longest)."""
+    out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(examples: list[dict]) -> dict:
+    """A batch: src (batch, src_len), src_mask, tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len), texts."""
+    src = pad([e["src"] for e in examples])
+    return {
+        "src": src,
+        "src_mask": src != PAD,
+        "tgt_in": pad([[BOS] + e["tgt"] for e in examples]),
+        "tgt_out": pad([e["tgt"] + [EOS] for e in examples]),
+        "src_text": [e["src_text"] for e in examples],
+        "tgt_text": [e["tgt_text"] for e in examples],
+    }
+
+
+class TranslationData(L.LightningDataModule):
+    """Base of translation data: subclasses give (train, val, test) pairs; this fits tokenizers and batches.
+
+    # Parameters
+    seed: supplied from the run's seed.
+    batch_size, eval_batch_size: sentences per training / evaluation batch.
+    src_tokenizer, tgt_tokenizer: ``char``, ``word`` or ``subword`` (sentencepiece, trained on the train split).
+    vocab_size: the largest vocabulary (word, subword).
+    min_freq: pieces seen fewer times in training become <unk> (char, word).
+    max_src_len, max_tgt_len: longer training pairs are left out (with a warning); longer inputs to
+        ``predict.py`` are refused.
+    test_file: evaluate on this parallel file (TSV, CSV, .po) instead of the built-in test split.
+    num_workers: DataLoader worker processes.
+    """
+
+    info_class = TranslationInfo
+
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        src_tokenizer: Literal["char", "word", "subword"] = "char",
+        tgt_tokenizer: Literal["char", "word", "subword"] = "char",
+        vocab_size: int = 8000,
+        min_freq: int = 1,
+        max_src_len: int = 64,
+        max_tgt_len: int = 64,
+        test_file: Optional[str] = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.seed = seed
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.src_kind, self.tgt_kind = src_tokenizer, tgt_tokenizer
+        self.vocab_size, self.min_freq = vocab_size, min_freq
+        self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
+        self.test_file = test_file
+        self.splits: dict[str, list[dict]] = {}
+        self._info: Optional[TranslationInfo] = None
+
+    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+        """(train, val, test) pairs of (source text, target text)."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Make or read the pairs, fit the tokenizers on the train split and encode every split.
+
+        Pairs with an empty side, or longer than max_src_len / max_tgt_len pieces, are left out with a warning.
+        """
+        train, val, test = self.make_pairs()
+        if self.test_file:
+            test = read_pairs(self.test_file, "data.test_file")
+        train = [(s.strip(), t.strip()) for s, t in train]
+        fit_on = [(s, t) for s, t in train if s and t]
+        if not fit_on:
+            raise DataError("data: the train split is empty")
+        source = fit_tokenizer(self.src_kind, [s for s, _ in fit_on], self.vocab_size, self.min_freq)
+        target = fit_tokenizer(self.tgt_kind, [t for _, t in fit_on], self.vocab_size, self.min_freq)
+        self._info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
+        for name, pairs in (("train", train), ("val", val), ("test", test)):
+            self.splits[name] = self.encode(pairs, name)
+
+    def encode(self, pairs: Pairs, split: str) -> list[dict]:
+        """Encoded examples of one split, without empty or over-long pairs."""
+        info = self.info()
+        examples, empty, long = [], 0, 0
+        for s, t in pairs:
+            s, t = s.strip(), t.strip()
+            src, tgt = info.source.encode(s), info.target.encode(t)
+            if not src or not tgt:
+                empty += 1
+            elif len(src) > self.max_src_len or len(tgt) > self.max_tgt_len:
+                long += 1
+            else:
+                examples.append({"src": src, "tgt": tgt, "src_text": s, "tgt_text": t})
+        if empty or long:
+            warnings.warn(f"data: left out {empty} {split} pairs with an empty side and {long} longer than "
+                          f"max_src_len={self.max_src_len} / max_tgt_len={self.max_tgt_len}", stacklevel=2)
+        if not examples:
+            raise DataError(f"data: the {split} split is empty")
+        return examples
+
+    def info(self) -> TranslationInfo:
+        if self._info is None:
+            raise RuntimeError("call prepare() before info()")
+        return self._info
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.splits["train"]
+        return DataLoader(data, batch_size=self.batch_size, sampler=EpochShuffle(len(data), self.seed),
+                          collate_fn=collate, num_workers=self.num_workers, drop_last=False)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(self.splits[split], batch_size=self.eval_batch_size, collate_fn=collate,
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+
+@DATA.register("dates")
+class DatesData(TranslationData):
+    """Human-written dates → ISO dates (see ``tasks/translation/dates.py``); val and test inputs are unseen in train.
+
+    # Parameters
+    train_size, val_size, test_size: pairs per split.
+    (and every TranslationData parameter)
+    """
+
+    def __init__(self, seed: int, train_size: int = 20000, val_size: int = 1000, test_size: int = 1000,
+                 **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.sizes = (train_size, val_size, test_size)
+
+    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+        generator = DateGenerator(self.seed)
+        train = generator.pairs(self.sizes[0])
+        seen = {s for s, _ in train}
+        val = generator.pairs(self.sizes[1], exclude=seen)
+        test = generator.pairs(self.sizes[2], exclude=seen | {s for s, _ in val})
+        return train, val, test
+
+
+@DATA.register("number_words")
+class NumberWordsData(TranslationData):
+    """Numbers written out in one language → the same number in another, with num2words (en → de reorders:
+    seventy-one → einundsiebzig). Val and test numbers never occur in training.
+
+    # Parameters
+    source_lang, target_lang: num2words language codes.
+    max_number: numbers are drawn from 0..max_number.
+    val_size, test_size: held-out numbers; the rest of 0..max_number (up to train_size) trains.
+    """
+
+    def __init__(self, seed: int, source_lang: str = "en", target_lang: str = "de", max_number: int = 9999,
+                 train_size: int = 8000, val_size: int = 500, test_size: int = 500, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        from num2words import CONVERTER_CLASSES
+
+        for key, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
+            if lang not in CONVERTER_CLASSES:
+                raise DataError(f"data.{key}: num2words has no language '{lang}'. "
+                                f"Valid options: {', '.join(sorted(CONVERTER_CLASSES))}")
+        if train_size + val_size + test_size > max_number + 1:
+            raise DataError(f"data: train_size + val_size + test_size ({train_size + val_size + test_size}) "
+                            f"exceeds the {max_number + 1} numbers in 0..max_number")
+        self.langs = (source_lang, target_lang)
+        self.max_number = max_number
+        self.sizes = (train_size, val_size, test_size)
+
+    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+        from num2words import num2words
+
+        numbers = random.Random(self.seed).sample(range(self.max_number + 1), sum(self.sizes))
+        pairs = [(num2words(n, lang=self.langs[0]), num2words(n, lang=self.langs[1])) for n in numbers]
+        a, b = self.sizes[0], self.sizes[0] + self.sizes[1]
+        return pairs[:a], pairs[a:b], pairs[b:]
+
+
+@DATA.register("parallel")
+class ParallelData(TranslationData):
+    """The user's parallel data. Each of train / val / test is a ``.tsv`` or ``.csv`` file (source, target columns),
+    a gettext ``.po`` file (msgid → msgstr), or ``{source: a.txt, target: b.txt}`` (aligned lines). Without val or
+    test, that share of the train pairs is held out (after a seeded shuffle).
+
+    # Parameters
+    train, val, test: as above.
+    val_fraction, test_fraction: held-out shares when val / test are not given.
+    """
+
+    def __init__(self, seed: int, train: Union[str, dict], val: Union[str, dict, None] = None,
+                 test: Union[str, dict, None] = None, val_fraction: float = 0.05, test_fraction: float = 0.05,
+                 **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.paths = {"train": train, "val": val, "test": test}
+        self.fractions = {"val": val_fraction, "test": test_fraction}
+
+    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+        splits = {name: read_pairs(spec, f"data.{name}") for name, spec in self.paths.items() if spec is not None}
+        train = splits["train"]
+        random.Random(self.seed).shuffle(train)
+        for name in ("val", "test"):
+            if name not in splits:
+                count = max(1, int(len(train) * self.fractions[name]))
+                splits[name], train = train[:count], train[count:]
+        return train, splits["val"], splits["test"]

@@ -1,0 +1,122 @@
+"""Human-written dates → ISO ``YYYY-MM-DD``, generated from Babel's CLDR date formats (English locales).
+
+What the generator writes, so the model learns to read dates as people type them:
+- CLDR full / long / medium patterns of the English locales (``Thursday, March 4, 2021``, ``4 Mar 2021``, ...)
+  and further month-name patterns (``04-Mar-2021``, ``Mar 4 '21``, ``2021 March 4``);
+- ordinals (``4th of March 2021``, ``March 4th, 2021``);
+- numeric dates with ``/``, ``.``, ``-`` or spaces, padded or not, 4- or 2-digit years, and ISO-style ``2021-03-04``;
+- lower, upper and as-written case, abbreviations with and without a dot, commas sometimes left out.
+
+Conventions for what is ambiguous: an all-numeric date is read day first (``04/03/2021`` is 4 March) unless the
+first number cannot be a month (``12/25/2021`` is 25 December); a 2-digit year means 1950-2049.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import re
+
+from babel.dates import format_date, get_date_format
+from num2words import num2words
+
+LOCALES = ("en_US", "en_GB", "en_IE", "en_AU", "en_CA", "en_IN", "en_ZA")
+EXTRA_PATTERNS = (
+    "d MMMM y", "d MMM y", "MMMM d y", "MMM d y", "d MMMM, y", "MMM d, yy", "d MMM yy", "dd-MMM-y", "dd-MMM-yy",
+    "d-MMM-y", "MMM d ''yy", "d MMM ''yy", "y MMMM d", "y MMM d", "y-MMM-dd", "EEE d MMM y", "EEE, MMM d, y",
+    "EEE MMM d y", "EEEE d MMMM y", "EEEE MMMM d y", "dd MMMM y",
+)
+ORDINAL_PATTERNS = (
+    "{ord} {MMMM} {y}", "{ord} of {MMMM} {y}", "{ord} of {MMMM}, {y}", "{MMMM} {ord}, {y}", "{MMMM} {ord} {y}",
+    "{MMM} {ord} {y}", "{ord} {MMM} {y}", "the {ord} of {MMMM} {y}", "{EEEE} {ord} {MMMM} {y}",
+    "{EEEE}, {MMMM} {ord}, {y}", "{EEEE} the {ord} of {MMMM} {y}", "{MMMM} the {ord}, {y}",
+)
+NUMERIC_SEPARATORS = ("/", ".", "-", " ")
+
+
+def cldr_patterns() -> list[str]:
+    """The distinct full, long and medium date patterns of the English locales used."""
+    found = {get_date_format(width, locale).pattern for locale in LOCALES for width in ("full", "long", "medium")}
+    return sorted(found)
+
+
+class DateGenerator:
+    """Draws (human-written date, ISO date) pairs; the same seed gives the same pairs.
+
+    # Parameters
+    seed: random seed.
+    first_year, last_year: range of years for 4-digit-year formats (2-digit years are drawn from 1950-2049).
+    """
+
+    def __init__(self, seed: int = 0, first_year: int = 1600, last_year: int = 2399) -> None:
+        self.rng = random.Random(seed)
+        self.first_year, self.last_year = first_year, last_year
+        self.word_patterns = cldr_patterns() + list(EXTRA_PATTERNS)
+
+    def date(self, two_digit_year: bool) -> datetime.date:
+        first, last = (1950, 2049) if two_digit_year else (self.first_year, self.last_year)
+        start = datetime.date(first, 1, 1).toordinal()
+        end = datetime.date(last, 12, 31).toordinal()
+        return datetime.date.fromordinal(self.rng.randint(start, end))
+
+    def word_date(self) -> tuple[str, datetime.date]:
+        pattern = self.rng.choice(self.word_patterns)
+        two_digit = bool(re.search(r"(?<!y)yy(?!y)", pattern))
+        day = self.date(two_digit)
+        locale = self.rng.choice(LOCALES)
+        text = format_date(day, pattern, locale=locale)
+        if "MMM" in pattern and "MMMM" not in pattern and self.rng.random() < 0.3:
+            abbreviation = format_date(day, "MMM", locale=locale)
+            text = text.replace(abbreviation, abbreviation.rstrip(".") + ".", 1)
+        return text, day
+
+    def ordinal_date(self) -> tuple[str, datetime.date]:
+        day = self.date(False)
+        locale = self.rng.choice(LOCALES)
+        fields = {f: format_date(day, f, locale=locale) for f in ("MMMM", "MMM", "EEEE")}
+        text = self.rng.choice(ORDINAL_PATTERNS).format(ord=num2words(day.day, to="ordinal_num"), y=day.year, **fields)
+        return text, day
+
+    def numeric_date(self) -> tuple[str, datetime.date]:
+        order = self.rng.choice(("dmy", "dmy", "mdy", "ymd"))
+        two_digit = order != "ymd" and self.rng.random() < 0.35
+        day = self.date(two_digit)
+        if order == "mdy" and day.day <= 12:
+            order = "dmy"  # month first only where the day shows it
+        pad = self.rng.random() < 0.6
+        parts = {
+            "d": f"{day.day:02d}" if pad else str(day.day),
+            "m": f"{day.month:02d}" if pad else str(day.month),
+            "y": f"{day.year % 100:02d}" if two_digit else str(day.year),
+        }
+        separator = self.rng.choice(NUMERIC_SEPARATORS)
+        return separator.join(parts[c] for c in order), day
+
+    def sample(self) -> tuple[str, str]:
+        """One (human-written, ISO) pair."""
+        kind = self.rng.random()
+        if kind < 0.55:
+            text, day = self.word_date()
+        elif kind < 0.7:
+            text, day = self.ordinal_date()
+        else:
+            text, day = self.numeric_date()
+        if "," in text and self.rng.random() < 0.2:
+            text = text.replace(",", "")
+        case = self.rng.random()
+        if case < 0.15:
+            text = text.lower()
+        elif case < 0.25:
+            text = text.upper()
+        return text, day.isoformat()
+
+    def pairs(self, count: int, exclude: set[str] = frozenset()) -> list[tuple[str, str]]:
+        """``count`` distinct pairs whose human-written side is not in ``exclude``."""
+        seen = set(exclude)
+        out = []
+        while len(out) < count:
+            text, iso = self.sample()
+            if text not in seen:
+                seen.add(text)
+                out.append((text, iso))
+        return out

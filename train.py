@@ -1,0 +1,8 @@
+"""Train an EEAP model: ``python train.py CONFIG [key=value ...] [--print-config]``."""
+
+import sys
+
+from eeap.run import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """YAML configs: composition with ``defaults``, dotted command-line overrides, interpolation, typed validation.
 
 A config file may start with ``defaults: [other.yaml, ...]`` (paths relative to the file); those are merged in order
-and the file's own keys on top. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
+and the file's own keys on top. A section given another ``type`` than the one it had replaces it whole. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
 (``3`` is an int, ``[1, 2]`` a list, ``null`` None). Setting a component's ``type`` on the command line starts that
 section afresh: its other keys take the new component's defaults unless they are overridden too.
 ``logger=none`` turns every logger off. ``${a.b}`` interpolates another key.
@@ -123,20 +123,38 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def compose(path: str | Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
-    """Load a config file with its ``defaults`` merged under it."""
-    path = Path(path).resolve()
-    if path in _seen:
+def compose(path: str | Path) -> DictConfig:
+    """Load a config file with its ``defaults`` merged under it (interpolations are left for later)."""
+    return OmegaConf.create(compose_dict(Path(path), ()))
+
+
+def compose_dict(path: Path, seen: tuple[Path, ...]) -> dict:
+    if path.resolve() in seen:
         raise ConfigError(f"{path}: includes itself through 'defaults'")
     data = load_yaml(path)
     defaults = data.pop("defaults", [])
     if not isinstance(defaults, list):
         raise ConfigError(f"{path}: 'defaults' must be a list of config files")
-    parts = [compose(path.parent / d, _seen + (path,)) for d in defaults]
+    merged: dict = {}
     try:
-        return OmegaConf.merge(*parts, OmegaConf.create(data))
+        for part in [compose_dict(path.parent / d, seen + (path.resolve(),)) for d in defaults] + [data]:
+            drop_retyped(merged, part)
+            merged = OmegaConf.to_container(OmegaConf.merge(merged, part), resolve=False)
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path}: {one_line(e)}") from None
+    return merged
+
+
+def drop_retyped(base: dict, top: dict) -> None:
+    """Remove from ``base`` the sections to which ``top`` gives another ``type``: a new type starts afresh."""
+    for key, new in top.items():
+        old = base.get(key)
+        if not (isinstance(new, dict) and isinstance(old, dict)):
+            continue
+        if "type" in new and new["type"] != old.get("type"):
+            del base[key]
+        else:
+            drop_retyped(old, new)
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:

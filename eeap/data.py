@@ -1,11 +1,11 @@
-"""Shared pieces of every task's data: a sampler that makes shuffling reproducible across resumes."""
+"""Shared pieces of every task's data: data loaders whose order and seeds survive a resume."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class EpochShuffle(Sampler[int]):
@@ -28,3 +28,14 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+def make_loader(
+    data: Sequence, batch_size: int, collate_fn: Callable, seed: int, shuffle: bool = False, num_workers: int = 0
+) -> DataLoader:
+    """A DataLoader that never draws from the global random state (its own generator seeds workers), shuffled by
+    ``EpochShuffle`` when asked; together they make runs resume exactly."""
+    return DataLoader(
+        data, batch_size=batch_size, sampler=EpochShuffle(len(data), seed) if shuffle else None,
+        collate_fn=collate_fn, num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+    )

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from eeap.config import RunConfig, load_config, one_line, to_yaml, validate
@@ -26,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
         if args.print_config:
@@ -141,16 +142,28 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
     callbacks.append(
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-            monitor=ck.monitor or monitor, mode=ck.mode or mode, save_top_k=ck.save_top_k, save_last=ck.save_last,
+            monitor=ck.monitor or monitor, mode=ck.mode or mode, save_top_k=ck.save_top_k, save_last=False,
         )
     )
+    if ck.save_last:  # Lightning's own save_last only writes when a best checkpoint is written; ours every epoch
+        callbacks.append(
+            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            enable_version_counter=False)
+        )
     es = run.early_stopping
     if es.patience is not None or es.stopping_threshold is not None:
+        es_mode = es.mode or mode
+        threshold = es.stopping_threshold
+        if threshold is not None:
+            # Lightning stops when the metric passes the threshold strictly, comparing in the metric's float32;
+            # stopping on reaching it means passing the float32 just before it.
+            toward = np.float32(-np.inf if es_mode == "max" else np.inf)
+            threshold = float(np.nextafter(np.float32(threshold), toward))
         callbacks.append(
             EarlyStopping(
-                monitor=es.monitor or monitor, mode=es.mode or mode, min_delta=es.min_delta,
+                monitor=es.monitor or monitor, mode=es_mode, min_delta=es.min_delta,
                 patience=es.patience if es.patience is not None else sys.maxsize,
-                stopping_threshold=es.stopping_threshold, check_on_train_epoch_end=False,
+                stopping_threshold=threshold, check_on_train_epoch_end=False,
             )
         )
     loggers = build_loggers(run, run_dir)
@@ -161,5 +174,5 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             **dataclasses.asdict(run.trainer), default_root_dir=run_dir, logger=loggers or False,
             callbacks=callbacks,
         )
-    except (MisconfigurationException, ValueError, RuntimeError) as e:
+    except (MisconfigurationException, ValueError, RuntimeError, ImportError) as e:
         raise ConfigError(f"trainer: {one_line(e)}") from None

@@ -82,9 +82,14 @@ class Task(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        rng = checkpoint.get("eeap", {}).get("rng")
-        if rng:
-            set_rng_state(rng)
+        self._resume_rng = checkpoint.get("eeap", {}).get("rng")
+
+    def on_train_start(self) -> None:
+        """Restore the checkpoint's random states here: after the sanity check (whose data loader draws a seed) and
+        before the first training batch, where an unbroken run stood when the checkpoint was written."""
+        if getattr(self, "_resume_rng", None):
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
 
 
 def rng_state() -> dict:

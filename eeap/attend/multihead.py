@@ -81,34 +81,50 @@ class MultiHeadAttention(Attention):
             query = query.unsqueeze(1)
         need_weights = self.need_weights if need_weights is None else need_weights
         batch, tgt_len, _ = query.shape
-        src_len = keys.shape[1]
         q = self._heads(self.q_proj(query))  # (batch, heads, tgt_len, head_dim)
         k = self._heads(self.k_proj(keys))  # (batch, heads, src_len, head_dim)
         v = self._heads(self.v_proj(values))  # (batch, heads, src_len, head_dim)
-        mask = expand_mask(mask)  # (batch, 1 | tgt_len, src_len)
-        if self.causal and (mask is not None or need_weights or tgt_len != src_len):
-            causal = torch.ones(tgt_len, src_len, dtype=torch.bool, device=query.device).tril(src_len - tgt_len)
-            mask = causal if mask is None else mask & causal  # (batch?, tgt_len, src_len)
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)  # (batch, 1, tgt_len | 1, src_len)
-        dropout = self.dropout if self.training else 0.0
-        weights = None
-        if need_weights:
-            scores = q @ k.transpose(-2, -1) / self.head_dim**0.5  # (batch, heads, tgt_len, src_len)
-            weights = masked_softmax(scores, mask)
-            out = F.dropout(weights, dropout, self.training) @ v  # (batch, heads, tgt_len, head_dim)
-            weights = weights.mean(1) if self.average_heads else weights
-        else:
-            empty = None
-            if mask is not None:
-                empty = ~mask.any(-1, keepdim=True)  # rows with nothing to attend to
-                mask = mask | empty
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=self.causal and mask is None  # square here: built above otherwise
-            )  # (batch, heads, tgt_len, head_dim)
-            if empty is not None:
-                out = out.masked_fill(empty, 0.0)
+        out, weights = attend_heads(q, k, v, expand_mask(mask), self.causal, self.dropout if self.training else 0.0,
+                                    need_weights)  # (batch, heads, tgt_len, head_dim)
+        if weights is not None and self.average_heads:
+            weights = weights.mean(1)  # (batch, tgt_len, src_len)
         context = self.out_proj(out.transpose(1, 2).reshape(batch, tgt_len, self.dim))  # (batch, tgt_len, dim)
         if single:
             return context.squeeze(1), None if weights is None else weights.squeeze(-2)
         return context, weights
+
+
+def attend_heads(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Optional[Tensor] = None,
+    causal: bool = False,
+    dropout: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[Tensor, Optional[Tensor]]:
+    """Scaled dot-product attention over heads, on ``F.scaled_dot_product_attention`` unless weights are asked for.
+
+    # Shapes
+    q (batch, heads, tgt_len, d); k, v (batch, heads, src_len, d); mask (batch, 1 | tgt_len, src_len), True = attend.
+    Returns out (batch, heads, tgt_len, d) and weights (batch, heads, tgt_len, src_len) or None. A causal mask is
+    aligned to the last query (query i of tgt_len sees keys up to src_len - tgt_len + i); a query with nothing to
+    attend to gets a zero output, never NaN.
+    """
+    tgt_len, src_len = q.shape[-2], k.shape[-2]
+    if causal and (mask is not None or need_weights or tgt_len != src_len):
+        allowed = torch.ones(tgt_len, src_len, dtype=torch.bool, device=q.device).tril(src_len - tgt_len)
+        mask = allowed if mask is None else mask & allowed  # (batch?, tgt_len, src_len)
+        causal = False
+    if mask is not None:
+        mask = mask.unsqueeze(-3) if mask.dim() == 3 else mask  # (batch, 1, tgt_len | 1, src_len)
+    if need_weights:
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (batch, heads, tgt_len, src_len)
+        weights = masked_softmax(scores, mask)
+        return F.dropout(weights, dropout, dropout > 0) @ v, weights
+    empty = None
+    if mask is not None:
+        empty = ~mask.any(-1, keepdim=True)  # rows with nothing to attend to
+        mask = mask | empty
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+    return (out if empty is None else out.masked_fill(empty, 0.0)), None

@@ -42,7 +42,8 @@ def beam_search(
 ) -> Hypotheses:
     """Decode ``max_len`` steps at most; memory (batch, src_len, dim), mask (batch, src_len).
 
-    Finished beams stay in the beam, extended by PAD at no cost, so every beam ends the same length.
+    Finished beams stay in the beam, extended by PAD at no cost, so every beam ends the same length. The answer is
+    the best finished hypothesis by length-normalised score; an unfinished one only where none finished.
     """
     batch, device = memory.shape[0], memory.device
     k = beam_size
@@ -74,6 +75,8 @@ def beam_search(
         if bool(finished.all()):
             break
     normalised = scores / length_penalty(lengths.view(batch, k), alpha)  # (batch, k)
+    done = finished.view(batch, k)
+    normalised = normalised.masked_fill(~done & done.any(-1, keepdim=True), float("-inf"))  # finished ones first
     chosen = (offsets.squeeze(1) + normalised.argmax(-1))  # (batch,)
     return Hypotheses(
         tokens=tokens[chosen, 1:],

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from eeap.data import EpochShuffle
+from eeap.data import make_loader
 from eeap.errors import DataError
 from eeap.registry import DATA
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer
@@ -148,13 +148,10 @@ class TranslationData(L.LightningDataModule):
         return self._info
 
     def train_dataloader(self) -> DataLoader:
-        data = self.splits["train"]
-        return DataLoader(data, batch_size=self.batch_size, sampler=EpochShuffle(len(data), self.seed),
-                          collate_fn=collate, num_workers=self.num_workers, drop_last=False)
+        return make_loader(self.splits["train"], self.batch_size, collate, self.seed, True, self.num_workers)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.eval_batch_size, collate_fn=collate,
-                          num_workers=self.num_workers)
+        return make_loader(self.splits[split], self.eval_batch_size, collate, self.seed, False, self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
@@ -244,8 +241,9 @@ class ParallelData(TranslationData):
         splits = {name: read_pairs(spec, f"data.{name}") for name, spec in self.paths.items() if spec is not None}
         train = splits["train"]
         random.Random(self.seed).shuffle(train)
+        total = len(train)
         for name in ("val", "test"):
             if name not in splits:
-                count = max(1, int(len(train) * self.fractions[name]))
+                count = max(1, int(total * self.fractions[name]))
                 splits[name], train = train[:count], train[count:]
         return train, splits["val"], splits["test"]

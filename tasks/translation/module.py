@@ -201,4 +201,6 @@ class TranslationTask(Task):
 
 def bleu_signature() -> str:
     """The sacrebleu signature of the BLEU computed here, so scores compare across versions."""
-    return str(sacrebleu.metrics.BLEU(tokenize=BLEU_TOKENIZE).get_signature())
+    bleu = sacrebleu.metrics.BLEU(tokenize=BLEU_TOKENIZE)
+    bleu.corpus_score(["a"], [["a"]])  # the signature needs the number of references, known after scoring
+    return str(bleu.get_signature())

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny, fast versions of the real configs."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATES = ROOT / "configs" / "translation" / "dates.yaml"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "model.plot_examples=0"]
+TINY_DATES = QUIET + [
+    "data.train_size=300", "data.val_size=40", "data.test_size=40", "data.batch_size=32",
+    "model.embed.dim=16", "model.encode.hidden=16", "model.predict.embed_dim=16", "model.predict.hidden=16",
+]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Load a config quietly under tmp_path (the dates config also shrunk to seconds); extra overrides on top."""
+    from eeap.config import load_config
+
+    def load(*overrides, config=DATES):
+        base = TINY_DATES if config == DATES else QUIET
+        return load_config(config, base + [f"run_dir={tmp_path / 'run'}", *overrides])
+
+    return load

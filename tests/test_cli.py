@@ -1,0 +1,76 @@
+"""train.py's command line: one clear line and a non-zero exit for bad input, nothing lost."""
+
+import subprocess
+import sys
+
+import pytest
+
+from eeap.run import main
+from tests.conftest import DATES, ROOT
+
+
+def run_main(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.attend.type=addtive"], "error: model.attend.type: unknown attend type 'addtive'. Valid options: "),
+    (["model.encode.hiden=3"], "error: model.encode.hiden: unknown key for encode 'rnn'"),
+    (["data.type=dats"], "error: data.type: unknown data type 'dats'. Valid options: dates, number_words, parallel."),
+    (["model.attend.type=dot"], "error: model.attend: 'dot' attention needs query and key of one size, got 128 and 256"),
+    (["data.type=parallel", "data.train=nothere.tsv"], "error: data.train: file not found: nothere.tsv"),
+    (["trainer.accelerator=tpu"], "error: trainer: Requirement 'torch_xla"),
+    (["logger.use=[wandb, tensorboard]"], "error: logger.use: unknown logger 'tensorboard'"),
+])
+def test_bad_input_one_line_nonzero(capsys, tmp_path, overrides, message):
+    code, out, err = run_main(capsys, DATES, *overrides, f"run_dir={tmp_path}/run")
+    assert code == 2
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_print_config(capsys):
+    code, out, _ = run_main(capsys, DATES, "--print-config", "model.attend.type=general", "trainer.max_epochs=2")
+    assert code == 0
+    assert "attend:\n    type: general\n" in out and "max_epochs: 2" in out
+
+
+def test_existing_checkpoints_are_never_overwritten(capsys, tmp_path):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(b"good")
+    code, _, err = run_main(capsys, DATES, f"run_dir={tmp_path}/run", "logger=none", "data.train_size=50",
+                            "data.val_size=5", "data.test_size=5")
+    assert code == 2 and "already holds checkpoints; continue it with resume=" in err
+    assert (checkpoints / "last.ckpt").read_bytes() == b"good"
+
+
+def test_missing_resume_checkpoint(capsys, tmp_path):
+    code, _, err = run_main(capsys, DATES, f"resume={tmp_path}/nothing.ckpt")
+    assert code == 2 and "checkpoint not found" in err
+
+
+def test_real_command_line_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "train.py", "configs/translation/nope.yaml"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "error: config file not found: configs/translation/nope.yaml\n"
+
+
+def test_early_stopping_fires_on_reaching_the_threshold(tmp_path):
+    from eeap.config import RunConfig, validate
+    from eeap.run import build_trainer
+
+    class Task:
+        monitor = ("val/exact_match", "max")
+
+    cfg = {"name": "x", "data": {}, "model": {}, "logger": {"use": []}, "early_stopping": {"stopping_threshold": 1.0}}
+    trainer = build_trainer(validate(cfg, RunConfig), tmp_path, Task(), [])
+    stopper = trainer.early_stopping_callback
+    import torch
+
+    should_stop, reason = stopper._evaluate_stopping_criteria(torch.tensor(1.0))
+    assert should_stop and "Stopping threshold reached" in reason
+    assert not stopper._evaluate_stopping_criteria(torch.tensor(0.999))[0]

@@ -1,0 +1,126 @@
+"""Translation data: the date generator, number words, the user's files, tokenizers."""
+
+import datetime
+import re
+
+import polib
+import pytest
+from num2words import num2words
+
+import eeap  # noqa: F401
+from eeap.errors import DataError
+from eeap.registry import DATA
+from eeap.text import Tokenizer, fit_tokenizer
+from tasks.translation.dates import DateGenerator, cldr_patterns
+from tasks.translation.data import collate
+
+
+def test_dates_are_seeded_valid_and_follow_the_conventions():
+    pairs = DateGenerator(7).pairs(3000)
+    assert pairs == DateGenerator(7).pairs(3000) and pairs != DateGenerator(8).pairs(3000)
+    for text, iso in pairs:
+        day = datetime.date.fromisoformat(iso)
+        numbers = re.fullmatch(r"(\d{1,4})[/.\- ](\d{1,2})[/.\- ](\d{1,4})", text)
+        if numbers:
+            a, b, c = (int(x) for x in numbers.groups())
+            if len(numbers.group(1)) == 4:
+                assert (a, b, c) == (day.year, day.month, day.day)
+            elif a == day.day:
+                assert b == day.month
+            else:
+                assert (a, b) == (day.month, day.day) and day.day > 12  # month first only when the day shows it
+            if len(numbers.group(1)) != 4 and len(numbers.group(3)) == 2:
+                assert 1950 <= day.year <= 2049 and c == day.year % 100
+    texts = [t for t, _ in pairs]
+    assert any(t.isupper() for t in texts) and any(t.islower() for t in texts)
+    assert any(re.search(r"\d(st|nd|rd|th)\b", t, re.I) for t in texts)
+
+
+def test_cldr_patterns_come_from_babel():
+    patterns = cldr_patterns()
+    assert "MMMM d, y" in patterns and "EEEE, d MMMM y" in patterns  # en_US long, en_GB full
+
+
+def test_dates_splits_do_not_overlap():
+    data = DATA.build({"type": "dates", "train_size": 500, "val_size": 100, "test_size": 100}, "data", seed=0)
+    data.prepare()
+    train = {e["src_text"] for e in data.splits["train"]}
+    assert not train & {e["src_text"] for e in data.splits["val"]}
+    assert not train & {e["src_text"] for e in data.splits["test"]}
+
+
+def test_number_words_pairs_and_held_out_numbers():
+    data = DATA.build({"type": "number_words", "max_number": 999, "train_size": 300, "val_size": 50,
+                       "test_size": 50, "src_tokenizer": "word"}, "data", seed=0)
+    train, val, test = data.make_pairs()
+    inverse = {num2words(n, lang="en"): n for n in range(1000)}
+    for s, t in train + val + test:
+        assert t == num2words(inverse[s], lang="de")
+    assert num2words(71, lang="de") == "einundsiebzig"
+    assert not {s for s, _ in train} & {s for s, _ in test}
+    with pytest.raises(DataError, match="num2words has no language 'xx'"):
+        DATA.build({"type": "number_words", "target_lang": "xx"}, "data", seed=0)
+
+
+def test_parallel_files_in_every_format(tmp_path):
+    (tmp_path / "a.tsv").write_text("hello\thallo\n\nworld\twelt\n")
+    (tmp_path / "a.csv").write_text('"hello, you",hallo\n')
+    (tmp_path / "src.txt").write_text("one\ntwo\n")
+    (tmp_path / "tgt.txt").write_text("eins\nzwei\n")
+    catalog = polib.POFile()
+    catalog.append(polib.POEntry(msgid="Save", msgstr="Speichern"))
+    catalog.append(polib.POEntry(msgid="Open", msgstr=""))  # untranslated: left out
+    catalog.save(str(tmp_path / "de.po"))
+    from tasks.translation.files import read_pairs
+
+    assert read_pairs(str(tmp_path / "a.tsv"), "x") == [("hello", "hallo"), ("world", "welt")]
+    assert read_pairs(str(tmp_path / "a.csv"), "x") == [("hello, you", "hallo")]
+    assert read_pairs({"source": str(tmp_path / "src.txt"), "target": str(tmp_path / "tgt.txt")}, "x") == [
+        ("one", "eins"), ("two", "zwei")]
+    assert read_pairs(str(tmp_path / "de.po"), "x") == [("Save", "Speichern")]
+
+
+def test_parallel_file_errors(tmp_path):
+    from tasks.translation.files import read_pairs
+
+    (tmp_path / "bad.tsv").write_text("a\tb\nonly one column\n")
+    with pytest.raises(DataError, match=r"bad.tsv line 2 has 1 columns, expected 2"):
+        read_pairs(str(tmp_path / "bad.tsv"), "data.train")
+    with pytest.raises(DataError, match="data.train: file not found: nope.tsv"):
+        read_pairs("nope.tsv", "data.train")
+    (tmp_path / "one.txt").write_text("a\n")
+    (tmp_path / "two.txt").write_text("a\nb\n")
+    with pytest.raises(DataError, match="has 1 lines but .* has 2"):
+        read_pairs({"source": str(tmp_path / "one.txt"), "target": str(tmp_path / "two.txt")}, "data.train")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(DataError, match="unknown format"):
+        read_pairs(str(tmp_path / "x.json"), "data.train")
+
+
+def test_parallel_holds_out_val_and_test_and_drops_bad_pairs(tmp_path):
+    lines = [f"w{i}\tv{i}" for i in range(100)] + ["\tempty source", "x" * 80 + "\tlong"]
+    (tmp_path / "all.tsv").write_text("\n".join(lines) + "\n")
+    data = DATA.build({"type": "parallel", "train": str(tmp_path / "all.tsv"), "val_fraction": 0.1,
+                       "test_fraction": 0.2, "max_src_len": 20}, "data", seed=0)
+    with pytest.warns(UserWarning, match="left out"):
+        data.prepare()
+    sizes = {k: len(v) for k, v in data.splits.items()}
+    assert sizes["val"] == 10 and sizes["test"] == 20 and sum(sizes.values()) == 100
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "subword"])
+def test_tokenizers_round_trip_through_their_state(kind):
+    texts = ["the quick brown fox", "jumps over the lazy dog", "the dog sleeps"] * 30
+    tokenizer = fit_tokenizer(kind, texts, vocab_size=40)
+    restored = Tokenizer.from_state(tokenizer.state())
+    for text in ("the lazy fox", "dog over quick"):
+        ids = tokenizer.encode(text)
+        assert restored.encode(text) == ids and restored.decode(ids) == text
+
+
+def test_collate_pads_and_adds_bos_eos():
+    batch = collate([{"src": [5, 6, 7], "tgt": [8], "src_text": "a", "tgt_text": "b"},
+                     {"src": [5], "tgt": [8, 9], "src_text": "c", "tgt_text": "d"}])
+    assert batch["src"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["src_mask"].tolist() == [[True, True, True], [True, False, False]]
+    assert batch["tgt_in"].tolist() == [[2, 8, 0], [2, 8, 9]] and batch["tgt_out"].tolist() == [[8, 3, 0], [8, 9, 3]]

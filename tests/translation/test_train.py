@@ -1,0 +1,147 @@
+"""Real (small) trainings through train.py's code path: the default model, every attention, logging, resume, DDP."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from eeap.inference import load_task
+from eeap.inference import main as predict_main
+from eeap.run import train
+from tests.conftest import DATES, ROOT, TINY_DATES
+
+HUMAN = ROOT / "tests" / "data" / "human_dates.tsv"
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The README's default model, as configured, trained to early stopping (100% validation exact match)."""
+    from eeap.config import load_config
+
+    run_dir = tmp_path_factory.mktemp("dates") / "run"
+    cfg = load_config(DATES, [f"run_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false"])
+    return train(cfg)
+
+
+def test_default_model_reaches_full_exact_match_on_human_dates(default_run):
+    assert default_run["test/exact_match"] == 1.0
+    task = load_task(default_run["best_checkpoint"])
+    lines = [line.split("\t") for line in HUMAN.read_text().splitlines()]
+    outputs, problems = task.predict_lines([s for s, _ in lines])
+    wrong = [(s, o, t) for (s, t), o in zip(lines, outputs) if o != t]
+    assert not wrong and not problems.messages
+
+
+def test_run_folder_holds_config_checkpoints_and_metrics(default_run):
+    from pathlib import Path
+
+    run_dir = Path(default_run["run_dir"])
+    assert (run_dir / "config.yaml").read_text().startswith("trainer:")
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and Path(default_run["best_checkpoint"]).is_file()
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["test/exact_match"] == 1.0 and saved["epochs"] < 15  # early stopping at 100% validation
+
+
+def test_predict_cli_handles_bad_lines(default_run, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("4 March 2021\n\n" + "1" * 60 + "\n3 März 2021\n12/25/2023\n")
+    code = predict_main([default_run["best_checkpoint"], "--input", str(source), "--beam", "2",
+                         "--plot-attention", str(tmp_path / "plots")])
+    out, err = capsys.readouterr()
+    assert code == 1  # some lines were skipped
+    assert out.splitlines() == ["2021-03-04", "", "", out.splitlines()[3], "2023-12-25"]
+    assert "warning: line 2: empty input" in err
+    assert "warning: line 3: 60 tokens, longer than this model's max_src_len=48; skipped" in err
+    assert "warning: line 4: not in the vocabulary, read as <unk>: 'z', 'ä'" in err  # English months have no z
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "line00001.png", "line00004.png", "line00005.png"]
+
+
+def test_predict_cli_bad_checkpoint(tmp_path, capsys):
+    (tmp_path / "x.ckpt").write_bytes(b"not a checkpoint")
+    assert predict_main([str(tmp_path / "x.ckpt")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'x.ckpt'} is not a readable checkpoint (UnpicklingError)\n"
+    assert predict_main([str(tmp_path / "none.ckpt")]) == 2
+
+
+ATTENDS = [
+    [], ["model.attend.type=general"], ["model.attend.type=scaled_dot", "model.encode.bidirectional=false"],
+    ["model.attend.type=dot", "model.encode.bidirectional=false"],
+    ["model.attend.type=cosine", "model.encode.bidirectional=false", "model.attend.learn_sharpness=true"],
+    ["model.attend.type=location", "model.attend.max_len=48"], ["model.attend.type=multihead", "model.attend.num_heads=2"],
+    ["model.attend.type=local", "model.attend.mode=monotonic"], ["model.attend.type=local", "model.attend.mode=predictive"],
+    ["model.attend.type=hard"], ["model.attend.type=hard", "model.attend.estimator=gumbel"],
+    ["model.attend.type=gated", "model.attend.score={type: additive}"], ["model.attend=none"],
+]
+
+
+@pytest.mark.parametrize("overrides", ATTENDS, ids=lambda o: "-".join(x.split("=")[1] for x in o[:1]) or "additive")
+def test_every_attention_trains_in_the_translation_task(tiny, overrides):
+    metrics = train(tiny("trainer.fast_dev_run=2", *overrides))
+    assert 0.0 <= metrics["test/exact_match"] <= 1.0 and metrics["steps"] == 2
+
+
+@pytest.mark.parametrize("config", ["dates_luong.yaml", "dates_transformer.yaml", "numbers.yaml"])
+def test_other_translation_configs_run(tiny, config):
+    extra = ["data.train_size=200", "data.val_size=20", "data.test_size=20"]
+    if config == "dates_transformer.yaml":
+        extra += ["model.predict.dim=16", "model.embed.dim=16"]
+    if config == "numbers.yaml":
+        extra = ["data.max_number=999", "data.train_size=150", "data.val_size=10", "data.test_size=10"]
+    metrics = train(tiny("trainer.fast_dev_run=2", *extra, config=ROOT / "configs" / "translation" / config))
+    assert metrics["steps"] == 2
+
+
+def test_parallel_config_on_user_files(tiny, tmp_path):
+    (tmp_path / "pairs.tsv").write_text("".join(f"w{i} x{i % 7}\tv{i}\n" for i in range(80)))
+    metrics = train(tiny("trainer.fast_dev_run=2", f"data.train={tmp_path / 'pairs.tsv'}", "data.vocab_size=30",
+                         "model.embed.dim=16", "model.encode.hidden=16", "model.predict.embed_dim=16",
+                         "model.predict.hidden=16", config=ROOT / "configs" / "translation" / "parallel.yaml"))
+    assert metrics["steps"] == 2
+
+
+def test_wandb_offline_csv_and_attention_figures(tiny, tmp_path):
+    metrics = train(tiny("logger.use=[wandb, csv]", "trainer.max_epochs=1", "model.plot_examples=2",
+                         "trainer.log_every_n_steps=1"))
+    run_dir = tmp_path / "run"
+    assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))  # an offline run, `wandb sync`-able
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    assert any(row.get("val/exact_match") for row in rows) and any(row.get("train/loss") for row in rows)
+    assert "sacrebleu_signature" in (run_dir / "csv" / "hparams.yaml").read_text()
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
+        f"val_attention_{i}-step{metrics['steps']:07d}.png" for i in range(2)]
+
+
+def state(path):
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 20  # last.ckpt is the final epoch's (2 epochs of 10 steps)
+    return checkpoint["state_dict"]
+
+
+def test_resume_continues_exactly(tiny, tmp_path):
+    noisy = ["model.encode.dropout=0.3", "model.predict.teacher_forcing=0.5", "early_stopping.stopping_threshold=null",
+             "test=false"]
+    straight = train(tiny(*noisy, "trainer.max_epochs=2", f"run_dir={tmp_path}/straight"))
+    train(tiny(*noisy, "trainer.max_epochs=1", f"run_dir={tmp_path}/broken"))
+    resumed = train(tiny(*noisy, "trainer.max_epochs=2", f"resume={tmp_path}/broken"))
+    assert resumed["run_dir"] == f"{tmp_path}/broken" and resumed["steps"] == straight["steps"]
+    a = state(f"{tmp_path}/straight/checkpoints/last.ckpt")
+    b = state(f"{tmp_path}/broken/checkpoints/last.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ddp_two_processes_keep_identical_weights(tmp_path):
+    out = tmp_path / "weights"
+    overrides = [o for o in TINY_DATES if not o.startswith("trainer.accelerator")] + [
+        f"run_dir={tmp_path / 'run'}", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+        "trainer.max_epochs=1", "test=false"]
+    result = subprocess.run([sys.executable, "tests/ddp_worker.py", str(out), str(DATES), *overrides], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    first = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["global_step"] == 5  # 300 examples / (32 per batch × 2 processes), rounded up

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 
 class EpochShuffle(Sampler[int]):
-    """Shuffles ``size`` indices with a generator seeded by ``(seed, epoch)``.
+    """Shuffles indices with a generator seeded by ``(seed, epoch)``; with ``lengths``, in length buckets.
 
     Lightning calls ``set_epoch`` at the start of each epoch, so a resumed run sees the same order as an unbroken one.
+    Bucketing: the shuffled indices are cut into pools of 50 batches, each pool sorted by length and cut into
+    batches, and the batches shuffled; batches then hold examples of similar length and carry little padding. Only
+    the last batch may be short, and it stays last, so the DataLoader's own batching keeps these batches whole.
+
+    # Parameters
+    size: number of examples.
+    seed: the run's seed.
+    lengths: each example's length, to bucket by (None: plain shuffle).
+    batch_size: the DataLoader's batch size (with ``lengths``).
     """
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
+    def __init__(self, size: int, seed: int, lengths: Optional[Sequence[int]] = None, batch_size: int = 1) -> None:
+        self.size, self.seed, self.lengths, self.batch_size = size, seed, lengths, batch_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -24,18 +32,35 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator).tolist()
+        if self.lengths is None:
+            return iter(order)
+        pool = self.batch_size * 50
+        batches = []
+        for start in range(0, self.size, pool):
+            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        short = batches.pop() if len(batches[-1]) < self.batch_size else []
+        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + [short]
+        return iter([index for batch in shuffled for index in batch])
 
     def __len__(self) -> int:
         return self.size
 
 
 def make_loader(
-    data: Sequence, batch_size: int, collate_fn: Callable, seed: int, shuffle: bool = False, num_workers: int = 0
+    data: Sequence,
+    batch_size: int,
+    collate_fn: Callable,
+    seed: int,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    lengths: Optional[Sequence[int]] = None,
 ) -> DataLoader:
     """A DataLoader that never draws from the global random state (its own generator seeds workers), shuffled by
-    ``EpochShuffle`` when asked; together they make runs resume exactly."""
+    ``EpochShuffle`` when asked (bucketed by ``lengths`` if given); together they make runs resume exactly."""
+    sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
     return DataLoader(
-        data, batch_size=batch_size, sampler=EpochShuffle(len(data), seed) if shuffle else None,
+        data, batch_size=batch_size, sampler=sampler,
         collate_fn=collate_fn, num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
     )

@@ -97,9 +97,9 @@ class RNNDecoder(Decoder):
             new["c"] = torch.stack(cs, 1)
         return new
 
-    def advance(self, previous: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
-        """One step before the vocabulary projection; previous (batch,) -> output (batch, hidden), state, weights."""
-        y = self.embedding(previous)  # (batch, embed_dim)
+    def advance(self, y: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
+        """One step before the vocabulary projection; y: the embedded previous token (batch, embed_dim) ->
+        output (batch, hidden), state, weights."""
         if self.style == "bahdanau":
             context, weights = self._attend(state["h"][:, -1], state)  # (batch, context_dim)
             state = {**state, **self._recur(torch.cat([y, context], -1), state)}
@@ -116,7 +116,7 @@ class RNNDecoder(Decoder):
         return out, state, weights
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
-        out, state, weights = self.advance(tokens[:, -1], state)
+        out, state, weights = self.advance(self.embedding(tokens[:, -1]), state)
         return self.output(self.dropout(out)), state, weights
 
     def forward(
@@ -125,14 +125,13 @@ class RNNDecoder(Decoder):
         state = self.start(memory, mask)
         use_own = self.training and self.teacher_forcing < 1.0
         own = torch.rand(tokens.shape[1], device=tokens.device) >= self.teacher_forcing if use_own else None
+        gold = self.embedding(tokens)  # (batch, tgt_len, embed_dim), embedded at once
         outputs, weights = [], []
-        previous = tokens[:, 0]
         for t in range(tokens.shape[1]):
-            if t > 0:
-                previous = tokens[:, t]
-                if own is not None and own[t]:
-                    previous = self.output(outputs[-1]).argmax(-1)
-            out, state, w = self.advance(previous, state)
+            y = gold[:, t]
+            if own is not None and own[t] and t > 0:
+                y = self.embedding(self.output(outputs[-1]).argmax(-1))
+            out, state, w = self.advance(y, state)
             outputs.append(out)
             weights.append(w)
         logits = self.output(self.dropout(torch.stack(outputs, 1)))  # (batch, tgt_len, vocab)

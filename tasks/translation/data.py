@@ -72,6 +72,8 @@ class TranslationData(L.LightningDataModule):
         ``predict.py`` are refused.
     test_file: evaluate on this parallel file (TSV, CSV, .po) instead of the built-in test split.
     num_workers: DataLoader worker processes.
+    bucket: batch training sentences of similar source length (far less padding, faster); evaluation splits are
+        sorted by length for the same reason.
     """
 
     info_class = TranslationInfo
@@ -89,6 +91,7 @@ class TranslationData(L.LightningDataModule):
         max_tgt_len: int = 64,
         test_file: Optional[str] = None,
         num_workers: int = 0,
+        bucket: bool = True,
     ) -> None:
         super().__init__()
         self.seed = seed
@@ -97,6 +100,7 @@ class TranslationData(L.LightningDataModule):
         self.vocab_size, self.min_freq = vocab_size, min_freq
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.test_file = test_file
+        self.bucket = bucket
         self.splits: dict[str, list[dict]] = {}
         self._info: Optional[TranslationInfo] = None
 
@@ -121,6 +125,8 @@ class TranslationData(L.LightningDataModule):
         self._info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
         for name, pairs in (("train", train), ("val", val), ("test", test)):
             self.splits[name] = self.encode(pairs, name)
+            if self.bucket and name != "train":
+                self.splits[name].sort(key=lambda e: len(e["src"]))
 
     def encode(self, pairs: Pairs, split: str) -> list[dict]:
         """Encoded examples of one split, without empty or over-long pairs."""
@@ -148,7 +154,9 @@ class TranslationData(L.LightningDataModule):
         return self._info
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, collate, self.seed, True, self.num_workers)
+        data = self.splits["train"]
+        lengths = [len(e["src"]) for e in data] if self.bucket else None
+        return make_loader(data, self.batch_size, collate, self.seed, True, self.num_workers, lengths)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return make_loader(self.splits[split], self.eval_batch_size, collate, self.seed, False, self.num_workers)

@@ -73,6 +73,7 @@ class TranslationTask(Task):
         self.beam_size, self.length_penalty = beam_size, length_penalty
         self.max_output_len = max_output_len or info.max_tgt_len
         self.plot_examples = plot_examples
+        self.extra_losses = [m for m in self.modules() if isinstance(m, WrappedAttention)]  # hard, gated, local
         for split in ("val", "test"):
             setattr(self, f"{split}_exact", torchmetrics.MeanMetric())
             setattr(self, f"{split}_token_acc", torchmetrics.MeanMetric())
@@ -92,29 +93,28 @@ class TranslationTask(Task):
         return beam_search(self.decoder, self.encode(src, mask), mask, self.max_output_len + 1, beam_size,
                            self.length_penalty)
 
-    def loss(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean token cross-entropy, and the per-sentence log-likelihood (batch,) used as a reward."""
-        flat = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")  # (batch, tgt)
-        tokens = (target != PAD).sum()
-        smoothed = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD,
-                                   label_smoothing=self.label_smoothing, reduction="sum") / tokens
-        return smoothed, -flat.sum(1)
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Token cross-entropy (with label smoothing) averaged over non-padding tokens; logits (batch, tgt, vocab)."""
+        return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, label_smoothing=self.label_smoothing)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         logits, _ = self(batch["src"], batch["src_mask"], batch["tgt_in"])
-        loss, log_likelihood = self.loss(logits, batch["tgt_out"])
-        extra = sum((m.auxiliary_loss(log_likelihood) for m in self.modules() if isinstance(m, WrappedAttention)),
-                    torch.zeros((), device=loss.device))
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["src"]))
-        if extra.requires_grad or extra != 0:
-            self.log("train/attention_loss", extra, batch_size=len(batch["src"]))
+        target = batch["tgt_out"]
+        loss = self.loss(logits, target)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
+        if not self.extra_losses:
+            return loss
+        nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")  # (batch, tgt)
+        log_likelihood = -nll.sum(1)  # (batch,) the reward of hard attention's REINFORCE
+        extra = sum(m.auxiliary_loss(log_likelihood) for m in self.extra_losses)
+        self.log("train/attention_loss", extra, batch_size=len(target))
         return loss + extra
 
     def evaluate(self, batch: dict, split: str, beam_size: int) -> Hypotheses:
         """Loss, token accuracy, decoding and sentence metrics for a val/test batch."""
         size = len(batch["src"])
         logits, _ = self(batch["src"], batch["src_mask"], batch["tgt_in"])
-        loss, _ = self.loss(logits, batch["tgt_out"])
+        loss = self.loss(logits, batch["tgt_out"])
         real = batch["tgt_out"] != PAD
         correct = (logits.argmax(-1) == batch["tgt_out"]) & real
         getattr(self, f"{split}_token_acc").update(correct.sum() / real.sum(), real.sum())

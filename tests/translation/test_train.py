@@ -145,3 +145,10 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     first = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert first["global_step"] == 5  # 300 examples / (32 per batch × 2 processes), rounded up
+
+
+@pytest.mark.parametrize("overrides", [[], ["model.attend.type=multihead", "model.attend.num_heads=2"],
+                                       ["model.attend.type=gated"]], ids=["additive", "multihead", "gated"])
+def test_bf16_mixed_precision_trains_without_nan(tiny, overrides):
+    metrics = train(tiny("trainer.fast_dev_run=2", "trainer.precision=bf16-mixed", *overrides))
+    assert metrics["steps"] == 2 and metrics["test/loss"] == metrics["test/loss"]  # not NaN

@@ -1,0 +1,35 @@
+"""The shared sampler: reproducible per epoch, and length buckets that keep batches whole."""
+
+import torch
+
+from eeap.data import EpochShuffle, make_loader
+
+
+def test_same_seed_and_epoch_same_order():
+    a, b = EpochShuffle(100, seed=3), EpochShuffle(100, seed=3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b) and sorted(a) == list(range(100))
+    b.set_epoch(3)
+    assert list(a) != list(b)
+
+
+def test_buckets_keep_batches_of_similar_length_and_whole():
+    torch.manual_seed(0)
+    lengths = torch.randint(1, 60, (1000,)).tolist()
+    sampler = EpochShuffle(1000, seed=0, lengths=lengths, batch_size=16)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    batches = [order[i : i + 16] for i in range(0, 1000, 16)]
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(spread) / len(spread) < 6  # random batches of 1..59 would spread ~50
+    assert len(batches[-1]) == 1000 % 16  # the only short batch is the last one
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert sum(lengths) / padded > 0.9
+
+
+def test_loader_leaves_the_global_random_state_alone():
+    loader = make_loader(list(range(10)), 4, list, seed=0, shuffle=True)
+    state = torch.get_rng_state()
+    assert [x for batch in loader for x in batch] == list(loader.sampler)
+    assert torch.equal(state, torch.get_rng_state())

@@ -1,6 +1,8 @@
 """Attention speed and memory: naive (explicit L×L scores) vs EEAP's multi-head core vs raw SDPA.
 
-Times forward + backward and records peak memory over sequence lengths, on CPU or GPU.
+Times forward + backward (median) and records peak memory over sequence lengths, on CPU or GPU: on GPU the peak
+allocated beyond the inputs, on CPU the growth of the process's peak resident memory after imports (each
+measurement runs in a process of its own).
 The issue's GPU target (bf16, B=8, H=16, d=64, L=8192): EEAP within 1.1× of raw SDPA's time and memory.
 
     python bench/attention.py                                   # CPU, float32, short lengths
@@ -47,6 +49,7 @@ def measure(name: str, length: int, args: argparse.Namespace) -> dict:
     """Median fwd+bwd time (ms) and peak memory (MiB) of one implementation at one length."""
     import torch
 
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # after imports, before any tensor
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     shape = (args.batch, args.heads, length, args.head_dim)
     torch.manual_seed(0)
@@ -76,7 +79,10 @@ def measure(name: str, length: int, args: argparse.Namespace) -> dict:
             t = time.perf_counter()
             run()
             times.append((time.perf_counter() - t) * 1000)
-    peak = (torch.cuda.max_memory_allocated() - base) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
     return {"impl": name, "length": length, "ms": sorted(times)[len(times) // 2], "peak_mib": peak / 2**20}
 
 

@@ -56,15 +56,14 @@ def log_figure(module: Any, key: str, figure: Any) -> Path | None:
     import matplotlib.pyplot as plt
     from lightning.pytorch.loggers import WandbLogger
 
+    from eeap.plotting import save_figure
+
     trainer = module.trainer
     if not trainer.is_global_zero:
         plt.close(figure)
         return None
-    folder = Path(trainer.default_root_dir) / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
-    figure.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(figure)
+    name = f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
+    path = save_figure(figure, Path(trainer.default_root_dir) / "figures" / name)
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[str(path)], step=trainer.global_step)

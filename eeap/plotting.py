@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
@@ -26,3 +27,28 @@ def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str]
     figure.colorbar(image, ax=axis, fraction=0.04)
     figure.tight_layout()
     return figure
+
+
+def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str = "") -> plt.Figure:
+    """An image with attention over its grid of patches laid on top; image (C, H, W) or (H, W), weights (rows·cols,)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3:
+        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    heat = np.asarray(weights, dtype=np.float32).reshape(grid)
+    figure, axis = plt.subplots(figsize=(3, 3))
+    axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    axis.imshow(heat, cmap="jet", alpha=0.45, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
+                interpolation="nearest")
+    axis.axis("off")
+    if title:
+        axis.set_title(title, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: plt.Figure, path: Path) -> Path:
+    """Write a figure as PNG (making its folder) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(figure)
+    return path

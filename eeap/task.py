@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from eeap.config import validate
+from eeap.errors import ConfigError
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Task(L.LightningModule):
             def factor(step: int) -> float:
                 if step < warmup:
                     return (step + 1) / warmup
-                return 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup)))
+                return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         else:
             def factor(step: int) -> float:
                 return min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
@@ -90,6 +92,15 @@ class Task(L.LightningModule):
         if getattr(self, "_resume_rng", None):
             set_rng_state(self._resume_rng)
             self._resume_rng = None
+
+
+def attend_section(attend: Any) -> Optional[dict]:
+    """``model.attend`` as a component section, or None for ``none`` / null (no attention)."""
+    if isinstance(attend, str):
+        if attend != "none":
+            raise ConfigError(f"model.attend: expected a section like {{type: additive}} or none, got '{attend}'")
+        return None
+    return attend
 
 
 def rng_state() -> dict:

@@ -1,5 +1,5 @@
 """Task modules and their data; importing registers them."""
 
-from tasks import translation
+from tasks import classification, translation
 
-__all__ = ["translation"]
+__all__ = ["classification", "translation"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-import matplotlib.pyplot as plt
 
 import sacrebleu
 import torch
@@ -14,13 +13,12 @@ import torchmetrics
 from torch import Tensor
 
 from eeap.attend.base import WrappedAttention
-from eeap.errors import ConfigError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
-from eeap.plotting import attention_heatmap
+from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.search import Hypotheses, beam_search
 from eeap.registry import EMBED, ENCODE, PREDICT, TASK
-from eeap.task import Task
+from eeap.task import Task, attend_section
 from eeap.text import PAD
 from tasks.translation.data import TranslationInfo, pad
 
@@ -61,9 +59,7 @@ class TranslationTask(Task):
         plot_examples: int = 4,
     ) -> None:
         super().__init__(optim)
-        if isinstance(attend, str) and attend != "none":
-            raise ConfigError(f"model.attend: expected a section like {{type: additive}} or none, got '{attend}'")
-        attend = None if attend == "none" else attend
+        attend = attend_section(attend)
         self.info = info
         self.embed = EMBED.build(embed, "model.embed", vocab_size=len(info.source))
         self.encoder = ENCODE.build(encode, "model.encode", input_dim=self.embed.output_dim)
@@ -193,9 +189,7 @@ class TranslationTask(Task):
                     output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
                     figure = attention_heatmap(hyps.weights[row, :length].cpu(), self.info.source.pieces(ids),
                                                output, title=f"{text} → {outputs[index]}")
-                    Path(plot_dir).mkdir(parents=True, exist_ok=True)
-                    figure.savefig(Path(plot_dir) / f"line{index + 1:05d}.png", dpi=80, bbox_inches="tight")
-                    plt.close(figure)
+                    save_figure(figure, Path(plot_dir) / f"line{index + 1:05d}.png")
         return outputs, problems
 
 

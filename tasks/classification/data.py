@@ -1,0 +1,290 @@
+"""Classification data: scikit-learn's digits, the user's image folders and text files, and language
+identification over the translations in gettext ``.po`` files."""
+
+from __future__ import annotations
+
+import csv
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from eeap.data import make_loader
+from eeap.errors import DataError
+from eeap.registry import DATA
+from eeap.text import PAD, Tokenizer, fit_tokenizer
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass
+class ClassificationInfo:
+    """What the model needs from the data: the class names and the input's form (a tokenizer, or an image size)."""
+
+    classes: list[str]
+    tokenizer: Optional[Tokenizer] = None
+    channels: int = 1
+    image_size: tuple[int, int] = (0, 0)
+    max_len: int = 0
+
+    @property
+    def is_text(self) -> bool:
+        return self.tokenizer is not None
+
+    def embed_inputs(self) -> dict:
+        """What an embedding of these inputs is built with."""
+        if self.is_text:
+            return {"vocab_size": len(self.tokenizer)}
+        return {"in_channels": self.channels, "image_size": list(self.image_size)}
+
+    def state(self) -> dict:
+        return {"classes": self.classes, "tokenizer": self.tokenizer.state() if self.tokenizer else None,
+                "channels": self.channels, "image_size": list(self.image_size), "max_len": self.max_len}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ClassificationInfo":
+        tokenizer = Tokenizer.from_state(state["tokenizer"]) if state["tokenizer"] else None
+        return cls(state["classes"], tokenizer, state["channels"], tuple(state["image_size"]), state["max_len"])
+
+
+def split(items: list, labels: list[int], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list]:
+    """A seeded split stratified by label: {'train': [(item, label)], 'val': ..., 'test': ...}."""
+    rng = random.Random(seed)
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for label in sorted(set(labels)):
+        members = [item for item, y in zip(items, labels) if y == label]
+        rng.shuffle(members)
+        n_val, n_test = round(len(members) * val_fraction), round(len(members) * test_fraction)
+        parts["val"] += [(m, label) for m in members[:n_val]]
+        parts["test"] += [(m, label) for m in members[n_val : n_val + n_test]]
+        parts["train"] += [(m, label) for m in members[n_val + n_test :]]
+    for examples in parts.values():
+        rng.shuffle(examples)
+    return parts
+
+
+def collate_images(examples: list) -> dict:
+    return {"inputs": torch.stack([torch.as_tensor(x) for x, _ in examples]),
+            "labels": torch.tensor([y for _, y in examples])}
+
+
+def collate_text(examples: list) -> dict:
+    longest = max(len(ids) for (ids, _), _ in examples)
+    inputs = torch.full((len(examples), longest), PAD, dtype=torch.long)
+    for i, ((ids, _), _) in enumerate(examples):
+        inputs[i, : len(ids)] = torch.tensor(ids)
+    return {"inputs": inputs, "labels": torch.tensor([y for _, y in examples]),
+            "texts": [text for (_, text), _ in examples]}
+
+
+class ClassificationData(L.LightningDataModule):
+    """Base of classification data: subclasses give ``make_splits()``; this batches them.
+
+    # Parameters
+    seed: supplied from the run's seed.
+    batch_size, eval_batch_size: examples per training / evaluation batch.
+    val_fraction, test_fraction: held-out shares (stratified by class).
+    num_workers: DataLoader worker processes.
+    """
+
+    info_class = ClassificationInfo
+
+    def __init__(self, seed: int, batch_size: int = 64, eval_batch_size: int = 256, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, num_workers: int = 0) -> None:
+        super().__init__()
+        self.seed, self.batch_size, self.eval_batch_size, self.num_workers = seed, batch_size, eval_batch_size, num_workers
+        self.fractions = (val_fraction, test_fraction)
+        self.splits: dict[str, list] = {}
+        self._info: Optional[ClassificationInfo] = None
+
+    def info(self) -> ClassificationInfo:
+        if self._info is None:
+            raise RuntimeError("call prepare() before info()")
+        return self._info
+
+    def collate(self, examples: list) -> dict:
+        return collate_text(examples) if self.info().is_text else collate_images(examples)
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, self.collate, self.seed, True, self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
+
+
+class ImageData(ClassificationData):
+    """Images as float tensors (channels, H, W) in [0, 1]."""
+
+    def set_images(self, images: np.ndarray, labels: list[int], classes: list[str]) -> None:
+        self._info = ClassificationInfo(classes, channels=images.shape[1], image_size=tuple(images.shape[2:]))
+        self.splits = split(list(images.astype(np.float32)), labels, *self.fractions, self.seed)
+
+
+@DATA.register("digits")
+class DigitsData(ImageData):
+    """scikit-learn's bundled handwritten digits: 1,797 grayscale 8×8 images of 0-9 (no download)."""
+
+    def prepare(self) -> None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = (digits.images / 16.0)[:, None]  # (n, 1, 8, 8) in [0, 1]
+        self.set_images(images, digits.target.tolist(), [str(i) for i in range(10)])
+
+
+def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
+    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path).convert("L" if channels == 1 else "RGB")
+    except (OSError, UnidentifiedImageError):
+        raise DataError(f"{path}: not a readable image") from None
+    if size and image.size != (size[1], size[0]):
+        if not resize:
+            raise DataError(f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
+                            f"resize the images or set data.resize=true")
+        image = image.resize((size[1], size[0]))
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+@DATA.register("image_folder")
+class ImageFolderData(ImageData):
+    """The user's images, one folder per class: ``root/<class>/*.png`` (also jpg, bmp, gif).
+
+    # Parameters
+    root: the folder holding one sub-folder per class.
+    channels: 1 (grayscale) or 3 (RGB).
+    image_size: [H, W] every image must have (default: the first image's).
+    resize: resize images of another size instead of refusing them.
+    """
+
+    def __init__(self, seed: int, root: str, channels: Literal[1, 3] = 1, image_size: Optional[list] = None,
+                 resize: bool = False, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
+
+    def prepare(self) -> None:
+        if not self.root.is_dir():
+            raise DataError(f"data.root: folder not found: {self.root}")
+        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        files = [(f, i) for i, c in enumerate(classes) for f in sorted((self.root / c).iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES]
+        if len(classes) < 2 or not files:
+            raise DataError(f"data.root: {self.root} needs a sub-folder of images per class (at least 2 classes)")
+        size = tuple(self.size) if self.size else None
+        first = read_image(files[0][0], self.channels, size, self.resize)
+        size = size or first.shape[1:]
+        images = np.stack([read_image(f, self.channels, size, self.resize) for f, _ in files])
+        self.set_images(images, [y for _, y in files], classes)
+
+
+class TextData(ClassificationData):
+    """Texts tokenized by a tokenizer fitted on the train split.
+
+    # Parameters
+    tokenizer: ``char``, ``word`` or ``subword``.
+    vocab_size, min_freq: vocabulary limits.
+    max_len: texts are cut to this many pieces.
+    """
+
+    def __init__(self, seed: int, tokenizer: Literal["char", "word", "subword"] = "char", vocab_size: int = 8000,
+                 min_freq: int = 1, max_len: int = 128, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
+
+    def set_texts(self, texts: list[str], labels: list[int], classes: list[str]) -> None:
+        kept = [(t.strip(), y) for t, y in zip(texts, labels) if t.strip()]
+        if len(kept) < len(texts):
+            warnings.warn(f"data: left out {len(texts) - len(kept)} empty texts", stacklevel=2)
+        parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.seed)
+        tokenizer = fit_tokenizer(self.kind, [t for t, _ in parts["train"]], self.vocab_size, self.min_freq)
+        self._info = ClassificationInfo(classes, tokenizer, max_len=self.max_len)
+        self.splits = {name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
+                       for name, examples in parts.items()}
+
+
+@DATA.register("text_file")
+class TextFileData(TextData):
+    """The user's labelled texts: a ``.csv`` or ``.tsv`` file with a text column and a label column.
+
+    # Parameters
+    path: the file.
+    text_column, label_column: column positions (0-based).
+    header: the first row holds column names.
+    """
+
+    def __init__(self, seed: int, path: str, text_column: int = 0, label_column: int = 1, header: bool = False,
+                 **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.path, self.columns, self.header = Path(path), (text_column, label_column), header
+
+    def prepare(self) -> None:
+        if not self.path.is_file():
+            raise DataError(f"data.path: file not found: {self.path}")
+        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
+        with self.path.open(newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f, delimiter=delimiter) if r][1 if self.header else 0 :]
+        for number, row in enumerate(rows, 2 if self.header else 1):
+            if len(row) <= max(self.columns):
+                raise DataError(f"{self.path} line {number} has {len(row)} columns; "
+                                f"text_column={self.columns[0]} and label_column={self.columns[1]} need more")
+        classes = sorted({r[self.columns[1]] for r in rows})
+        index = {c: i for i, c in enumerate(classes)}
+        self.set_texts([r[self.columns[0]] for r in rows], [index[r[self.columns[1]]] for r in rows], classes)
+
+
+def django_locales() -> list[str]:
+    """Django's folders of translations (its own and its contrib apps'), if Django is installed."""
+    try:
+        import django
+    except ImportError:
+        return []
+    return sorted(str(p) for p in Path(django.__file__).parent.glob("**/locale") if p.is_dir())
+
+
+@DATA.register("po_language")
+class PoLanguageData(TextData):
+    """Language identification over human translations: the ``msgstr`` texts of ``<locale>/<lang>/LC_MESSAGES/*.po``,
+    labelled by language (default: Django's own translations, of Django and its contrib apps).
+
+    # Parameters
+    locale_dirs: folders with one sub-folder per language (default: every ``locale`` folder of Django).
+    languages: which sub-folders to use.
+    min_chars: shorter texts (placeholders, single words) are left out.
+    """
+
+    def __init__(self, seed: int, locale_dirs: Optional[list[str]] = None,
+                 languages: list = ("de", "en_GB", "es", "fr", "it", "nl", "pl", "pt", "sv"), min_chars: int = 12,
+                 **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.locale_dirs, self.languages, self.min_chars = locale_dirs, list(languages), min_chars
+
+    def prepare(self) -> None:
+        import polib
+
+        folders = self.locale_dirs or django_locales()
+        if not folders:
+            raise DataError("data.locale_dirs: not set, and Django (whose translations are the default) is not "
+                            "installed; pip install django, or list folders of <lang>/LC_MESSAGES/*.po")
+        texts, labels = [], []
+        for label, language in enumerate(self.languages):
+            files = sorted(f for folder in folders for f in (Path(folder) / language / "LC_MESSAGES").glob("*.po"))
+            if not files:
+                raise DataError(f"data.languages: no {language}/LC_MESSAGES/*.po in {', '.join(folders)}")
+            for file in files:
+                for entry in polib.pofile(str(file)).translated_entries():
+                    strings = [entry.msgstr] if entry.msgstr else list(entry.msgstr_plural.values())
+                    texts += [s for s in strings if len(s) >= self.min_chars]
+                    labels += [label for s in strings if len(s) >= self.min_chars]
+        self.set_texts(texts, labels, self.languages)

@@ -2,7 +2,7 @@
 
 A config file may start with ``defaults: [other.yaml, ...]`` (paths relative to the file); those are merged in order
 and the file's own keys on top. A section given another ``type`` than the one it had replaces it whole. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
-(``3`` is an int, ``[1, 2]`` a list, ``null`` None). Setting a component's ``type`` on the command line starts that
+(``3`` is an int, ``[1, 2]`` a list, ``null`` None). Changing a component's ``type`` on the command line starts that
 section afresh: its other keys take the new component's defaults unless they are overridden too.
 ``logger=none`` turns every logger off. ``${a.b}`` interpolates another key.
 """
@@ -158,7 +158,7 @@ def drop_retyped(base: dict, top: dict) -> None:
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """Apply ``key=value`` overrides; a ``....type`` override resets its section first."""
+    """Apply ``key=value`` overrides; a ``....type`` override that changes the type resets its section first."""
     parsed = []
     for item in overrides:
         if "=" not in item:
@@ -176,7 +176,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     for key, value in sorted(parsed, key=lambda kv: not kv[0].endswith(".type")):
         if key.endswith(".type"):
             section = key.rsplit(".", 1)[0]
-            if OmegaConf.select(cfg, section, default=None) is not None:
+            current = OmegaConf.select(cfg, section, default=None)
+            if current is not None and OmegaConf.select(cfg, key, default=None) != value:
                 OmegaConf.update(cfg, section, {"type": value}, merge=False)
                 continue
         try:

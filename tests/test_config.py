@@ -37,6 +37,8 @@ def test_overrides_are_typed_and_type_change_resets_section():
     assert dict(cfg.model.attend) == {"type": "general"}
     cfg = load_config(DATES, ["model.attend.hidden_dim=32"])
     assert cfg.model.attend.hidden_dim == 32 and cfg.model.attend.type == "additive"
+    cfg = load_config(DATES, ["model.attend.hidden_dim=32", "model.attend.type=additive"])  # same type: kept
+    assert cfg.model.attend.hidden_dim == 32
     cfg = load_config(DATES, ["model.attend.type=local", "model.attend.window=3"])
     assert dict(cfg.model.attend) == {"type": "local", "window": 3}
 

@@ -33,7 +33,7 @@ class TokenEmbedding(nn.Module):
     positions: ``none``, ``sinusoidal`` or ``learned``.
     max_len: longest sequence positions are made for.
     dropout: dropout on the output.
-    scale: multiply token vectors by sqrt(dim) (Transformer habit).
+    scale: multiply token vectors by sqrt(dim), with weights drawn from N(0, 1/dim) (the Transformer's habit).
 
     # Shapes
     tokens (batch, len) -> (batch, len, dim)
@@ -53,6 +53,10 @@ class TokenEmbedding(nn.Module):
         self.tokens = nn.Embedding(vocab_size, dim, padding_idx=PAD)
         self.positions, self.max_len = positions, max_len
         self.scale = math.sqrt(dim) if scale else 1.0
+        if scale:  # vectors of norm ~1 after scaling, as the Transformer's shared input/output embedding wants
+            nn.init.normal_(self.tokens.weight, std=dim**-0.5)
+            with torch.no_grad():
+                self.tokens.weight[PAD].zero_()
         if positions == "learned":
             self.position_table = nn.Embedding(max_len, dim)
         elif positions == "sinusoidal":

@@ -158,7 +158,8 @@ def drop_retyped(base: dict, top: dict) -> None:
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """Apply ``key=value`` overrides; a ``....type`` override that changes the type resets its section first."""
+    """Apply ``key=value`` overrides; a ``....type`` override that changes the type resets its section first, and so
+    does a whole section given with another ``type``."""
     parsed = []
     for item in overrides:
         if "=" not in item:
@@ -179,6 +180,11 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             current = OmegaConf.select(cfg, section, default=None)
             if current is not None and OmegaConf.select(cfg, key, default=None) != value:
                 OmegaConf.update(cfg, section, {"type": value}, merge=False)
+                continue
+        if isinstance(value, dict) and "type" in value:  # a whole section with a new type also starts afresh
+            current = OmegaConf.select(cfg, key, default=None)
+            if isinstance(current, DictConfig) and current.get("type") != value["type"]:
+                OmegaConf.update(cfg, key, value, merge=False)
                 continue
         try:
             OmegaConf.update(cfg, key, value, merge=True, force_add=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,7 +37,7 @@ def load_task(path: str | Path) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR]``."""
+    """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR] [--out-dir DIR]``."""
     parser = argparse.ArgumentParser(prog="predict.py", description="Run a trained EEAP model on new input.")
     parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
     parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: the model's test beam size)")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per batch")
     parser.add_argument("--plot-attention", metavar="DIR", default=None, help="write an attention PNG per example")
+    parser.add_argument("--out-dir", metavar="DIR", default=None,
+                        help="where tasks that output files (segmentation masks) write them (default: predictions/)")
     args = parser.parse_args(argv)
     try:
         if args.beam is not None and args.beam < 1:
@@ -55,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise DataError(f"--input: file not found: {args.input}")
         else:
             lines = Path(args.input).read_text(encoding="utf-8").splitlines()
+        extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
+        if args.out_dir and not extra:
+            raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
         outputs, problems = task.predict_lines(lines, beam_size=args.beam, batch_size=args.batch_size,
-                                               plot_dir=args.plot_attention)
+                                               plot_dir=args.plot_attention, **extra)
     except EEAPError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -52,3 +52,59 @@ def save_figure(figure: plt.Figure, path: Path) -> Path:
     figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)
     return path
+
+
+def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any]], num_classes: int) -> plt.Figure:
+    """An image, each attention gate's coefficient map laid over it, then label masks side by side.
+
+    image (C, H, W); gates [(h, w)] at any resolution (stretched over the image); masks [(title, (H, W) indices)].
+    """
+    image = np.asarray(image, dtype=np.float32)
+    image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    panels = 1 + len(gates) + len(masks)
+    figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels, 2.4), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+    axes[0].set_title("image", fontsize=8)
+    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    for i, gate in enumerate(gates):
+        axis = axes[1 + i]
+        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        axis.imshow(np.asarray(gate, dtype=np.float32), cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0, extent=extent,
+                    interpolation="bilinear")
+        axis.set_title(f"gate {i + 1} ({np.asarray(gate).shape[0]}×{np.asarray(gate).shape[1]})", fontsize=8)
+    for j, (title, mask) in enumerate(masks):
+        axis = axes[1 + len(gates) + j]
+        axis.imshow(np.asarray(mask), cmap="tab10", vmin=0, vmax=max(num_classes - 1, 1), interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+    for axis in axes:
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def caption_overlays(image: Any, weights: Any, grid: Sequence[int], tokens: Sequence[str], title: str = "",
+                     columns: int = 4) -> plt.Figure:
+    """One panel per generated token: the image with that token's attention over its grid laid on top.
+
+    image (C, H, W); weights (tokens, rows·cols); tokens: the generated pieces (``</s>`` included).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    weights = np.asarray(weights, dtype=np.float32)
+    count = min(len(tokens), len(weights))
+    rows = max(1, -(-count // columns))
+    aspect = image.shape[1] / image.shape[0]
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2 * min(aspect, 4), rows * 1.3), squeeze=False)
+    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    for k, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if k >= count:
+            continue
+        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        axis.imshow(weights[k].reshape(grid), cmap="jet", alpha=0.5, extent=extent, interpolation="bilinear")
+        axis.set_title(repr(tokens[k])[1:-1], fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -1,5 +1,5 @@
 """Task modules and their data; importing registers them."""
 
-from tasks import classification, translation
+from tasks import classification, segmentation, translation
 
-__all__ = ["classification", "translation"]
+__all__ = ["classification", "segmentation", "translation"]

@@ -41,6 +41,10 @@ def test_overrides_are_typed_and_type_change_resets_section():
     assert cfg.model.attend.hidden_dim == 32
     cfg = load_config(DATES, ["model.attend.type=local", "model.attend.window=3"])
     assert dict(cfg.model.attend) == {"type": "local", "window": 3}
+    cfg = load_config(DATES, ["model.attend={type: dot}"])  # a whole section of another type: afresh too
+    assert dict(cfg.model.attend) == {"type": "dot"}
+    cfg = load_config(DATES, ["model.attend={type: additive, hidden_dim: 8}"])  # same type: merged
+    assert cfg.model.attend.hidden_dim == 8 and cfg.model.attend.type == "additive"
 
 
 def test_logger_none_and_interpolation(tmp_path):

@@ -1,0 +1,101 @@
+"""Image encoders: a pyramid of feature maps, finest first, for U-Net decoders and feature-grid captioners.
+
+Every image encoder has ``out_channels`` and ``strides`` (one per feature map, finest first) and
+``forward(images) -> list of (batch, out_channels[i], H / strides[i], W / strides[i])``. Inputs must have sides
+divisible by ``strides[-1]`` (tasks pad them).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from eeap.errors import ConfigError
+from eeap.registry import ENCODE
+
+
+def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """(Conv 3×3 → BatchNorm → ReLU) twice: the building block of U-Nets."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True),
+    )
+
+
+@ENCODE.register("unet_conv")
+class ConvEncoder(nn.Module):
+    """The plain encoder of U-Net and Attention U-Net: a double convolution per level, 2×2 max pooling between.
+
+    # Parameters
+    in_channels: image channels, supplied by the task.
+    channels: channels of each level, finest first; the last level is the bottleneck.
+
+    # Shapes
+    images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i].
+    """
+
+    def __init__(self, in_channels: int, channels: list[int] = (16, 32, 64, 128, 256)) -> None:
+        super().__init__()
+        if len(channels) < 2:
+            raise ConfigError(f"model.encode.channels: needs at least 2 levels, got {list(channels)}")
+        self.levels = nn.ModuleList(double_conv(in_channels if i == 0 else channels[i - 1], c)
+                                    for i, c in enumerate(channels))
+        self.pool = nn.MaxPool2d(2)
+        self.out_channels = list(channels)
+        self.strides = [2**i for i in range(len(channels))]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        features = []
+        x = images
+        for i, level in enumerate(self.levels):
+            x = level(x if i == 0 else self.pool(x))  # (batch, channels[i], H / 2^i, W / 2^i)
+            features.append(x)
+        return features
+
+
+@ENCODE.register("smp")
+class SmpEncoder(nn.Module):
+    """Any encoder of segmentation-models-pytorch by name (ResNets, EfficientNets, MobileNets, timm's ``tu-*``...).
+
+    # Parameters
+    in_channels: image channels, supplied by the task.
+    name: the smp encoder's name, e.g. ``resnet18``, ``efficientnet-b0``, ``mobilenet_v2``, ``tu-convnext_atto``.
+    depth: how many times the encoder halves the image (3 to 5).
+    weights: pretrained weights (e.g. ``imagenet``), downloaded from the Hub on first use; null trains from scratch.
+        Offline, weights that are not already in the local cache fail with a clear message.
+
+    # Shapes
+    images (batch, in_channels, H, W) -> [(batch, out_channels[i], H / 2^(i+1), W / 2^(i+1)) for i < depth].
+    """
+
+    def __init__(self, in_channels: int, name: str = "resnet18", depth: int = 5, weights: Optional[str] = None) -> None:
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        names = smp.encoders.get_encoder_names()
+        if name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, names, n=3)
+            raise ConfigError(f"model.encode.name: unknown smp encoder '{name}'"
+                              + (f"; did you mean {', '.join(close)}?" if close else "")
+                              + " (segmentation_models_pytorch.encoders.get_encoder_names() lists all)")
+        if not 1 <= depth <= 5:
+            raise ConfigError(f"model.encode.depth: expected 1 to 5, got {depth}")
+        try:
+            self.encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=weights)
+        except KeyError as e:  # smp's message lists the weights this encoder has
+            raise ConfigError(f"model.encode.weights: {e.args[0]}") from None
+        except (OSError, ConnectionError, RuntimeError) as e:
+            raise ConfigError(
+                f"model.encode.weights: could not load '{weights}' weights for {name} ({type(e).__name__}); "
+                "they are downloaded on first use, and this machine is offline or the download failed. "
+                "Set model.encode.weights=null to train from scratch"
+            ) from None
+        # smp's first feature is the input image itself (stride 1); the pyramid starts at stride 2.
+        self.out_channels = list(self.encoder.out_channels[1:])
+        self.strides = [2 ** (i + 1) for i in range(depth)]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.encoder(images)[1:]

@@ -1,0 +1,82 @@
+"""The Attention U-Net decoder (Oktay et al. 2018): skip connections filtered by attention gates."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eeap.encode.image import double_conv
+from eeap.errors import ConfigError
+from eeap.registry import ATTEND, PREDICT
+
+GATES = ("attention_gate",)
+
+
+@PREDICT.register("attention_unet")
+class AttentionUNetDecoder(nn.Module):
+    """From the coarsest feature map up: upsample ×2, gate the skip features with the coarser level as the gating
+    signal, concatenate, double convolution; a 1×1 convolution gives per-pixel logits at the input's size.
+
+    With ``attend`` null (``model.attend: none``) the skips pass ungated: a plain U-Net, the baseline.
+
+    # Parameters
+    encoder_channels, encoder_strides: the encoder's feature pyramid, supplied by the task.
+    num_classes: output channels, supplied by the task (1 for binary segmentation).
+    attend: the gate section (``{type: attention_gate, inter_channels, subsample}``), or None.
+    decoder_channels: channels of each decoder level, finest first (default: the encoder's skip channels).
+    deep_supervision: also predict from every coarser decoder level (``aux`` logits, upsampled to the input).
+
+    # Shapes
+    features [(batch, encoder_channels[i], H / s_i, W / s_i)] -> logits (batch, num_classes, H, W),
+    gates [(batch, 1, H / s_i, W / s_i) for each skip level, finest first], aux [(batch, num_classes, H, W)].
+    """
+
+    def __init__(self, encoder_channels: list, encoder_strides: list, num_classes: int, attend: Optional[dict] = None,
+                 decoder_channels: Optional[list[int]] = None, deep_supervision: bool = False) -> None:
+        super().__init__()
+        skips = list(encoder_channels[:-1])
+        decoder_channels = list(decoder_channels or skips)
+        if len(decoder_channels) != len(skips):
+            raise ConfigError(f"model.predict.decoder_channels: expected {len(skips)} levels (one per skip "
+                              f"connection of the encoder), got {len(decoder_channels)}")
+        if attend is not None and attend.get("type") not in GATES:
+            raise ConfigError(f"model.attend: a U-Net's skip connections take an attention gate "
+                              f"({', '.join(GATES)}) or none, got '{attend.get('type')}'")
+        self.strides = list(encoder_strides)
+        self.gates = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        coarser = encoder_channels[-1]
+        for level in reversed(range(len(skips))):  # coarse to fine
+            if attend is not None:
+                self.gates.append(ATTEND.build(attend, "model.attend", in_channels=skips[level],
+                                               gating_channels=coarser))
+            self.blocks.append(double_conv(coarser + skips[level], decoder_channels[level]))
+            coarser = decoder_channels[level]
+        self.head = nn.Conv2d(decoder_channels[0], num_classes, 1)
+        self.aux_heads = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:]) \
+            if deep_supervision else nn.ModuleList()
+
+    def forward(self, features: list[Tensor], size: Optional[tuple[int, int]] = None
+                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Logits at ``size`` (default: the finest feature map's size times its stride), gate maps, aux logits."""
+        size = size or tuple(s * self.strides[0] for s in features[0].shape[-2:])
+        x = features[-1]  # (batch, C_bottleneck, H / s_last, W / s_last)
+        gates: list[Tensor] = []
+        levels: list[Tensor] = []
+        for i, block in enumerate(self.blocks):
+            skip = features[-2 - i]  # (batch, C_skip, h, w)
+            if self.gates:
+                skip, alpha = self.gates[i](skip, x)  # gated with the coarser level; alpha (batch, 1, h, w)
+                gates.insert(0, alpha)
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))  # (batch, decoder_channels[level], h, w)
+            levels.insert(0, x)
+        logits = self.head(x)
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        aux = [F.interpolate(head(level), size=size, mode="bilinear", align_corners=False)
+               for head, level in zip(self.aux_heads, levels[1:])] if self.training else []
+        return logits, gates, aux  # logits (batch, num_classes, H, W)

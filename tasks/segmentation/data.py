@@ -1,0 +1,251 @@
+"""Segmentation data: seeded synthetic shapes with per-pixel masks (scikit-image drawing), and the user's folder of
+``images/`` and ``masks/``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from eeap.data import make_loader
+from eeap.errors import DataError
+from eeap.registry import DATA
+from tasks.classification.data import IMAGE_SUFFIXES, read_image
+
+SHAPES = ("circle", "rectangle", "triangle", "ellipse")
+
+
+@dataclass
+class SegmentationInfo:
+    """What the model needs from the data: class names (background first) and the images' channels and size."""
+
+    classes: list[str]
+    channels: int = 3
+    image_size: tuple[int, int] = (0, 0)
+
+    @property
+    def binary(self) -> bool:
+        return len(self.classes) == 2
+
+    def state(self) -> dict:
+        return {"classes": self.classes, "channels": self.channels, "image_size": list(self.image_size)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SegmentationInfo":
+        return cls(state["classes"], state["channels"], tuple(state["image_size"]))
+
+
+def collate(examples: list, flip: bool = False) -> dict:
+    """Images (batch, C, H, W) floats and masks (batch, H, W) class indices; ``flip`` flips each example
+    horizontally and vertically with probability 1/2 each (image and mask alike)."""
+    images = torch.stack([torch.as_tensor(image) for image, _ in examples])  # (batch, C, H, W)
+    masks = torch.stack([torch.as_tensor(mask) for _, mask in examples])  # (batch, H, W)
+    if flip:
+        draws = torch.rand(len(examples), 2) < 0.5  # (batch, 2): horizontal, vertical
+        for i, (horizontal, vertical) in enumerate(draws.tolist()):
+            dims = [d for d, on in ((-1, horizontal), (-2, vertical)) if on]
+            if dims:
+                images[i], masks[i] = images[i].flip(dims), masks[i].flip(dims)
+    return {"images": images, "masks": masks}
+
+
+class SegmentationData(L.LightningDataModule):
+    """Base of segmentation data: subclasses fill ``splits`` and ``_info`` in ``prepare()``; this batches them.
+
+    # Parameters
+    seed: supplied from the run's seed.
+    batch_size, eval_batch_size: images per training / evaluation batch.
+    flip: random horizontal and vertical flips of training images (and their masks).
+    num_workers: DataLoader worker processes.
+    """
+
+    info_class = SegmentationInfo
+
+    def __init__(self, seed: int, batch_size: int = 16, eval_batch_size: int = 64, flip: bool = True,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
+        self.flip, self.num_workers = flip, num_workers
+        self.splits: dict[str, list] = {}
+        self._info: Optional[SegmentationInfo] = None
+
+    def info(self) -> SegmentationInfo:
+        if self._info is None:
+            raise RuntimeError("call prepare() before info()")
+        return self._info
+
+    def train_collate(self, examples: list) -> dict:
+        return collate(examples, flip=self.flip)
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, self.train_collate, self.seed, True,
+                           self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
+
+
+def draw_shape(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns of one random shape of ``kind`` inside a size × size image."""
+    from skimage import draw
+
+    low, high = size // 8, size // 3  # radius / half-side range
+    r, c = rng.integers(high // 2, size - high // 2, size=2)
+    if kind == "circle":
+        return draw.disk((r, c), rng.integers(low, high), shape=(size, size))
+    if kind == "rectangle":
+        h, w = rng.integers(low, high, size=2)
+        rows, cols = draw.rectangle((r - h, c - w), (r + h, c + w), shape=(size, size))  # (2h+1, 2w+1) grids
+        return rows.ravel(), cols.ravel()
+    if kind == "ellipse":
+        a, b = rng.integers(low, high, size=2)
+        return draw.ellipse(r, c, a, max(b // 2, 2), shape=(size, size), rotation=rng.uniform(0, np.pi))
+    radius, turn = rng.integers(low + 2, high + 2), rng.uniform(0, 2 * np.pi)
+    angles = turn + np.array([0.0, 2.0, 4.0]) * np.pi / 3  # an equilateral triangle, rotated
+    return draw.polygon(r + radius * np.sin(angles), c + radius * np.cos(angles), shape=(size, size))
+
+
+def make_shapes(count: int, size: int, shapes: list[str], binary: bool, max_shapes: int, noise: float,
+                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` RGB images (3, size, size) in [0, 1] with 1 to ``max_shapes`` shapes each on a shaded background,
+    and their masks (size, size): 0 background, else 1 + the shape's index in ``shapes`` (1 for every shape if
+    ``binary``). A later shape covers an earlier one, in the mask too."""
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(count):
+        ramp = np.linspace(0, 1, size, dtype=np.float32)
+        start, slope = rng.uniform(0.0, 0.6, 3), rng.uniform(-0.2, 0.2, 3)
+        image = (start[:, None, None] + slope[:, None, None] * ramp[None, :, None]).repeat(size, 2)  # (3, size, size)
+        mask = np.zeros((size, size), dtype=np.int64)
+        for _ in range(rng.integers(1, max_shapes + 1)):
+            label = int(rng.integers(len(shapes)))
+            rows, cols = draw_shape(shapes[label], size, rng)
+            background = image[:, rows, cols].mean(axis=1)
+            colour = rng.uniform(0, 1, 3)
+            while np.abs(colour - background).max() < 0.3:  # keep every shape visible against what it covers
+                colour = rng.uniform(0, 1, 3)
+            image[:, rows, cols] = colour[:, None]
+            mask[rows, cols] = 1 if binary else label + 1
+        image = np.clip(image + rng.normal(0, noise, image.shape), 0, 1).astype(np.float32)
+        examples.append((image, mask))
+    return examples
+
+
+@DATA.register("shapes")
+class ShapesData(SegmentationData):
+    """Seeded synthetic shapes with exact per-pixel masks, drawn with scikit-image.
+
+    # Parameters
+    train_size, val_size, test_size: images per split (each split drawn with its own seed).
+    image_size: side of the square images.
+    shapes: which shapes to draw (circle, rectangle, triangle, ellipse); each is a class.
+    binary: one foreground class for every shape.
+    max_shapes: at most this many shapes per image (at least one).
+    noise: standard deviation of the Gaussian pixel noise.
+    """
+
+    def __init__(self, seed: int, train_size: int = 800, val_size: int = 100, test_size: int = 200,
+                 image_size: int = 64, shapes: list[str] = ("circle", "rectangle", "triangle"), binary: bool = False,
+                 max_shapes: int = 3, noise: float = 0.05, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        unknown = [s for s in shapes if s not in SHAPES]
+        if unknown or not shapes:
+            raise DataError(f"data.shapes: unknown shape {unknown or '(none given)'}; allowed: {', '.join(SHAPES)}")
+        if image_size < 16:
+            raise DataError(f"data.image_size: at least 16 pixels, got {image_size}")
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        self.image_size, self.shapes, self.binary = image_size, list(shapes), binary
+        self.max_shapes, self.noise = max_shapes, noise
+
+    def prepare(self) -> None:
+        for offset, (split, count) in enumerate(self.sizes.items()):
+            self.splits[split] = make_shapes(count, self.image_size, self.shapes, self.binary, self.max_shapes,
+                                             self.noise, seed=self.seed * 1000 + offset)
+        classes = ["background"] + (["shape"] if self.binary else self.shapes)
+        self._info = SegmentationInfo(classes, 3, (self.image_size, self.image_size))
+
+
+def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
+    """A mask image as (H, W) integers: class indices, or 0/255 for binary masks (read as 0/1)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        mask = Image.open(path)
+        mask = mask.convert("L") if mask.mode not in ("L", "P", "I", "I;16") else mask
+    except (OSError, UnidentifiedImageError):
+        raise DataError(f"{path}: not a readable mask image") from None
+    if mask.size != (size[1], size[0]):
+        if not resize:
+            raise DataError(f"{path}: mask is {mask.size[1]}×{mask.size[0]} (H×W), its image {size[0]}×{size[1]}; "
+                            "a mask must match its image")
+        mask = mask.resize((size[1], size[0]), Image.NEAREST)
+    values = np.asarray(mask, dtype=np.int64)
+    return np.where(values == 255, 1, values) if set(np.unique(values)) <= {0, 255} else values
+
+
+@DATA.register("segmentation_folder")
+class SegmentationFolderData(SegmentationData):
+    """The user's images and masks: ``root/images/NAME.png`` and ``root/masks/NAME.png`` (any image suffix).
+
+    A mask holds a class index per pixel (0 = background); a mask of only 0 and 255 is binary (255 = foreground).
+
+    # Parameters
+    root: the folder holding ``images/`` and ``masks/``.
+    classes: class names, background first (default: ``class_0`` … up to the largest index in the masks,
+        or background / foreground for binary masks).
+    channels: 1 (grayscale) or 3 (RGB).
+    image_size: [H, W] every image must have (default: the first image's).
+    resize: resize images (and masks) of another size instead of refusing them.
+    val_fraction, test_fraction: held-out shares of the images.
+    """
+
+    def __init__(self, seed: int, root: str, classes: Optional[list[str]] = None, channels: Literal[1, 3] = 3,
+                 image_size: Optional[list[int]] = None, resize: bool = False, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.root, self.classes, self.channels = Path(root), classes, channels
+        self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
+
+    def prepare(self) -> None:
+        images_dir, masks_dir = self.root / "images", self.root / "masks"
+        for folder in (images_dir, masks_dir):
+            if not folder.is_dir():
+                raise DataError(f"data.root: folder not found: {folder} (expected {self.root}/images and "
+                                f"{self.root}/masks with matching file names)")
+        images = sorted(f for f in images_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        masks = {f.stem: f for f in masks_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES}
+        if len(images) < 3:
+            raise DataError(f"data.root: {images_dir} holds {len(images)} images; at least 3 are needed "
+                            "(train, validation and test)")
+        missing = [f.name for f in images if f.stem not in masks]
+        if missing:
+            raise DataError(f"data.root: no mask in {masks_dir} for {len(missing)} images, e.g. {missing[0]}")
+        size = tuple(self.size) if self.size else read_image(images[0], self.channels, None, False).shape[1:]
+        examples = []
+        for f in images:
+            image = read_image(f, self.channels, size, self.resize)  # (C, H, W)
+            examples.append((image, read_mask(masks[f.stem], size, self.resize)))
+        largest = max(int(mask.max()) for _, mask in examples)
+        classes = list(self.classes) if self.classes else (
+            ["background", "foreground"] if largest <= 1 else [f"class_{i}" for i in range(largest + 1)])
+        if len(classes) < 2:
+            raise DataError(f"data.classes: at least 2 classes (background first), got {classes}")
+        if largest >= len(classes):
+            raise DataError(f"data.classes: a mask holds class index {largest}, but only {len(classes)} classes "
+                            f"are named: {classes}")
+        rng = random.Random(self.seed)
+        rng.shuffle(examples)
+        n_val = max(1, round(len(examples) * self.fractions[0]))
+        n_test = max(1, round(len(examples) * self.fractions[1]))
+        self.splits = {"val": examples[:n_val], "test": examples[n_val : n_val + n_test],
+                       "train": examples[n_val + n_test :]}
+        self._info = SegmentationInfo(classes, self.channels, tuple(size))

@@ -1,0 +1,176 @@
+"""The segmentation task: an image encoder's feature pyramid → Attention U-Net decoder → per-pixel classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchmetrics
+import torchmetrics.segmentation
+from torch import Tensor
+
+from eeap.errors import DataError
+from eeap.inference import Problems
+from eeap.loggers import log_figure
+from eeap.plotting import gate_figure, save_figure
+from eeap.registry import ENCODE, PREDICT, TASK
+from eeap.task import Task, attend_section
+from tasks.classification.data import read_image
+from tasks.segmentation.data import SegmentationInfo
+
+DEFAULT_GATE = {"type": "attention_gate"}
+
+
+@TASK.register("segmentation")
+class SegmentationTask(Task):
+    """Per-pixel classification with Attention U-Net; the gates' coefficient maps show where each skip looked.
+
+    Binary data (background + one class) gets one output channel (sigmoid); more classes get one channel each
+    (softmax). Images of any size are padded to a multiple of the encoder's coarsest stride, and the prediction
+    cropped back.
+
+    # Parameters
+    info: the data's classes and image form, supplied by the framework.
+    encode: the image encoder (``unet_conv``, the paper's; or ``smp`` with any segmentation-models-pytorch encoder).
+    predict: the decoder (``attention_unet``).
+    attend: the skip connections' gate (default ``{type: attention_gate}``); ``none`` for a plain U-Net.
+    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    dice_weight, ce_weight: the loss is dice_weight · Dice loss + ce_weight · cross-entropy (smp's losses).
+    aux_weight: weight of each deep-supervision output's loss (with ``predict.deep_supervision``).
+    plot_examples: validation images whose gate maps are plotted each validation.
+    channels_last: keep weights and images in channels-last memory layout (faster convolutions on GPUs).
+    """
+
+    monitor = ("val/dice", "max")
+
+    def __init__(self, info: SegmentationInfo, encode: dict, predict: dict,
+                 attend: Union[dict, str, None] = DEFAULT_GATE, optim: Optional[dict] = None,
+                 dice_weight: float = 1.0, ce_weight: float = 1.0, aux_weight: float = 0.4,
+                 plot_examples: int = 2, channels_last: bool = False) -> None:
+        super().__init__(optim)
+        import segmentation_models_pytorch as smp
+
+        self.info = info
+        self.encoder = ENCODE.build(encode, "model.encode", in_channels=info.channels)
+        outputs = 1 if info.binary else len(info.classes)
+        self.decoder = PREDICT.build(predict, "model.predict", encoder_channels=self.encoder.out_channels,
+                                     encoder_strides=self.encoder.strides, num_classes=outputs,
+                                     attend=attend_section(attend))
+        mode = "binary" if info.binary else "multiclass"
+        self.dice_loss = smp.losses.DiceLoss(mode)
+        self.ce_loss = smp.losses.SoftBCEWithLogitsLoss() if info.binary else torch.nn.CrossEntropyLoss()
+        self.dice_weight, self.ce_weight, self.aux_weight = dice_weight, ce_weight, aux_weight
+        self.plot_examples = plot_examples
+        classes = len(info.classes)
+        for split in ("val", "test"):  # over the foreground classes, pooled over the whole split
+            setattr(self, f"{split}_dice", torchmetrics.segmentation.DiceScore(
+                classes, include_background=False, average="macro", aggregation_level="global", input_format="index"))
+            setattr(self, f"{split}_iou", torchmetrics.segmentation.MeanIoU(
+                classes, include_background=False, input_format="index"))
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Images (batch, C, H, W) -> logits (batch, outputs, H, W), gate maps [(batch, 1, h, w)], aux logits."""
+        height, width = images.shape[-2:]
+        stride = self.encoder.strides[-1]
+        pad_h, pad_w = -height % stride, -width % stride
+        if pad_h or pad_w:
+            images = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        logits, gates, aux = self.decoder(self.encoder(images), images.shape[-2:])
+        if pad_h or pad_w:  # crop back to the input: (batch, outputs, H, W)
+            logits = logits[..., :height, :width]
+            gates = [crop_like(g, images, height, width) for g in gates]
+            aux = [a[..., :height, :width] for a in aux]
+        return logits, gates, aux
+
+    def loss(self, logits: Tensor, masks: Tensor) -> Tensor:
+        """Dice + cross-entropy of logits (batch, outputs, H, W) against masks (batch, H, W)."""
+        target = masks.unsqueeze(1).float() if self.info.binary else masks  # binary: (batch, 1, H, W)
+        return self.dice_weight * self.dice_loss(logits, target) + self.ce_weight * self.ce_loss(logits, target)
+
+    def classes_of(self, logits: Tensor) -> Tensor:
+        """Per-pixel class indices (batch, H, W) from logits (batch, outputs, H, W)."""
+        return (logits[:, 0] > 0).long() if self.info.binary else logits.argmax(1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        logits, _, aux = self(batch["images"])
+        loss = self.loss(logits, batch["masks"])
+        for extra in aux:
+            loss = loss + self.aux_weight * self.loss(extra, batch["masks"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["masks"]))
+        return loss
+
+    def evaluate(self, batch: dict, split: str) -> tuple[Tensor, list[Tensor]]:
+        logits, gates, _ = self(batch["images"])
+        size = len(batch["masks"])
+        self.log(f"{split}/loss", self.loss(logits, batch["masks"]), batch_size=size, sync_dist=True)
+        predicted = self.classes_of(logits)
+        for name in ("dice", "iou"):
+            metric = getattr(self, f"{split}_{name}")
+            metric.update(predicted, batch["masks"])
+            self.log(f"{split}/{name}", metric, batch_size=size, prog_bar=name == "dice")
+        return predicted, gates
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        predicted, gates = self.evaluate(batch, "val")
+        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
+            for i in range(min(self.plot_examples, len(predicted))):
+                figure = self.figure(batch["images"][i], predicted[i], [g[i] for g in gates], batch["masks"][i])
+                log_figure(self, f"val/gates_{i}", figure)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "test")
+
+    def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None
+               ) -> plt.Figure:
+        """The image, each gate's coefficients laid over it (finest first), the prediction and the true mask."""
+        masks = [("predicted", predicted)] + ([("true mask", mask)] if mask is not None else [])
+        return gate_figure(image.float().cpu(), [g[0].float().cpu() for g in gates],
+                           [(name, m.cpu()) for name, m in masks], len(self.info.classes))
+
+    @torch.no_grad()
+    def predict_lines(self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 16,
+                      plot_dir: Optional[str] = None, out_dir: Optional[str] = None) -> tuple[list[str], Problems]:
+        """Segment the image at each line's path: write its mask PNG (class indices; 0/255 for binary) to
+        ``out_dir`` and output the mask's path; with ``plot_dir``, also a PNG of the gate maps."""
+        problems = Problems()
+        outputs = [""] * len(lines)
+        out = Path(out_dir or "predictions")
+        out.mkdir(parents=True, exist_ok=True)
+        for number, line in enumerate(lines, 1):  # one image at a time: sizes may differ
+            path = Path(line.strip())
+            if not line.strip():
+                problems.skip(f"line {number}: empty input")
+                continue
+            try:
+                image = torch.as_tensor(read_image(path, self.info.channels, None, resize=False))
+            except DataError as e:
+                problems.skip(f"line {number}: {e}")
+                continue
+            logits, gates, _ = self(image[None].to(self.device))
+            predicted = self.classes_of(logits)[0].cpu()  # (H, W)
+            scale = 255 if self.info.binary else 1
+            target = out / f"{number:05d}_{path.stem}.png"
+            from PIL import Image
+
+            Image.fromarray((predicted.numpy() * scale).astype(np.uint8)).save(target)
+            outputs[number - 1] = str(target)
+            if plot_dir:
+                figure = self.figure(image, predicted, [g[0] for g in gates])
+                save_figure(figure, Path(plot_dir) / f"line{number:05d}.png")
+        return outputs, problems
+
+
+def crop_like(gate: Tensor, padded: Tensor, height: int, width: int) -> Tensor:
+    """The part of a gate map (batch, 1, h, w) over a padded image that covers the unpadded height × width."""
+    rows = -(-height * gate.shape[-2] // padded.shape[-2])  # ceil(height / stride)
+    cols = -(-width * gate.shape[-1] // padded.shape[-1])
+    return gate[..., :rows, :cols]

@@ -1,0 +1,203 @@
+"""Segmentation: shapes and folder data, the Attention U-Net decoder on both encoders, losses, metrics, predict.py."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eeap.errors import ConfigError, DataError
+from eeap.registry import DATA, TASK
+from tasks.segmentation.data import SegmentationInfo, collate, make_shapes
+from tests.conftest import QUIET, ROOT
+
+SHAPES = ROOT / "configs" / "segmentation" / "shapes.yaml"
+TINY = ["data.train_size=48", "data.val_size=8", "data.test_size=8", "data.image_size=32", "data.batch_size=8",
+        "model.encode.channels=[8,16,32]"]
+
+
+def build_task(classes=("background", "a", "b"), channels=3, **model):
+    section = {"type": "segmentation", "encode": {"type": "unet_conv", "channels": [8, 16, 32]},
+               "predict": {"type": "attention_unet"}, **model}
+    return TASK.build(section, "model", info=SegmentationInfo(list(classes), channels, (32, 32)))
+
+
+def test_shapes_are_seeded_and_masks_cover_exactly_the_drawn_pixels():
+    first = make_shapes(20, 32, ["circle", "rectangle", "triangle"], False, 1, 0.0, seed=3)
+    again = make_shapes(20, 32, ["circle", "rectangle", "triangle"], False, 1, 0.0, seed=3)
+    other = make_shapes(20, 32, ["circle", "rectangle", "triangle"], False, 1, 0.0, seed=4)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, other))
+    for image, mask in first:  # one shape, no noise: its pixels have one colour, and it stands out from the rest
+        assert image.shape == (3, 32, 32) and mask.shape == (32, 32) and set(np.unique(mask)) <= {0, 1, 2, 3}
+        inside = image[:, mask > 0]  # (3, pixels)
+        assert inside.shape[1] > 0 and np.ptp(inside, axis=1).max() == 0
+        colour = inside[:, :1]  # (3, 1)
+        assert (np.abs(image[:, mask == 0] - colour).max(axis=0) > 0.05).all()
+    labels = {int(m.max()) for _, m in make_shapes(30, 32, ["circle", "triangle"], False, 1, 0.0, seed=0)}
+    assert labels == {1, 2}
+    binary = make_shapes(10, 32, ["circle", "triangle"], True, 3, 0.0, seed=0)
+    assert {int(v) for _, m in binary for v in np.unique(m)} == {0, 1}
+
+
+def test_flips_move_image_and_mask_together():
+    image = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
+    mask = np.arange(4 * 5).reshape(4, 5)
+    torch.manual_seed(0)
+    batch = collate([(image, mask)] * 16, flip=True)
+    seen = set()
+    for i in range(16):
+        assert torch.equal(batch["images"][i, 0], batch["masks"][i].float())  # channel 0 is the mask's layout
+        seen.add((bool(batch["masks"][i, 0, 0] == 4), bool(batch["masks"][i, 0, 0] == 15)))
+    assert len(seen) >= 3  # horizontal, vertical, both or none all happen
+    plain = collate([(image, mask)], flip=False)
+    assert torch.equal(plain["masks"][0], torch.as_tensor(mask))
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def test_folder_data_reads_binary_masks_and_refuses_bad_folders(tmp_path):
+    for i in range(5):
+        write_png(tmp_path / "images" / f"img{i}.png", np.full((12, 10, 3), 40 * i))
+        mask = np.zeros((12, 10))
+        mask[2:6, 3:8] = 255
+        write_png(tmp_path / "masks" / f"img{i}.png", mask)
+    data = DATA.build({"type": "segmentation_folder", "root": str(tmp_path)}, "data", seed=0)
+    data.prepare()
+    assert data.info().classes == ["background", "foreground"] and data.info().image_size == (12, 10)
+    assert sum(len(v) for v in data.splits.values()) == 5 and all(data.splits.values())
+    image, mask = data.splits["train"][0]
+    assert image.shape == (3, 12, 10) and mask.sum() == 20 and mask.max() == 1
+    batch = next(iter(data.val_dataloader()))
+    assert batch["images"].shape[1:] == (3, 12, 10) and batch["masks"].dtype == torch.long
+
+    write_png(tmp_path / "masks" / "img4.png", np.full((12, 10), 7))  # index 7 with 2 named classes
+    with pytest.raises(DataError, match="class index 7"):
+        DATA.build({"type": "segmentation_folder", "root": str(tmp_path), "classes": ["bg", "fg"]}, "data",
+                   seed=0).prepare()
+    write_png(tmp_path / "masks" / "img4.png", np.zeros((5, 5)))
+    with pytest.raises(DataError, match="must match its image"):
+        DATA.build({"type": "segmentation_folder", "root": str(tmp_path)}, "data", seed=0).prepare()
+    (tmp_path / "masks" / "img4.png").unlink()
+    with pytest.raises(DataError, match="no mask .* for 1 images, e.g. img4.png"):
+        DATA.build({"type": "segmentation_folder", "root": str(tmp_path)}, "data", seed=0).prepare()
+    with pytest.raises(DataError, match="folder not found"):
+        DATA.build({"type": "segmentation_folder", "root": str(tmp_path / "nope")}, "data", seed=0).prepare()
+
+
+def test_any_image_size_is_padded_and_cropped_back_and_gates_are_per_skip():
+    task = build_task(predict={"type": "attention_unet", "deep_supervision": True}).train()
+    logits, gates, aux = task(torch.rand(2, 3, 37, 45))
+    assert logits.shape == (2, 3, 37, 45)
+    assert [tuple(g.shape) for g in gates] == [(2, 1, 37, 45), (2, 1, 19, 23)]  # finest first, cropped
+    assert len(aux) == 1 and aux[0].shape == logits.shape
+    assert all(((g >= 0) & (g <= 1)).all() for g in gates)
+    plain = build_task(attend="none").eval()
+    _, gates, aux = plain(torch.rand(1, 3, 32, 32))
+    assert gates == [] and aux == []
+    with pytest.raises(ConfigError, match="attention gate .* got 'additive'"):
+        build_task(attend={"type": "additive"})
+
+
+def test_padding_does_not_change_what_the_model_sees_inside():
+    """A 32×32 image (no padding needed) gives the same logits as the model run on the padded version by hand."""
+    task = build_task().eval()
+    image = torch.rand(1, 3, 30, 29)
+    padded = torch.nn.functional.pad(image, (0, 3, 0, 2), mode="replicate")  # to 32 × 32
+    torch.testing.assert_close(task(image)[0], task(padded)[0][..., :30, :29])
+
+
+def test_smp_encoder_by_name_and_clear_errors():
+    task = build_task(encode={"type": "smp", "name": "resnet18", "depth": 3}).eval()
+    logits, gates, _ = task(torch.rand(1, 3, 40, 40))
+    assert logits.shape == (1, 3, 40, 40) and len(gates) == 2  # strides 2, 4, 8: two skips, then up to full size
+    with pytest.raises(ConfigError, match="unknown smp encoder 'resnet81'; did you mean resnet18"):
+        build_task(encode={"type": "smp", "name": "resnet81"})
+    with pytest.raises(ConfigError, match="Wrong pretrained weights `bogus`"):
+        build_task(encode={"type": "smp", "name": "resnet18", "weights": "bogus"})
+
+
+def test_pretrained_weights_offline_fail_with_one_line(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"),
+           "PATH": "/usr/bin:/bin", "WANDB_MODE": "offline"}
+    result = subprocess.run([sys.executable, "train.py", str(SHAPES), "model.encode={type: smp, weights: imagenet}",
+                             f"run_dir={tmp_path / 'run'}", *QUIET], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.encode.weights: could not load 'imagenet'")
+    assert "weights=null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_loss_and_metrics_by_hand():
+    task = build_task(classes=("background", "fg"))
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, -3.0]]]])  # (1, 1, 2, 2): binary, one channel
+    masks = torch.tensor([[[1, 0], [0, 0]]])
+    p = logits.sigmoid().flatten()
+    t = masks.float().flatten()
+    dice = 1 - 2 * (p * t).sum() / (p.sum() + t.sum())
+    bce = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+    torch.testing.assert_close(task.loss(logits, masks), dice + bce)
+    predicted = task.classes_of(logits)  # [[1, 0], [1, 0]]: 1 true positive, 1 false positive
+    assert predicted.tolist() == [[[1, 0], [1, 0]]]
+    task.val_dice.update(predicted, masks)
+    task.val_iou.update(predicted, masks)
+    assert task.val_dice.compute().item() == pytest.approx(2 / 3)  # 2·1 / (2 + 1)
+    assert task.val_iou.compute().item() == pytest.approx(1 / 2)  # 1 / (2 + 1 − 1)
+
+    multi = build_task()  # three classes: softmax, Dice over the two foreground classes
+    predicted = torch.tensor([[[1, 1, 2, 0]]])
+    truth = torch.tensor([[[1, 2, 2, 0]]])
+    multi.test_dice.update(predicted, truth)
+    assert multi.test_dice.compute().item() == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+
+def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
+    from eeap.run import train
+
+    metrics = train(tiny(*TINY, "data.binary=false", "trainer.max_epochs=2", "model.plot_examples=1", config=SHAPES))
+    assert 0.0 <= metrics["test/dice"] <= 1.0 and "test/iou" in metrics
+    assert list((tmp_path / "run" / "figures").glob("val_gates_0-*.png"))
+    write_png(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (27, 35, 3)))
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'a.png'}\n\n{tmp_path / 'missing.png'}\n")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    result = subprocess.run([sys.executable, "predict.py", str(ckpt), "--input", str(tmp_path / "list.txt"),
+                             "--out-dir", str(tmp_path / "masks"), "--plot-attention", str(tmp_path / "gates")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1  # two lines skipped
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[1:] == ["", ""]
+    mask = np.asarray(Image.open(lines[0]))
+    assert mask.shape == (27, 35) and mask.max() <= 3
+    assert (tmp_path / "gates" / "line00001.png").is_file()
+    assert "line 2: empty input" in result.stderr and "line 3:" in result.stderr and "not a readable" in result.stderr
+
+
+def test_shapes_config_learns(tiny):
+    """A shrunk shapes.yaml: binary masks of two shapes on 32×32 images, a few epochs, well above chance."""
+    from eeap.run import train
+
+    metrics = train(tiny(*TINY, "data.train_size=384", "data.val_size=32", "data.test_size=64", "data.binary=true",
+                         "data.batch_size=16", "trainer.max_epochs=10", "model.optim.lr=0.01", config=SHAPES))
+    assert metrics["test/dice"] > 0.8
+
+
+def test_folder_config_trains_on_a_users_folder(tiny, tmp_path):
+    from eeap.run import train
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        image = rng.integers(0, 60, (20, 24, 3))
+        mask = np.zeros((20, 24))
+        mask[4:12, 5 + i : 15 + i] = 2
+        mask[14:18, 2:6] = 1
+        image[mask == 2] = 200
+        write_png(tmp_path / "data" / "images" / f"{i}.jpg", image)
+        write_png(tmp_path / "data" / "masks" / f"{i}.png", mask)
+    metrics = train(tiny(f"data.root={tmp_path / 'data'}", "trainer.max_epochs=1", "model.encode.depth=3",
+                         "model.predict.decoder_channels=[8,16]", config=ROOT / "configs" / "segmentation" / "folder.yaml"))
+    assert metrics["steps"] == 1 and 0.0 <= metrics["test/dice"] <= 1.0

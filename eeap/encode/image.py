@@ -74,24 +74,26 @@ class SmpEncoder(nn.Module):
         import segmentation_models_pytorch as smp
 
         names = smp.encoders.get_encoder_names()
-        if name not in names:
+        known = name in names or name.startswith("tu-") and timm_model_exists(name[3:])
+        if not known:
             import difflib
 
             close = difflib.get_close_matches(name, names, n=3)
-            raise ConfigError(f"model.encode.name: unknown smp encoder '{name}'"
+            raise ConfigError(f"encoder name: unknown smp encoder '{name}'"
                               + (f"; did you mean {', '.join(close)}?" if close else "")
-                              + " (segmentation_models_pytorch.encoders.get_encoder_names() lists all)")
+                              + " (segmentation_models_pytorch.encoders.get_encoder_names() lists them; "
+                              "'tu-' + any timm model name also works)")
         if not 1 <= depth <= 5:
             raise ConfigError(f"model.encode.depth: expected 1 to 5, got {depth}")
         try:
             self.encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=weights)
         except KeyError as e:  # smp's message lists the weights this encoder has
-            raise ConfigError(f"model.encode.weights: {e.args[0]}") from None
+            raise ConfigError(f"encoder weights: {e.args[0]}") from None
         except (OSError, ConnectionError, RuntimeError) as e:
             raise ConfigError(
-                f"model.encode.weights: could not load '{weights}' weights for {name} ({type(e).__name__}); "
+                f"encoder weights: could not load '{weights}' weights for {name} ({type(e).__name__}); "
                 "they are downloaded on first use, and this machine is offline or the download failed. "
-                "Set model.encode.weights=null to train from scratch"
+                "Set the encoder's weights to null (e.g. model.encode.weights=null) to train from scratch"
             ) from None
         # smp's first feature is the input image itself (stride 1); the pyramid starts at stride 2.
         self.out_channels = list(self.encoder.out_channels[1:])
@@ -99,3 +101,10 @@ class SmpEncoder(nn.Module):
 
     def forward(self, images: Tensor) -> list[Tensor]:
         return self.encoder(images)[1:]
+
+
+def timm_model_exists(name: str) -> bool:
+    """Whether timm knows a model of this name (smp reaches every timm model as ``tu-<name>``)."""
+    import timm
+
+    return timm.is_model(name)

@@ -129,7 +129,7 @@ def test_pretrained_weights_offline_fail_with_one_line(tmp_path):
                              f"run_dir={tmp_path / 'run'}", *QUIET], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: model.encode.weights: could not load 'imagenet'")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: encoder weights: could not load 'imagenet'")
     assert "weights=null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
 
 

@@ -103,7 +103,7 @@ def caption_overlays(image: Any, weights: Any, grid: Sequence[int], tokens: Sequ
             continue
         axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
         axis.imshow(weights[k].reshape(grid), cmap="jet", alpha=0.5, extent=extent, interpolation="bilinear")
-        axis.set_title(repr(tokens[k])[1:-1], fontsize=8)
+        axis.set_title(str(tokens[k]).replace("$", r"\$"), fontsize=8)  # a literal $ would start mathtext
     if title:
         figure.suptitle(title, fontsize=8)
     figure.tight_layout()

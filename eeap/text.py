@@ -61,7 +61,8 @@ class Tokenizer:
 
     @staticmethod
     def from_state(state: dict) -> "Tokenizer":
-        cls = {"char": CharTokenizer, "word": WordTokenizer, "subword": SubwordTokenizer}[state["kind"]]
+        cls = {"char": CharTokenizer, "word": WordTokenizer, "space": SpaceTokenizer,
+               "subword": SubwordTokenizer}[state["kind"]]
         return cls.restore(state)
 
     @classmethod
@@ -101,6 +102,19 @@ class WordTokenizer(Tokenizer):
         return " ".join(pieces)
 
 
+class SpaceTokenizer(Tokenizer):
+    """Pieces separated by whitespace, for text that is already tokenized (e.g. LaTeX markup ``\\frac { a } { 2 }``);
+    joined back with single spaces."""
+
+    kind = "space"
+
+    def split(self, text: str) -> list[str]:
+        return text.split()
+
+    def join(self, pieces: list[str]) -> str:
+        return " ".join(pieces)
+
+
 class SubwordTokenizer(Tokenizer):
     """Sentencepiece (unigram) pieces; the trained model travels in ``state()``."""
 
@@ -131,9 +145,11 @@ class SubwordTokenizer(Tokenizer):
 
 
 def fit_tokenizer(kind: str, texts: list[str], vocab_size: int = 8000, min_freq: int = 1) -> Tokenizer:
-    """A tokenizer of ``kind`` (char, word or subword) with its vocabulary taken from ``texts``."""
+    """A tokenizer of ``kind`` (char, word, space or subword) with its vocabulary taken from ``texts``."""
     if kind == "char":
         return CharTokenizer(counted_vocab((c for t in texts for c in t), min_freq, vocab_size))
+    if kind == "space":
+        return SpaceTokenizer(counted_vocab((w for t in texts for w in t.split()), min_freq, vocab_size))
     if kind == "word":
         return WordTokenizer(counted_vocab((w for t in texts for w in WordTokenizer.pattern.findall(t)), min_freq,
                                            vocab_size))

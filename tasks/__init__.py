@@ -1,5 +1,5 @@
 """Task modules and their data; importing registers them."""
 
-from tasks import classification, segmentation, translation
+from tasks import captioning, classification, segmentation, translation
 
-__all__ = ["classification", "segmentation", "translation"]
+__all__ = ["captioning", "classification", "segmentation", "translation"]

@@ -18,7 +18,7 @@ def run_main(capsys, *args):
 @pytest.mark.parametrize("overrides, message", [
     (["model.attend.type=addtive"], "error: model.attend.type: unknown attend type 'addtive'. Valid options: "),
     (["model.encode.hiden=3"], "error: model.encode.hiden: unknown key for encode 'rnn'"),
-    (["data.type=dats"], "error: data.type: unknown data type 'dats'. Valid options: dates, digits, image_folder, "),
+    (["data.type=dats"], "error: data.type: unknown data type 'dats'. Valid options: caption_folder, dates, digits, "),
     (["model.attend.type=dot"], "error: model.attend: 'dot' attention needs query and key of one size, got 128 and 256"),
     (["data.type=parallel", "data.train=nothere.tsv"], "error: data.train: file not found: nothere.tsv"),
     (["trainer.accelerator=tpu"], "error: trainer: Requirement 'torch_xla"),

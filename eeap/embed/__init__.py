@@ -1,5 +1,5 @@
 """Embed: tokens, characters, image patches or CNN feature grids → vectors."""
 
-from eeap.embed import cnn, patch, token
+from eeap.embed import cnn, grid, patch, token
 
-__all__ = ["cnn", "patch", "token"]
+__all__ = ["cnn", "grid", "patch", "token"]

@@ -1,5 +1,5 @@
 """Encode: recurrent and Transformer encoders over embedded sequences, and image encoders (feature pyramids)."""
 
-from eeap.encode import image, rnn, transformer
+from eeap.encode import identity, image, rnn, transformer
 
-__all__ = ["image", "rnn", "transformer"]
+__all__ = ["identity", "image", "rnn", "transformer"]

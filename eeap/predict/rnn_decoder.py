@@ -18,7 +18,9 @@ class RNNDecoder(Decoder):
 
     ``bahdanau``: c_i = attend(s_{i-1}); s_i = RNN([y_{i-1}; c_i], s_{i-1}); o_i = tanh(W[s_i; c_i; y_{i-1}]).
     ``luong``: h_t = RNN([y_{t-1}; h̃_{t-1}], h_{t-1}) (input feeding); c_t = attend(h_t);
-    h̃_t = tanh(W_c[c_t; h_t]). Logits = V · dropout(o). The first state is tanh(W · mean(memory)).
+    h̃_t = tanh(W_c[c_t; h_t]). Logits = V · dropout(o). The first state is tanh(W · mean(memory)) (an LSTM's
+    cell too, with its own W, as in Show, Attend and Tell).
+    ``context_gate`` (Show, Attend and Tell's β): the context is scaled by β = σ(W_β s) with s the query state.
     ``teacher_forcing`` < 1 feeds the decoder its own argmax at that share of training steps.
 
     # Parameters
@@ -27,6 +29,7 @@ class RNNDecoder(Decoder):
     embed_dim, hidden, cell, layers, dropout: sizes of the target embedding and the RNN.
     input_feeding: Luong's feeding of h̃_{t-1} into the next input.
     teacher_forcing: share of training steps fed the gold previous token.
+    context_gate: gate the context with β = σ(W_β · query), one gate per context channel.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RNNDecoder(Decoder):
         dropout: float = 0.0,
         input_feeding: bool = True,
         teacher_forcing: float = 1.0,
+        context_gate: bool = False,
     ) -> None:
         super().__init__()
         self.style, self.cell_kind, self.layers, self.hidden = style, cell, layers, hidden
@@ -59,15 +63,18 @@ class RNNDecoder(Decoder):
         rnn_cell = nn.GRUCell if cell == "gru" else nn.LSTMCell
         self.cells = nn.ModuleList(rnn_cell(first_input if i == 0 else hidden, hidden) for i in range(layers))
         self.bridge = nn.Linear(encoder_dim, hidden * layers)
+        self.cell_bridge = nn.Linear(encoder_dim, hidden * layers) if cell == "lstm" else None
+        self.context_gate = nn.Linear(hidden, context_dim) if context_gate else None
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, vocab_size)
 
     def start(self, memory: Tensor, mask: Tensor) -> State:
         batch = memory.shape[0]
-        h = torch.tanh(self.bridge(masked_mean(memory, mask))).view(batch, self.layers, self.hidden)
+        mean = masked_mean(memory, mask)  # (batch, encoder_dim)
+        h = torch.tanh(self.bridge(mean)).view(batch, self.layers, self.hidden)
         state: State = {"h": h, "memory": memory, "mask": mask, "step": 0}
-        if self.cell_kind == "lstm":
-            state["c"] = torch.zeros_like(h)
+        if self.cell_bridge is not None:
+            state["c"] = torch.tanh(self.cell_bridge(mean)).view(batch, self.layers, self.hidden)
         if self.attention is not None:
             state["keys"] = self.attention.project_keys(memory)
         if self.input_feeding:
@@ -75,11 +82,16 @@ class RNNDecoder(Decoder):
         return state
 
     def _attend(self, query: Tensor, state: State) -> tuple[Tensor, Optional[Tensor]]:
+        """query (batch, hidden) -> context (batch, context_dim), weights (batch, src_len) or None."""
         if self.attention is None:
-            return no_attention(state["memory"], state["mask"])
-        return self.attention.attend_projected(
-            query, state["keys"], state["memory"], state["mask"], step=state["step"], need_weights=True
-        )
+            context, weights = no_attention(state["memory"], state["mask"])
+        else:
+            context, weights = self.attention.attend_projected(
+                query, state["keys"], state["memory"], state["mask"], step=state["step"], need_weights=True
+            )
+        if self.context_gate is not None:
+            context = torch.sigmoid(self.context_gate(query)) * context  # β ⊙ context
+        return context, weights
 
     def _recur(self, x: Tensor, state: State) -> dict[str, Tensor]:
         """Run the stacked cells one step; x (batch, input) -> new h (and c), each (batch, layers, hidden)."""

@@ -198,7 +198,7 @@ class TextData(ClassificationData):
     max_len: texts are cut to this many pieces.
     """
 
-    def __init__(self, seed: int, tokenizer: Literal["char", "word", "subword"] = "char", vocab_size: int = 8000,
+    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "char", vocab_size: int = 8000,
                  min_freq: int = 1, max_len: int = 128, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len

@@ -40,6 +40,9 @@ class TranslationTask(Task):
     beam_size, length_penalty: decoding at test time (validation decodes greedily).
     max_output_len: longest output (default max_tgt_len).
     plot_examples: validation examples whose attention is plotted each validation.
+    attention_penalty: λ of the doubly stochastic regularisation of Show, Attend and Tell,
+        λ · mean_i (1 − Σ_t α_ti)², which asks every source position to get about one unit of attention over the
+        output.
     """
 
     monitor = ("val/exact_match", "max")
@@ -57,18 +60,19 @@ class TranslationTask(Task):
         length_penalty: float = 0.0,
         max_output_len: Optional[int] = None,
         plot_examples: int = 4,
+        attention_penalty: float = 0.0,
     ) -> None:
         super().__init__(optim)
         attend = attend_section(attend)
         self.info = info
-        self.embed = EMBED.build(embed, "model.embed", vocab_size=len(info.source))
+        self.embed = self.build_embed(embed, info)
         self.encoder = ENCODE.build(encode, "model.encode", input_dim=self.embed.output_dim)
         self.decoder = PREDICT.build(predict, "model.predict", vocab_size=len(info.target),
                                      encoder_dim=self.encoder.output_dim, attend=attend)
         self.label_smoothing = label_smoothing
         self.beam_size, self.length_penalty = beam_size, length_penalty
         self.max_output_len = max_output_len or info.max_tgt_len
-        self.plot_examples = plot_examples
+        self.plot_examples, self.attention_penalty = plot_examples, attention_penalty
         self.extra_losses = [m for m in self.modules() if isinstance(m, WrappedAttention)]  # hard, gated, local
         for split in ("val", "test"):
             setattr(self, f"{split}_exact", torchmetrics.MeanMetric())
@@ -76,28 +80,49 @@ class TranslationTask(Task):
             setattr(self, f"{split}_bleu", torchmetrics.text.SacreBLEUScore(tokenize=BLEU_TOKENIZE))
             setattr(self, f"{split}_chrf", torchmetrics.text.CHRFScore(n_word_order=0))
 
-    def encode(self, src: Tensor, mask: Tensor) -> Tensor:
-        """src (batch, src_len) -> memory (batch, src_len, encoder_dim)."""
-        return self.encoder(self.embed(src), mask)
+    def build_embed(self, embed: dict, info: TranslationInfo) -> torch.nn.Module:
+        """The source embedding, sized by the data."""
+        return EMBED.build(embed, "model.embed", vocab_size=len(info.source))
+
+    def encode(self, src: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """src (batch, src_len) -> memory (batch, src_len, encoder_dim) and its mask (batch, src_len)."""
+        return self.encoder(self.embed(src), mask), mask
 
     def forward(self, src: Tensor, mask: Tensor, tgt_in: Tensor, need_weights: bool = False):
         """Teacher-forced logits (batch, tgt_len, vocab) and weights (batch, tgt_len, src_len) or None."""
-        return self.decoder(tgt_in, self.encode(src, mask), mask, need_weights=need_weights)
+        memory, mask = self.encode(src, mask)
+        return self.decoder(tgt_in, memory, mask, need_weights=need_weights)
 
     def translate(self, src: Tensor, mask: Tensor, beam_size: int = 1) -> Hypotheses:
         """Decode a batch; src (batch, src_len) -> best hypotheses with their attention weights."""
-        return beam_search(self.decoder, self.encode(src, mask), mask, self.max_output_len + 1, beam_size,
-                           self.length_penalty)
+        memory, mask = self.encode(src, mask)
+        return beam_search(self.decoder, memory, mask, self.max_output_len + 1, beam_size, self.length_penalty)
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Token cross-entropy (with label smoothing) averaged over non-padding tokens; logits (batch, tgt, vocab)."""
         return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, label_smoothing=self.label_smoothing)
 
+    def doubly_stochastic(self, weights: Tensor, src_mask: Tensor, target: Tensor) -> Tensor:
+        """λ · mean over valid source positions i of (1 − Σ_t α_ti)², the sum over t over real output tokens;
+        averaged over the batch. weights (batch, tgt_len, src_len), src_mask (batch, src_len).
+
+        The paper sums over i; the mean keeps λ = 1 on the scale of a per-token cross-entropy whatever the grid size."""
+        received = (weights * (target != PAD).unsqueeze(-1)).sum(1)  # (batch, src_len)
+        src_mask = src_mask.to(weights.dtype)
+        penalty = ((1 - received) ** 2 * src_mask).sum(1) / src_mask.sum(1).clamp(min=1)  # (batch,)
+        return self.attention_penalty * penalty.mean()
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        logits, _ = self(batch["src"], batch["src_mask"], batch["tgt_in"])
+        penalise = self.attention_penalty > 0
+        logits, weights = self(batch["src"], batch["src_mask"], batch["tgt_in"], need_weights=penalise)
         target = batch["tgt_out"]
         loss = self.loss(logits, target)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
+        if penalise and weights is not None:
+            mask = batch["src_mask"] if batch["src_mask"] is not None else weights.new_ones(weights[:, 0].shape)
+            penalty = self.doubly_stochastic(weights, mask, target)
+            self.log("train/attention_penalty", penalty, batch_size=len(target))
+            loss = loss + penalty
         if not self.extra_losses:
             return loss
         nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")  # (batch, tgt)

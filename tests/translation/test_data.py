@@ -108,7 +108,7 @@ def test_parallel_holds_out_val_and_test_and_drops_bad_pairs(tmp_path):
     assert sizes["val"] == 10 and sizes["test"] == 20 and sum(sizes.values()) == 100
 
 
-@pytest.mark.parametrize("kind", ["char", "word", "subword"])
+@pytest.mark.parametrize("kind", ["char", "word", "space", "subword"])
 def test_tokenizers_round_trip_through_their_state(kind):
     texts = ["the quick brown fox", "jumps over the lazy dog", "the dog sleeps"] * 30
     tokenizer = fit_tokenizer(kind, texts, vocab_size=40)

@@ -1,0 +1,266 @@
+"""Captioning data: seeded formula images rendered with matplotlib's mathtext (target: the LaTeX markup tokens), and
+the user's folder of images with a captions file."""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from eeap.data import make_loader
+from eeap.errors import DataError
+from eeap.registry import DATA
+from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer
+from tasks.classification.data import read_image
+from tasks.translation.data import pad
+
+LETTERS = list("abcnxyz")
+GREEK = [r"\alpha", r"\beta", r"\pi", r"\theta"]
+OPERATORS = ["+", "-", "=", r"\times"]
+
+
+@dataclass
+class CaptioningInfo:
+    """What the model needs from the data: the caption tokenizer, the image form and the longest caption."""
+
+    target: Tokenizer
+    channels: int
+    image_size: tuple[int, int]
+    max_tgt_len: int
+
+    def state(self) -> dict:
+        return {"target": self.target.state(), "channels": self.channels, "image_size": list(self.image_size),
+                "max_tgt_len": self.max_tgt_len}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "CaptioningInfo":
+        return cls(Tokenizer.from_state(state["target"]), state["channels"], tuple(state["image_size"]),
+                   state["max_tgt_len"])
+
+
+def collate(examples: list[dict]) -> dict:
+    """images (batch, C, H, W) as ``src``; tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len); names and texts."""
+    return {
+        "src": torch.stack([torch.as_tensor(e["image"]) for e in examples]),
+        "src_mask": None,  # every grid position is real
+        "tgt_in": pad([[BOS] + e["tgt"] for e in examples]),
+        "tgt_out": pad([e["tgt"] + [EOS] for e in examples]),
+        "src_text": [e["name"] for e in examples],
+        "tgt_text": [e["tgt_text"] for e in examples],
+    }
+
+
+class CaptioningData(L.LightningDataModule):
+    """Base of captioning data: subclasses give ``make_splits()`` → {split: [(image, caption, name)]}; this fits the
+    tokenizer on the training captions and batches.
+
+    # Parameters
+    seed: supplied from the run's seed.
+    tokenizer: ``char``, ``word`` (words and punctuation), ``space`` (whitespace-separated tokens, as given) or
+        ``subword`` (sentencepiece).
+    vocab_size, min_freq: vocabulary limits.
+    max_len: captions longer than this many tokens are left out of training (and cut in evaluation).
+    batch_size, eval_batch_size, num_workers: loaders.
+    """
+
+    info_class = CaptioningInfo
+
+    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "word", vocab_size: int = 8000,
+                 min_freq: int = 1, max_len: int = 64, batch_size: int = 32, eval_batch_size: int = 128,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.seed, self.kind, self.vocab_size, self.min_freq, self.max_len = seed, tokenizer, vocab_size, min_freq, max_len
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.splits: dict[str, list] = {}
+        self._info: Optional[CaptioningInfo] = None
+
+    def info(self) -> CaptioningInfo:
+        if self._info is None:
+            raise RuntimeError("call prepare() before info()")
+        return self._info
+
+    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
+        """{split: [(image (C, H, W), caption, name)]}, channels, (H, W)."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        parts, channels, size = self.make_splits()
+        tokenizer = fit_tokenizer(self.kind, [caption for _, caption, _ in parts["train"]], self.vocab_size,
+                                  self.min_freq)
+        self.splits = {}
+        for split, examples in parts.items():
+            encoded = [{"image": image, "tgt": tokenizer.encode(caption)[: self.max_len], "tgt_text": caption,
+                        "name": name} for image, caption, name in examples]
+            if split == "train":
+                encoded = [e for e in encoded if len(tokenizer.encode(e["tgt_text"])) <= self.max_len]
+            self.splits[split] = encoded
+        longest = max(len(e["tgt"]) for examples in self.splits.values() for e in examples)
+        self._info = CaptioningInfo(tokenizer, channels, size, longest)
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, collate, self.seed, True, self.num_workers,
+                           lengths=[len(e["tgt"]) for e in self.splits["train"]])
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
+
+
+def random_formula(rng: random.Random, terms: int, depth: int = 0) -> list[str]:
+    """LaTeX markup tokens of a random formula: atoms (letters, digits, Greek), powers, indices, fractions, roots
+    and brackets, joined by operators; inside a fraction, root or bracket only atoms, powers and indices."""
+    tokens: list[str] = []
+    for i in range(rng.randint(1, terms)):
+        if i:
+            tokens.append(rng.choice(OPERATORS))
+        kind = rng.random()
+        atom = rng.choice(LETTERS + GREEK + list("0123456789"))
+        if kind < (0.4 if depth == 0 else 0.7):
+            tokens.append(atom)
+        elif kind < (0.55 if depth == 0 else 1.0):
+            tokens += [atom, rng.choice("^_"), "{", rng.choice(LETTERS + list("0123456789")), "}"]
+        elif kind < 0.7:
+            tokens += [r"\frac", "{", *random_formula(rng, 2, depth + 1), "}", "{",
+                       *random_formula(rng, 2, depth + 1), "}"]
+        elif kind < 0.85:
+            tokens += [r"\sqrt", "{", *random_formula(rng, 2, depth + 1), "}"]
+        else:
+            tokens += ["(", *random_formula(rng, 2, depth + 1), ")"]
+    return tokens
+
+
+def compact(markup: str) -> str:
+    """Markup tokens joined without spaces, which mathtext needs (it reads ``a _ { 1 }`` as ``a`` and ``1``),
+    keeping a space after a command that a letter follows (``\\times x``)."""
+    out = ""
+    for token in markup.split():
+        if out and token[0].isalpha() and re.search(r"\\[A-Za-z]+$", out):
+            out += " "
+        out += token
+    return out
+
+
+def render_formula(markup: str, size: tuple[int, int], dpi: int) -> np.ndarray:
+    """The formula drawn by mathtext as ink in [0, 1] on a (1, H, W) canvas: centred, shrunk to fit if too large."""
+    from matplotlib.mathtext import MathTextParser
+    from PIL import Image
+
+    parsed = MathTextParser("agg").parse(f"${compact(markup)}$", dpi=dpi)
+    ink = np.asarray(parsed.image, dtype=np.uint8)  # (h, w), 255 = ink
+    height, width = size
+    if ink.shape[0] > height or ink.shape[1] > width:
+        scale = min(height / ink.shape[0], width / ink.shape[1])
+        shape = (max(1, int(ink.shape[1] * scale)), max(1, int(ink.shape[0] * scale)))
+        ink = np.asarray(Image.fromarray(ink).resize(shape, Image.BILINEAR))
+    canvas = np.zeros((1, height, width), dtype=np.float32)
+    top, left = (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2
+    canvas[0, top : top + ink.shape[0], left : left + ink.shape[1]] = ink / 255.0
+    return canvas
+
+
+@DATA.register("formulas")
+class FormulaData(CaptioningData):
+    """An im2latex-style set: random formulas rendered by matplotlib's mathtext; the caption is the markup, one token
+    per LaTeX symbol (``\\frac { a + 1 } { 2 }``), read with the ``space`` tokenizer. Seeded; formulas in the validation
+    and test splits never occur in training, and none is longer than ``max_len`` tokens.
+
+    # Parameters
+    train_size, val_size, test_size: formulas per split.
+    image_size: [H, W] of the canvas (a larger rendering is shrunk to fit).
+    max_terms: most operator-joined terms at the top level.
+    dpi: rendering resolution (font size); each formula is drawn at a random dpi in [dpi − 10, dpi + 10].
+    """
+
+    def __init__(self, seed: int, train_size: int = 6000, val_size: int = 300, test_size: int = 500,
+                 image_size: list[int] = (32, 128), max_terms: int = 3, dpi: int = 90,
+                 tokenizer: Literal["char", "word", "space", "subword"] = "space", **kwargs) -> None:
+        super().__init__(seed, tokenizer=tokenizer, **kwargs)
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        self.size, self.max_terms, self.dpi = tuple(image_size), max_terms, dpi
+
+    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
+        rng = random.Random(self.seed)
+        seen: set[str] = set()
+        parts: dict[str, list] = {}
+        for split in ("test", "val", "train"):  # held-out formulas first, so training never repeats them
+            examples = []
+            attempts = 0
+            while len(examples) < self.sizes[split]:
+                attempts += 1
+                if attempts > 50 * self.sizes[split] + 1000:
+                    raise DataError(f"data: could not draw {self.sizes[split]} distinct {split} formulas; "
+                                    "raise max_terms or lower the split sizes")
+                tokens = random_formula(rng, self.max_terms)
+                markup = " ".join(tokens)
+                if markup in seen or len(tokens) > self.max_len:
+                    continue
+                seen.add(markup)
+                image = render_formula(markup, self.size, rng.randint(self.dpi - 10, self.dpi + 10))
+                examples.append((image, markup, f"{split}{len(examples)}"))
+            parts[split] = examples
+        return parts, 1, self.size
+
+
+@DATA.register("caption_folder")
+class CaptionFolderData(CaptioningData):
+    """The user's images and captions: ``root/images/*`` and a captions file of ``FILE<TAB>caption`` lines (or a
+    ``.csv`` with file and caption columns). An image with several captions gives one example per caption.
+
+    # Parameters
+    root: the folder holding ``images/``.
+    captions: the captions file (default ``root/captions.tsv``).
+    channels: 1 (grayscale) or 3 (RGB).
+    image_size: [H, W] every image must have (default: the first image's).
+    resize: resize images of another size instead of refusing them.
+    val_fraction, test_fraction: held-out shares of the images (all captions of an image stay in one split).
+    """
+
+    def __init__(self, seed: int, root: str, captions: Optional[str] = None, channels: Literal[1, 3] = 3,
+                 image_size: Optional[list[int]] = None, resize: bool = False, val_fraction: float = 0.1,
+                 test_fraction: float = 0.2, **kwargs) -> None:
+        super().__init__(seed, **kwargs)
+        self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
+        self.captions = Path(captions) if captions else self.root / "captions.tsv"
+        self.fractions = (val_fraction, test_fraction)
+
+    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
+        if not self.captions.is_file():
+            raise DataError(f"data.captions: file not found: {self.captions} (lines of FILE<TAB>caption)")
+        delimiter = "," if self.captions.suffix.lower() == ".csv" else "\t"
+        by_image: dict[str, list[str]] = {}
+        with self.captions.open(newline="", encoding="utf-8") as f:
+            for number, row in enumerate(csv.reader(f, delimiter=delimiter), 1):
+                if not row or not "".join(row).strip():
+                    continue
+                if len(row) < 2 or not row[1].strip():
+                    raise DataError(f"{self.captions} line {number}: expected FILE{'<TAB>' if delimiter == chr(9) else ','}"
+                                    f"caption, got {delimiter.join(row)!r}")
+                by_image.setdefault(row[0].strip(), []).append(row[1].strip())
+        names = sorted(by_image)
+        if len(names) < 3:
+            raise DataError(f"data.captions: {len(names)} images captioned; at least 3 are needed (train, "
+                            "validation and test)")
+        missing = [n for n in names if not (self.root / "images" / n).is_file()]
+        if missing:
+            raise DataError(f"data.captions: {len(missing)} captioned images are not in {self.root / 'images'}, "
+                            f"e.g. {missing[0]}")
+        size = tuple(self.size) if self.size else read_image(self.root / "images" / names[0], self.channels, None,
+                                                             False).shape[1:]
+        images = {n: read_image(self.root / "images" / n, self.channels, size, self.resize) for n in names}
+        random.Random(self.seed).shuffle(names)
+        n_val = max(1, round(len(names) * self.fractions[0]))
+        n_test = max(1, round(len(names) * self.fractions[1]))
+        groups = {"val": names[:n_val], "test": names[n_val : n_val + n_test], "train": names[n_val + n_test :]}
+        parts = {split: [(images[n], caption, n) for n in group for caption in by_image[n]]
+                 for split, group in groups.items()}
+        return parts, self.channels, tuple(size)

@@ -95,6 +95,11 @@ class RNNDecoder(Decoder):
 
     def _recur(self, x: Tensor, state: State) -> dict[str, Tensor]:
         """Run the stacked cells one step; x (batch, input) -> new h (and c), each (batch, layers, hidden)."""
+        if self.layers == 1:  # the common case, without the per-layer lists
+            if self.cell_kind == "lstm":
+                h, c = self.cells[0](x, (state["h"][:, 0], state["c"][:, 0]))
+                return {"h": h.unsqueeze(1), "c": c.unsqueeze(1)}
+            return {"h": self.cells[0](x, state["h"][:, 0]).unsqueeze(1)}
         hs, cs = [], []
         for i, cell in enumerate(self.cells):
             if self.cell_kind == "lstm":
@@ -109,22 +114,35 @@ class RNNDecoder(Decoder):
             new["c"] = torch.stack(cs, 1)
         return new
 
-    def advance(self, y: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
-        """One step before the vocabulary projection; y: the embedded previous token (batch, embed_dim) ->
-        output (batch, hidden), state, weights."""
+    def recur(self, y: Tensor, state: State) -> tuple[State, Tensor, Tensor, Optional[Tensor]]:
+        """The recurrent part of one step: y, the embedded previous token (batch, embed_dim) -> state, the top
+        state s (batch, hidden), the context (batch, context_dim) and the weights (batch, src_len) or None."""
         if self.style == "bahdanau":
             context, weights = self._attend(state["h"][:, -1], state)  # (batch, context_dim)
             state = {**state, **self._recur(torch.cat([y, context], -1), state)}
-            out = torch.tanh(self.pre_output(torch.cat([state["h"][:, -1], context, y], -1)))
+            top = state["h"][:, -1]  # (batch, hidden)
         else:
             x = torch.cat([y, state["feed"]], -1) if self.input_feeding else y
             state = {**state, **self._recur(x, state)}
             top = state["h"][:, -1]  # (batch, hidden)
             context, weights = self._attend(top, state)
-            out = torch.tanh(self.pre_output(torch.cat([context, top], -1)))  # h̃_t
-            if self.input_feeding:
-                state["feed"] = out
         state["step"] += 1
+        return state, top, context, weights
+
+    def output_state(self, top: Tensor, context: Tensor, y: Tensor) -> Tensor:
+        """The output before the vocabulary projection, for one step (batch, ·) or all steps (batch, tgt_len, ·):
+        Bahdanau's tanh(W[s; c; y]) or Luong's h̃ = tanh(W_c[c; h])."""
+        if self.style == "bahdanau":
+            return torch.tanh(self.pre_output(torch.cat([top, context, y], -1)))
+        return torch.tanh(self.pre_output(torch.cat([context, top], -1)))
+
+    def advance(self, y: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
+        """One step before the vocabulary projection; y: the embedded previous token (batch, embed_dim) ->
+        output (batch, hidden), state, weights."""
+        state, top, context, weights = self.recur(y, state)
+        out = self.output_state(top, context, y)
+        if self.input_feeding:
+            state["feed"] = out
         return out, state, weights
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
@@ -138,9 +156,18 @@ class RNNDecoder(Decoder):
         use_own = self.training and self.teacher_forcing < 1.0
         own = torch.rand(tokens.shape[1], device=tokens.device) >= self.teacher_forcing if use_own else None
         gold = self.embedding(tokens)  # (batch, tgt_len, embed_dim), embedded at once
+        if own is None and not self.input_feeding:
+            # Nothing of a step's output feeds the next step: run the recurrence, then the output layer once.
+            tops, contexts, weights = [], [], []
+            for y in gold.unbind(1):
+                state, top, context, w = self.recur(y, state)
+                tops.append(top)
+                contexts.append(context)
+                weights.append(w)
+            out = self.output_state(torch.stack(tops, 1), torch.stack(contexts, 1), gold)  # (batch, tgt_len, hidden)
+            return self.output(self.dropout(out)), stack_weights(weights)  # (batch, tgt_len, vocab)
         outputs, weights = [], []
-        for t in range(tokens.shape[1]):
-            y = gold[:, t]
+        for t, y in enumerate(gold.unbind(1)):
             if own is not None and own[t] and t > 0:
                 y = self.embedding(self.output(outputs[-1]).argmax(-1))
             out, state, w = self.advance(y, state)

@@ -3,6 +3,7 @@
 import sacrebleu
 import torchmetrics
 
+from eeap.metrics import CorpusChrF
 from tasks.translation.module import BLEU_TOKENIZE, bleu_signature
 
 HYPS = ["the cat sat on the mat", "a quick brown fox jumps", "hello there world", "2021-03-04"]
@@ -16,11 +17,29 @@ def test_bleu_matches_sacrebleu():
     assert abs(float(ours.compute()) * 100 - reference.score) < 1e-3
 
 
-def test_chrf_matches_sacrebleu():
-    ours = torchmetrics.text.CHRFScore(n_word_order=0)
+def test_chrf_matches_sacrebleu_over_batches():
+    ours = CorpusChrF()
+    ours.update(HYPS[:1], [[r] for r in REFS[:1]])
+    ours.update(HYPS[1:] + [""], [[r] for r in REFS[1:]] + [["1999-01-01"]])  # an empty output counts too
+    reference = sacrebleu.corpus_chrf(HYPS + [""], [REFS + ["1999-01-01"]])
+    assert abs(float(ours.compute()) * 100 - reference.score) < 1e-9
+
+    # torchmetrics' CHRFScore, logged before, agrees without empty outputs (it scores an empty one differently).
+    ours.reset()
     ours.update(HYPS, [[r] for r in REFS])
-    reference = sacrebleu.corpus_chrf(HYPS, [REFS])
-    assert abs(float(ours.compute()) * 100 - reference.score) < 1e-2  # torchmetrics computes in float32
+    slow = torchmetrics.text.CHRFScore(n_word_order=0)
+    slow.update(HYPS, [[r] for r in REFS])
+    assert abs(float(ours.compute()) - float(slow.compute())) < 1e-4
+
+
+def test_chrf_of_nothing_is_zero_and_reset_starts_afresh():
+    ours = CorpusChrF()
+    assert float(ours.compute()) == 0.0
+    ours.update(["abc"], [["abc"]])
+    assert abs(float(ours.compute()) - 1.0) < 1e-9
+    ours.reset()
+    ours.update(["abc"], [["xyz"]])
+    assert float(ours.compute()) == 0.0
 
 
 def test_signature_names_the_settings():

@@ -16,6 +16,7 @@ from torch import Tensor
 from eeap.errors import DataError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
+from eeap.metrics import ForegroundIoU
 from eeap.plotting import gate_figure, save_figure
 from eeap.registry import ENCODE, PREDICT, TASK
 from eeap.task import Task, attend_section
@@ -69,8 +70,7 @@ class SegmentationTask(Task):
         for split in ("val", "test"):  # over the foreground classes, pooled over the whole split
             setattr(self, f"{split}_dice", torchmetrics.segmentation.DiceScore(
                 classes, include_background=False, average="macro", aggregation_level="global", input_format="index"))
-            setattr(self, f"{split}_iou", torchmetrics.segmentation.MeanIoU(
-                classes, include_background=False, input_format="index"))
+            setattr(self, f"{split}_iou", ForegroundIoU(classes))
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from eeap.errors import ConfigError, DataError
+from eeap.metrics import ForegroundIoU
 from eeap.registry import DATA, TASK
 from tasks.segmentation.data import SegmentationInfo, collate, make_shapes
 from tests.conftest import QUIET, ROOT
@@ -154,6 +155,22 @@ def test_loss_and_metrics_by_hand():
     truth = torch.tensor([[[1, 2, 2, 0]]])
     multi.test_dice.update(predicted, truth)
     assert multi.test_dice.compute().item() == pytest.approx((2 / 3 + 2 / 3) / 2)
+
+
+def test_iou_is_pooled_over_the_split_like_dice():
+    """Image A: class 1 right at its one pixel. Image B: class 1 (2 pixels) missed, predicted on a class-2 pixel;
+    class 2 (2 pixels) found at one. Pooled: class 1 1/(1 + 3) = 1/4, class 2 1/2; mean 3/8. A per-image mean
+    (torchmetrics' MeanIoU) would give mean(1, 0, 1/2) = 1/2."""
+    iou = ForegroundIoU(3)
+    predicted = torch.tensor([[[1, 0, 0, 0]], [[0, 0, 1, 2]]])  # (2, 1, 4)
+    truth = torch.tensor([[[1, 0, 0, 0]], [[1, 1, 2, 2]]])
+    iou.update(predicted[:1], truth[:1])
+    iou.update(predicted[1:], truth[1:])
+    assert iou.compute().item() == pytest.approx((1 / 4 + 1 / 2) / 2)
+    single = ForegroundIoU(2)
+    single.update(torch.tensor([[[1, 0], [1, 0]]]), torch.tensor([[[1, 0], [0, 0]]]))
+    assert single.compute().item() == pytest.approx(1 / 2)  # one class: Dice 2/3 = 2 IoU / (1 + IoU)
+    assert ForegroundIoU(3).compute().item() == 0.0  # nothing seen yet
 
 
 def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -26,15 +26,31 @@ class EpochShuffle(Sampler[int]):
     def __init__(self, size: int, seed: int, lengths: Optional[Sequence[int]] = None, batch_size: int = 1) -> None:
         self.size, self.seed, self.lengths, self.batch_size = size, seed, lengths, batch_size
         self.epoch = 0
+        self.resume_at: Optional[tuple[int, int]] = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def resume(self, epoch: int, done: int) -> None:
+        """The next pass, if it is over ``epoch``, leaves out its first ``done`` indices: those a run trained on
+        before it stopped mid-epoch."""
+        self.resume_at = (epoch, done)
+
     def __iter__(self) -> Iterator[int]:
+        order = self.order()
+        if self.resume_at is not None:
+            epoch, done = self.resume_at
+            self.resume_at = None
+            if epoch == self.epoch:
+                order = order[done:]
+        return iter(order)
+
+    def order(self) -> list[int]:
+        """This epoch's indices in the order they are drawn."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
         if self.lengths is None:
-            return iter(order)
+            return order
         pool = self.batch_size * 50
         batches = []
         for start in range(0, self.size, pool):
@@ -42,7 +58,7 @@ class EpochShuffle(Sampler[int]):
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         short = batches.pop() if len(batches[-1]) < self.batch_size else []
         shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + [short]
-        return iter([index for batch in shuffled for index in batch])
+        return [index for batch in shuffled for index in batch]
 
     def __len__(self) -> int:
         return self.size
@@ -56,10 +72,20 @@ def make_loader(
     shuffle: bool = False,
     num_workers: int = 0,
     lengths: Optional[Sequence[int]] = None,
+    trainer: Any = None,
 ) -> DataLoader:
     """A DataLoader that never draws from the global random state (its own generator seeds workers), shuffled by
-    ``EpochShuffle`` when asked (bucketed by ``lengths`` if given); together they make runs resume exactly."""
+    ``EpochShuffle`` when asked (bucketed by ``lengths`` if given); together they make runs resume exactly.
+
+    ``trainer``: for a training loader, the Lightning trainer; when it resumes from a checkpoint written mid-epoch
+    (validation more than once an epoch), the loader skips the batches that run had trained on, so the resumed run
+    sees what an unbroken one would. (Not under DDP, where Lightning's distributed sampler splits the full list.)
+    """
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
+    if sampler is not None and trainer is not None and trainer.world_size == 1 and trainer.fit_loop.restarting:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # batches trained in that epoch
+        if 0 < done < -(-len(data) // batch_size):
+            sampler.resume(trainer.current_epoch, done * batch_size)
     return DataLoader(
         data, batch_size=batch_size, sampler=sampler,
         collate_fn=collate_fn, num_workers=num_workers, generator=torch.Generator().manual_seed(seed),

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -62,6 +63,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
 
     run_dir, ckpt_path = resolve_run_dir(run)
     trainer = build_trainer(run, run_dir, task, list(callbacks))
+    if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     for logger in trainer.loggers:
         logger.log_hyperparams(container)
     if trainer.is_global_zero:

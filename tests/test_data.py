@@ -33,3 +33,14 @@ def test_loader_leaves_the_global_random_state_alone():
     state = torch.get_rng_state()
     assert [x for batch in loader for x in batch] == list(loader.sampler)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_resume_skips_the_first_indices_of_that_epoch_once():
+    sampler = EpochShuffle(50, seed=1, lengths=list(range(50)), batch_size=8)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.resume(2, 16)
+    assert list(sampler) == full[16:]  # two batches of epoch 2 were trained before the stop
+    assert list(sampler) == full  # only the first pass after resuming
+    sampler.resume(1, 16)  # written at the end of epoch 1: the next epoch starts whole
+    assert list(sampler) == full

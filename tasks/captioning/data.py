@@ -107,7 +107,7 @@ class CaptioningData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return make_loader(self.splits["train"], self.batch_size, collate, self.seed, True, self.num_workers,
-                           lengths=[len(e["tgt"]) for e in self.splits["train"]])
+                           lengths=[len(e["tgt"]) for e in self.splits["train"]], trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)

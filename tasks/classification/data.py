@@ -112,7 +112,8 @@ class ClassificationData(L.LightningDataModule):
         return collate_text(examples) if self.info().is_text else collate_images(examples)
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, self.collate, self.seed, True, self.num_workers)
+        return make_loader(self.splits["train"], self.batch_size, self.collate, self.seed, True, self.num_workers,
+                           trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)

@@ -85,7 +85,7 @@ class SegmentationData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return make_loader(self.splits["train"], self.batch_size, self.train_collate, self.seed, True,
-                           self.num_workers)
+                           self.num_workers, trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)

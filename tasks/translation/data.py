@@ -156,7 +156,7 @@ class TranslationData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.splits["train"]
         lengths = [len(e["src"]) for e in data] if self.bucket else None
-        return make_loader(data, self.batch_size, collate, self.seed, True, self.num_workers, lengths)
+        return make_loader(data, self.batch_size, collate, self.seed, True, self.num_workers, lengths, self.trainer)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return make_loader(self.splits[split], self.eval_batch_size, collate, self.seed, False, self.num_workers)

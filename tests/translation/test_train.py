@@ -133,6 +133,21 @@ def test_resume_continues_exactly(tiny, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+
+def test_resume_from_a_mid_epoch_checkpoint_continues_exactly(tiny, tmp_path):
+    """Validating twice an epoch writes last.ckpt mid-epoch; the resumed run skips the batches already trained on."""
+    noisy = ["model.encode.dropout=0.3", "model.predict.teacher_forcing=0.5", "early_stopping.stopping_threshold=null",
+             "test=false", "trainer.val_check_interval=0.5", "trainer.max_epochs=2"]
+    straight = train(tiny(*noisy, f"run_dir={tmp_path}/straight"))
+    train(tiny(*noisy, "trainer.max_steps=15", f"run_dir={tmp_path}/broken"))  # stops 5 batches into epoch 2
+    broken = torch.load(f"{tmp_path}/broken/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert broken["global_step"] == 15
+    resumed = train(tiny(*noisy, f"resume={tmp_path}/broken"))
+    assert resumed["steps"] == straight["steps"] == 20
+    a = state(f"{tmp_path}/straight/checkpoints/last.ckpt")
+    b = state(f"{tmp_path}/broken/checkpoints/last.ckpt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
 def test_ddp_two_processes_keep_identical_weights(tmp_path):
     out = tmp_path / "weights"
     overrides = [o for o in TINY_DATES if not o.startswith("trainer.accelerator")] + [

@@ -55,7 +55,8 @@ class Task(L.LightningModule):
             optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         else:
             cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-            optimizer = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+            optimizer = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
+                            fused=self.fused_optimizer(params))
         if o.scheduler == "none":
             return optimizer
         if o.scheduler == "plateau":
@@ -74,6 +75,16 @@ class Task(L.LightningModule):
                 return min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def fused_optimizer(self, params: list) -> bool:
+        """Adam's fused kernel (one pass over all parameters instead of a loop over them; on the CPU a step takes
+        ~1 ms instead of ~3 ms for the date translator) where torch has it: float parameters on the CPU or a GPU.
+        Not under mixed or half precision: Lightning's precision plugins refuse to clip gradients for an optimizer
+        that can unscale them itself, as the fused ones can."""
+        trainer = self._trainer
+        if trainer is not None and not str(trainer.precision).startswith(("32", "64")):
+            return False
+        return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the run's config, the data state (vocabularies) and the random states, so a run resumes exactly."""

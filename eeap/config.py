@@ -13,14 +13,14 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from eeap.errors import ConfigError
-from eeap.registry import check_arguments, join
+from eeap.errors import ConfigError, one_line
+from eeap.registry import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, check_arguments, join
 
 
 @dataclass
@@ -30,24 +30,24 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Union[int, str, list] = "auto"
     strategy: str = "auto"
-    num_nodes: int = 1
+    num_nodes: PositiveInt = 1
     precision: Union[str, int] = "32-true"
-    max_epochs: int = 10
-    max_steps: int = -1
+    max_epochs: Annotated[int, Range(low=-1)] = 10  # -1: no limit
+    max_steps: Annotated[int, Range(low=-1)] = -1
     max_time: Optional[str] = None
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: Optional[NonNegativeFloat] = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
-    accumulate_grad_batches: int = 1
-    val_check_interval: Union[int, float] = 1.0
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 50
-    num_sanity_val_steps: int = 2
+    accumulate_grad_batches: PositiveInt = 1
+    val_check_interval: Union[PositiveInt, Annotated[float, Range(0, 1, open_low=True)]] = 1.0  # batches or epochs
+    check_val_every_n_epoch: PositiveInt = 1
+    log_every_n_steps: PositiveInt = 50
+    num_sanity_val_steps: Annotated[int, Range(low=-1)] = 2  # -1: the whole validation set
     deterministic: Union[bool, str] = False
-    fast_dev_run: Union[bool, int] = False
-    overfit_batches: Union[int, float] = 0.0
-    limit_train_batches: Union[int, float] = 1.0
-    limit_val_batches: Union[int, float] = 1.0
-    limit_test_batches: Union[int, float] = 1.0
+    fast_dev_run: Union[bool, NonNegativeInt] = False
+    overfit_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 0.0
+    limit_train_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
+    limit_val_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
+    limit_test_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     enable_progress_bar: bool = True
 
 
@@ -76,7 +76,7 @@ class CheckpointConfig:
 
     monitor: Optional[str] = None
     mode: Optional[Literal["min", "max"]] = None
-    save_top_k: int = 1
+    save_top_k: Annotated[int, Range(low=-1)] = 1  # -1: keep every checkpoint
     save_last: bool = True
 
 
@@ -86,8 +86,8 @@ class EarlyStoppingConfig:
 
     monitor: Optional[str] = None
     mode: Optional[Literal["min", "max"]] = None
-    patience: Optional[int] = None
-    min_delta: float = 0.0
+    patience: Optional[NonNegativeInt] = None
+    min_delta: NonNegativeFloat = 0.0
     stopping_threshold: Optional[float] = None
 
 
@@ -98,7 +98,7 @@ class RunConfig:
     name: str
     data: dict
     model: dict
-    seed: int = 0
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0  # numpy's seeds are 32-bit
     run_dir: Optional[str] = None
     resume: Optional[str] = None
     test: bool = True
@@ -219,9 +219,3 @@ def validate(values: Any, schema: type, where: str = "") -> Any:
 def to_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML text."""
     return OmegaConf.to_yaml(cfg, resolve=True)
-
-
-def one_line(error: Exception) -> str:
-    """The first line of an exception's message."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

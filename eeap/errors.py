@@ -11,3 +11,9 @@ class ConfigError(EEAPError):
 
 class DataError(EEAPError):
     """A data file is missing or malformed, or an input cannot be processed."""
+
+
+def one_line(error: Exception) -> str:
+    """The first line of an exception's message."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

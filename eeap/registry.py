@@ -1,8 +1,9 @@
 """Registries of components by kind, and building a component from its config section.
 
 A config section ``{type: NAME, key: value, ...}`` builds the class registered under NAME, with the other keys as
-constructor arguments. Keys are checked against the constructor's signature and type annotations, so a typo or a
-wrong type fails at once with one line naming the component, the key and what is allowed.
+constructor arguments. Keys are checked against the constructor's signature and type annotations, so a typo, a
+wrong type or a number out of range fails at once with one line naming the component, the key and what is allowed.
+Bounds are written in the annotation: ``hidden: PositiveInt = 128``, ``dropout: Fraction = 0.0`` (see ``Range``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,52 @@ import inspect
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
-from eeap.errors import ConfigError
+from eeap.errors import ConfigError, one_line
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds on a number, attached to its type with ``typing.Annotated``: ``Annotated[int, Range(low=1)]``.
+
+    ``low``/``high`` of ``None`` are unbounded; ``open_low``/``open_high`` leave the bound itself out.
+    """
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.open_high and value == self.high))
+
+    def __str__(self) -> str:
+        low, high = number(self.low), number(self.high)
+        if self.high is None:
+            return f"{'>' if self.open_low else '≥'} {low}"
+        if self.low is None:
+            return f"{'<' if self.open_high else '≤'} {high}"
+        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+
+def number(x: Optional[float]) -> str:
+    """A bound as written: whole numbers without a decimal point or exponent."""
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+PositiveInt = Annotated[int, Range(low=1)]  # sizes, counts, batch sizes
+NonNegativeInt = Annotated[int, Range(low=0)]  # counts where 0 means none (or "pick for me", as documented)
+PositiveFloat = Annotated[float, Range(low=0, open_low=True)]  # learning rates, temperatures
+NonNegativeFloat = Annotated[float, Range(low=0)]  # loss weights, penalties
+Fraction = Annotated[float, Range(0, 1, open_high=True)]  # dropout, the share of a split held out
+Probability = Annotated[float, Range(0, 1)]  # teacher forcing, label smoothing, thresholds
 
 
 class Registry:
@@ -73,7 +115,10 @@ class Registry:
         cls = self.get(section["type"], where=f"{where}.type")
         kwargs = {k: v for k, v in section.items() if k != "type"}
         check_arguments(cls, kwargs, where, wired=set(wired))
-        return cls(**kwargs, **wired)
+        try:
+            return cls(**kwargs, **wired)
+        except ValueError as e:  # a value the component's own layers refuse (torch checks sizes of its own)
+            raise ConfigError(f"{where}: {one_line(e)}") from None
 
 
 def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -94,12 +139,12 @@ def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
 def parameter_types(cls: type) -> dict[str, Any]:
     """Type hints of the parameters ``accepted_parameters`` finds."""
     if dataclasses.is_dataclass(cls):
-        return typing.get_type_hints(cls)
+        return typing.get_type_hints(cls, include_extras=True)
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         if "__init__" in vars(klass) and klass is not object:
             try:
-                hints.update(typing.get_type_hints(klass.__init__))
+                hints.update(typing.get_type_hints(klass.__init__, include_extras=True))
             except (NameError, TypeError):
                 continue
     return hints
@@ -138,10 +183,14 @@ def check_arguments(
 
 
 def type_matches(value: Any, annotation: Any) -> bool:
-    """Whether a config value fits a (simple) type annotation: builtins, Optional/Union, Literal, list, dict."""
+    """Whether a config value fits a (simple) type annotation: builtins, Optional/Union, Literal, list, tuple, dict,
+    and ``Annotated[number, Range(...)]``."""
     if annotation is Any:
         return True
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *extras = typing.get_args(annotation)
+        return type_matches(value, base) and all(value in r for r in extras if isinstance(r, Range))
     if origin in (typing.Union, types.UnionType):
         return any(type_matches(value, a) for a in typing.get_args(annotation))
     if origin is typing.Literal:
@@ -151,7 +200,9 @@ def type_matches(value: Any, annotation: Any) -> bool:
     if origin in (list, tuple) or annotation in (list, tuple):
         if not isinstance(value, (list, tuple)):
             return False
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        args = typing.get_args(annotation)
+        if origin is tuple and args and Ellipsis not in args:  # a fixed-length tuple: tuple[float, float]
+            return len(value) == len(args) and all(type_matches(v, a) for v, a in zip(value, args))
         return all(type_matches(v, args[0]) for v in value) if args else True
     if origin in (dict, Mapping) or annotation is dict:
         return isinstance(value, Mapping)
@@ -171,6 +222,16 @@ def type_name(annotation: Any) -> str:
         return " or ".join(type_name(a) for a in typing.get_args(annotation))
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin is Annotated:
+        base, *extras = typing.get_args(annotation)
+        return " ".join([type_name(base)] + [str(r) for r in extras if isinstance(r, Range)])
+    if origin in (list, tuple):
+        args = typing.get_args(annotation)
+        if origin is tuple and args and Ellipsis not in args:
+            if len(set(args)) == 1:
+                return f"a list of {len(args)} values, each {type_name(args[0])}"
+            return "a list [" + ", ".join(type_name(a) for a in args) + "]"
+        return f"a list of {type_name(args[0])}" if args else "a list"
     if annotation is type(None):
         return "null"
     return getattr(annotation, "__name__", str(annotation))

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from eeap.config import RunConfig, load_config, one_line, to_yaml, validate
-from eeap.errors import ConfigError, EEAPError
+from eeap.config import RunConfig, load_config, to_yaml, validate
+from eeap.errors import ConfigError, EEAPError, one_line
 
 RUN_DIR_ENV = "EEAP_RUN_DIR"  # passed from the launching process to the DDP worker processes
 

@@ -13,6 +13,7 @@ import torch
 
 from eeap.config import validate
 from eeap.errors import ConfigError
+from eeap.registry import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 
 @dataclass
@@ -24,13 +25,13 @@ class OptimConfig:
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list = (0.9, 0.999)
-    momentum: float = 0.9
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)
+    momentum: Fraction = 0.9
     scheduler: Literal["none", "cosine", "plateau", "noam"] = "none"
-    warmup_steps: int = 0
-    patience: int = 2
+    warmup_steps: NonNegativeInt = 0
+    patience: NonNegativeInt = 2
 
 
 class Task(L.LightningModule):

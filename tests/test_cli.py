@@ -23,6 +23,13 @@ def run_main(capsys, *args):
     (["data.type=parallel", "data.train=nothere.tsv"], "error: data.train: file not found: nothere.tsv"),
     (["trainer.accelerator=tpu"], "error: trainer: Requirement 'torch_xla"),
     (["logger.use=[wandb, tensorboard]"], "error: logger.use: unknown logger 'tensorboard'"),
+    (["data.batch_size=0"], "error: data.batch_size: expected int ≥ 1 for data 'dates', got int 0"),
+    (["model.optim.lr=-1"], "error: model.optim.lr: expected float > 0 for the model.optim section, got int -1"),
+    (["model.optim.betas=[0.9]"], "error: model.optim.betas: expected a list of 2 values, each float in [0, 1) "),
+    (["model.label_smoothing=2.0"], "error: model.label_smoothing: expected float in [0, 1] for task 'translation'"),
+    (["model.encode.dropout=1.5"], "error: model.encode.dropout: expected float in [0, 1) for encode 'rnn'"),
+    (["model.attend={type: multihead, num_heads: 3, dim: 64}"],
+     "error: model.attend: multihead dim 64 is not divisible by num_heads 3"),
 ])
 def test_bad_input_one_line_nonzero(capsys, tmp_path, overrides, message):
     code, out, err = run_main(capsys, DATES, *overrides, f"run_dir={tmp_path}/run")

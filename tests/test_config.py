@@ -67,11 +67,15 @@ def test_logger_none_and_interpolation(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("trainer.max_epochs=abc", "trainer.max_epochs: expected int for the trainer section, got str 'abc'"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs: expected int ≥ -1 for the trainer section, got str 'abc'"),
+    ("trainer.val_check_interval=5.0",
+     r"trainer.val_check_interval: expected int ≥ 1 or float in \(0, 1\] for the trainer section, got float 5.0"),
+    ("seed=-1", r"seed: expected int in \[0, 4294967295\] for the top section, got int -1"),
+    ("early_stopping.patience=-1", "early_stopping.patience: expected int ≥ 0 or null for the early_stopping section"),
     ("trainer.max_epoch=3", "trainer.max_epoch: unknown key for the trainer section.*Did you mean 'max_epochs'"),
     ("nme=x", "nme: unknown key for the top section.*Did you mean 'name'"),
     ("logger.wandb.mode=onlin", "logger.wandb.mode: expected one of 'offline', 'online', 'disabled'"),
-    ("early_stopping.patience=soon", "early_stopping.patience: expected int or null"),
+    ("early_stopping.patience=soon", "early_stopping.patience: expected int ≥ 0 or null"),
     ("trainer.max_epochs", "override 'trainer.max_epochs' is not of the form key=value"),
 ])
 def test_bad_values_give_one_line(override, message):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention, require_same_size
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, PositiveFloat
 
 
 @ATTEND.register("cosine")
@@ -21,7 +21,8 @@ class CosineAttention(Attention):
     learn_sharpness: make β a trained parameter.
     """
 
-    def __init__(self, query_dim: int, key_dim: int, sharpness: float = 1.0, learn_sharpness: bool = False) -> None:
+    def __init__(self, query_dim: int, key_dim: int, sharpness: PositiveFloat = 1.0,
+                 learn_sharpness: bool = False) -> None:
         super().__init__(query_dim, key_dim)
         require_same_size("cosine", query_dim, key_dim)
         self.sharpness = nn.Parameter(torch.tensor(float(sharpness)), requires_grad=learn_sharpness)

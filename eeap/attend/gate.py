@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
 @ATTEND.register("attention_gate")
@@ -26,7 +26,8 @@ class AttentionGate(nn.Module):
     α (batch, 1, H, W).
     """
 
-    def __init__(self, in_channels: int, gating_channels: int, inter_channels: int = 0, subsample: int = 2) -> None:
+    def __init__(self, in_channels: int, gating_channels: int, inter_channels: NonNegativeInt = 0,
+                 subsample: PositiveInt = 2) -> None:
         super().__init__()
         inter = inter_channels or max(in_channels // 2, 1)
         self.theta = nn.Conv2d(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import WrappedAttention, expand_mask
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
 
 
 @ATTEND.register("gated")
@@ -37,9 +37,9 @@ class GatedAttention(WrappedAttention):
         key_dim: int,
         score: Optional[dict] = None,
         gate_dim: Optional[int] = None,
-        temperature: float = 0.5,
-        threshold: float = 0.5,
-        sparsity_weight: float = 0.01,
+        temperature: PositiveFloat = 0.5,
+        threshold: Probability = 0.5,
+        sparsity_weight: NonNegativeFloat = 0.01,
     ) -> None:
         super().__init__(query_dim, key_dim, score)
         gate_dim = gate_dim or query_dim

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eeap.attend.base import WrappedAttention, masked_softmax
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
 
 
 @ATTEND.register("hard")
@@ -37,9 +37,9 @@ class HardAttention(WrappedAttention):
         key_dim: int,
         score: Optional[dict] = None,
         estimator: Literal["reinforce", "gumbel"] = "reinforce",
-        temperature: float = 1.0,
-        baseline_decay: float = 0.9,
-        entropy_weight: float = 0.01,
+        temperature: PositiveFloat = 1.0,
+        baseline_decay: Probability = 0.9,
+        entropy_weight: NonNegativeFloat = 0.01,
     ) -> None:
         super().__init__(query_dim, key_dim, score)
         self.estimator, self.temperature = estimator, temperature

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import WrappedAttention, masked_softmax
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, NonNegativeInt
 
 
 @ATTEND.register("local")
@@ -31,7 +31,7 @@ class LocalAttention(WrappedAttention):
         query_dim: int,
         key_dim: int,
         mode: Literal["monotonic", "predictive"] = "predictive",
-        window: int = 5,
+        window: NonNegativeInt = 5,
         score: Optional[dict] = None,
         hidden_dim: Optional[int] = None,
     ) -> None:

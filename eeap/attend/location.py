@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from eeap.attend.base import Attention
 from eeap.errors import DataError
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, PositiveInt
 
 
 @ATTEND.register("location")
@@ -19,7 +19,7 @@ class LocationAttention(Attention):
     max_len: the longest source this attention can address.
     """
 
-    def __init__(self, query_dim: int, key_dim: int, max_len: int = 64) -> None:
+    def __init__(self, query_dim: int, key_dim: int, max_len: PositiveInt = 64) -> None:
         super().__init__(query_dim, key_dim)
         self.max_len = max_len
         self.locations = nn.Linear(query_dim, max_len)  # W_a

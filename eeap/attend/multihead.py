@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention, expand_mask, masked_softmax
-from eeap.errors import ConfigError
-from eeap.registry import ATTEND
+from eeap.registry import ATTEND, Fraction, PositiveInt
 
 
 @ATTEND.register("multihead")
@@ -40,9 +39,9 @@ class MultiHeadAttention(Attention):
         self,
         query_dim: int,
         key_dim: int,
-        num_heads: int = 4,
-        dim: Optional[int] = None,
-        dropout: float = 0.0,
+        num_heads: PositiveInt = 4,
+        dim: Optional[PositiveInt] = None,
+        dropout: Fraction = 0.0,
         causal: bool = False,
         need_weights: bool = False,
         average_heads: bool = True,
@@ -51,7 +50,7 @@ class MultiHeadAttention(Attention):
         super().__init__(query_dim, key_dim)
         dim = dim or query_dim
         if dim % num_heads:
-            raise ConfigError(f"model.attend: multihead dim {dim} is not divisible by num_heads {num_heads}")
+            raise ValueError(f"multihead dim {dim} is not divisible by num_heads {num_heads}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.dropout, self.causal = dropout, causal
         self.need_weights, self.average_heads = need_weights, average_heads

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eeap.registry import EMBED
+from eeap.registry import EMBED, PositiveInt
 
 
 @EMBED.register("cnn")
@@ -21,7 +21,7 @@ class ConvGrid(nn.Module):
     images (batch, in_channels, H, W) -> (batch, H' · W', channels[-1]); ``grid`` = (H', W').
     """
 
-    def __init__(self, in_channels: int, image_size: list, channels: list[int] = (32, 64)) -> None:
+    def __init__(self, in_channels: int, image_size: list, channels: list[PositiveInt] = (32, 64)) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         height, width = image_size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eeap.registry import EMBED, ENCODE
+from eeap.registry import EMBED, ENCODE, NonNegativeInt
 
 
 @EMBED.register("image_grid")
@@ -23,7 +23,7 @@ class ImageGrid(nn.Module):
     images (batch, in_channels, H, W) -> (batch, H/s · W/s, output_dim); ``grid`` = (H/s, W/s).
     """
 
-    def __init__(self, in_channels: int, image_size: list, encoder: dict, dim: int = 0) -> None:
+    def __init__(self, in_channels: int, image_size: list, encoder: dict, dim: NonNegativeInt = 0) -> None:
         super().__init__()
         from eeap.errors import ConfigError
 

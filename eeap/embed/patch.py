@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.errors import ConfigError
-from eeap.registry import EMBED
+from eeap.registry import EMBED, Fraction, PositiveInt
 
 
 @EMBED.register("patch")
@@ -23,8 +23,8 @@ class PatchEmbedding(nn.Module):
     images (batch, in_channels, H, W) -> (batch, H/p · W/p, dim); ``grid`` = (H/p, W/p).
     """
 
-    def __init__(self, in_channels: int, image_size: list, patch_size: int = 4, dim: int = 64,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, in_channels: int, image_size: list, patch_size: PositiveInt = 4, dim: PositiveInt = 64,
+                 dropout: Fraction = 0.0) -> None:
         super().__init__()
         height, width = image_size
         if height % patch_size or width % patch_size:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.errors import DataError
-from eeap.registry import EMBED
+from eeap.registry import EMBED, Fraction, PositiveInt
 from eeap.text import PAD
 
 
@@ -42,10 +42,10 @@ class TokenEmbedding(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        dim: int = 64,
+        dim: PositiveInt = 64,
         positions: Literal["none", "sinusoidal", "learned"] = "none",
-        max_len: int = 512,
-        dropout: float = 0.0,
+        max_len: PositiveInt = 512,
+        dropout: Fraction = 0.0,
         scale: bool = False,
     ) -> None:
         super().__init__()

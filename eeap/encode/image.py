@@ -12,7 +12,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from eeap.errors import ConfigError
-from eeap.registry import ENCODE
+from eeap.registry import ENCODE, PositiveInt
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -35,7 +35,7 @@ class ConvEncoder(nn.Module):
     images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i].
     """
 
-    def __init__(self, in_channels: int, channels: list[int] = (16, 32, 64, 128, 256)) -> None:
+    def __init__(self, in_channels: int, channels: list[PositiveInt] = (16, 32, 64, 128, 256)) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ConfigError(f"model.encode.channels: needs at least 2 levels, got {list(channels)}")

@@ -7,7 +7,7 @@ from typing import Literal
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from eeap.registry import ENCODE
+from eeap.registry import ENCODE, Fraction, PositiveInt
 
 
 @ENCODE.register("rnn")
@@ -29,11 +29,11 @@ class RNNEncoder(nn.Module):
     def __init__(
         self,
         input_dim: int,
-        hidden: int = 128,
+        hidden: PositiveInt = 128,
         cell: Literal["gru", "lstm"] = "gru",
-        layers: int = 1,
+        layers: PositiveInt = 1,
         bidirectional: bool = True,
-        dropout: float = 0.0,
+        dropout: Fraction = 0.0,
     ) -> None:
         super().__init__()
         rnn = nn.GRU if cell == "gru" else nn.LSTM

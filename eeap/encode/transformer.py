@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from eeap.attend.multihead import MultiHeadAttention
-from eeap.registry import ENCODE
+from eeap.registry import ENCODE, Fraction, PositiveInt
 
 
 class FeedForward(nn.Sequential):
@@ -43,7 +43,8 @@ class TransformerEncoder(nn.Module):
     x (batch, len, input_dim), mask (batch, len) True = token -> (batch, len, input_dim).
     """
 
-    def __init__(self, input_dim: int, layers: int = 2, heads: int = 4, ff_dim: int = 256, dropout: float = 0.1) -> None:
+    def __init__(self, input_dim: int, layers: PositiveInt = 2, heads: PositiveInt = 4, ff_dim: PositiveInt = 256,
+                 dropout: Fraction = 0.1) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(input_dim, heads, ff_dim, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(input_dim)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.predict.base import masked_mean
-from eeap.registry import ATTEND, PREDICT
+from eeap.registry import ATTEND, PREDICT, Fraction, NonNegativeInt
 
 
 @PREDICT.register("classifier")
@@ -36,8 +36,8 @@ class Classifier(nn.Module):
         num_classes: int,
         attend: Optional[dict],
         pool: Literal["attention", "mean", "cls"] = "attention",
-        hidden: int = 0,
-        dropout: float = 0.0,
+        hidden: NonNegativeInt = 0,
+        dropout: Fraction = 0.0,
     ) -> None:
         super().__init__()
         self.pool = pool

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.predict.base import Decoder, State, masked_mean, no_attention, stack_weights
-from eeap.registry import ATTEND, PREDICT
+from eeap.registry import ATTEND, PREDICT, Fraction, PositiveInt, Probability
 from eeap.text import PAD
 
 
@@ -38,13 +38,13 @@ class RNNDecoder(Decoder):
         encoder_dim: int,
         attend: Optional[dict],
         style: Literal["bahdanau", "luong"] = "bahdanau",
-        embed_dim: int = 64,
-        hidden: int = 128,
+        embed_dim: PositiveInt = 64,
+        hidden: PositiveInt = 128,
         cell: Literal["gru", "lstm"] = "gru",
-        layers: int = 1,
-        dropout: float = 0.0,
+        layers: PositiveInt = 1,
+        dropout: Fraction = 0.0,
         input_feeding: bool = True,
-        teacher_forcing: float = 1.0,
+        teacher_forcing: Probability = 1.0,
         context_gate: bool = False,
     ) -> None:
         super().__init__()

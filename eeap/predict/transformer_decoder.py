@@ -10,7 +10,7 @@ from eeap.attend.multihead import MultiHeadAttention
 from eeap.embed.token import TokenEmbedding
 from eeap.encode.transformer import FeedForward
 from eeap.predict.base import Decoder, State
-from eeap.registry import ATTEND, PREDICT
+from eeap.registry import ATTEND, PREDICT, Fraction, PositiveInt
 
 
 class DecoderLayer(nn.Module):
@@ -51,12 +51,12 @@ class TransformerDecoder(Decoder):
         vocab_size: int,
         encoder_dim: int,
         attend: Optional[dict],
-        dim: int = 128,
-        layers: int = 2,
-        heads: int = 4,
-        ff_dim: int = 256,
-        dropout: float = 0.1,
-        max_len: int = 256,
+        dim: PositiveInt = 128,
+        layers: PositiveInt = 2,
+        heads: PositiveInt = 4,
+        ff_dim: PositiveInt = 256,
+        dropout: Fraction = 0.1,
+        max_len: PositiveInt = 256,
         tie_embeddings: bool = True,
     ) -> None:
         super().__init__()

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from eeap.encode.image import double_conv
 from eeap.errors import ConfigError
-from eeap.registry import ATTEND, PREDICT
+from eeap.registry import ATTEND, PREDICT, PositiveInt
 
 GATES = ("attention_gate",)
 
@@ -35,7 +35,7 @@ class AttentionUNetDecoder(nn.Module):
     """
 
     def __init__(self, encoder_channels: list, encoder_strides: list, num_classes: int, attend: Optional[dict] = None,
-                 decoder_channels: Optional[list[int]] = None, deep_supervision: bool = False) -> None:
+                 decoder_channels: Optional[list[PositiveInt]] = None, deep_supervision: bool = False) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])
         decoder_channels = list(decoder_channels or skips)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from eeap.data import make_loader
 from eeap.errors import DataError
-from eeap.registry import DATA
+from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer
 from tasks.classification.data import read_image
 from tasks.translation.data import pad
@@ -73,9 +73,10 @@ class CaptioningData(L.LightningDataModule):
 
     info_class = CaptioningInfo
 
-    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "word", vocab_size: int = 8000,
-                 min_freq: int = 1, max_len: int = 64, batch_size: int = 32, eval_batch_size: int = 128,
-                 num_workers: int = 0) -> None:
+    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "word",
+                 vocab_size: PositiveInt = 8000, min_freq: PositiveInt = 1, max_len: PositiveInt = 64,
+                 batch_size: PositiveInt = 32, eval_batch_size: PositiveInt = 128,
+                 num_workers: NonNegativeInt = 0) -> None:
         super().__init__()
         self.seed, self.kind, self.vocab_size, self.min_freq, self.max_len = seed, tokenizer, vocab_size, min_freq, max_len
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
@@ -181,9 +182,10 @@ class FormulaData(CaptioningData):
     dpi: rendering resolution (font size); each formula is drawn at a random dpi in [dpi − 10, dpi + 10].
     """
 
-    def __init__(self, seed: int, train_size: int = 6000, val_size: int = 300, test_size: int = 500,
-                 image_size: list[int] = (32, 128), max_terms: int = 3, dpi: int = 90,
-                 tokenizer: Literal["char", "word", "space", "subword"] = "space", **kwargs) -> None:
+    def __init__(self, seed: int, train_size: PositiveInt = 6000, val_size: PositiveInt = 300,
+                 test_size: PositiveInt = 500, image_size: list[PositiveInt] = (32, 128), max_terms: PositiveInt = 3,
+                 dpi: PositiveInt = 90, tokenizer: Literal["char", "word", "space", "subword"] = "space",
+                 **kwargs) -> None:
         super().__init__(seed, tokenizer=tokenizer, **kwargs)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.size, self.max_terms, self.dpi = tuple(image_size), max_terms, dpi
@@ -226,8 +228,8 @@ class CaptionFolderData(CaptioningData):
     """
 
     def __init__(self, seed: int, root: str, captions: Optional[str] = None, channels: Literal[1, 3] = 3,
-                 image_size: Optional[list[int]] = None, resize: bool = False, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, **kwargs) -> None:
+                 image_size: Optional[list[PositiveInt]] = None, resize: bool = False, val_fraction: Fraction = 0.1,
+                 test_fraction: Fraction = 0.2, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
         self.captions = Path(captions) if captions else self.root / "captions.tsv"

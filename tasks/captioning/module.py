@@ -19,7 +19,7 @@ from eeap.inference import Problems
 from eeap.loggers import log_figure
 from eeap.plotting import caption_overlays, save_figure
 from eeap.predict.search import Hypotheses
-from eeap.registry import EMBED, TASK
+from eeap.registry import EMBED, TASK, NonNegativeFloat
 from tasks.captioning.data import CaptioningInfo
 from tasks.classification.data import read_image
 from tasks.translation.module import TranslationTask
@@ -45,7 +45,7 @@ class CaptioningTask(TranslationTask):
 
     monitor = ("val/bleu", "max")
 
-    def __init__(self, info: CaptioningInfo, attention_penalty: float = 1.0, **kwargs) -> None:
+    def __init__(self, info: CaptioningInfo, attention_penalty: NonNegativeFloat = 1.0, **kwargs) -> None:
         super().__init__(info, attention_penalty=attention_penalty, **kwargs)
         for split in ("val", "test"):  # BLEU-4 over whitespace-separated caption tokens
             setattr(self, f"{split}_bleu", torchmetrics.text.BLEUScore(n_gram=4))

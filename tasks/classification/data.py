@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from eeap.data import make_loader
 from eeap.errors import DataError
-from eeap.registry import DATA
+from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -95,8 +95,8 @@ class ClassificationData(L.LightningDataModule):
 
     info_class = ClassificationInfo
 
-    def __init__(self, seed: int, batch_size: int = 64, eval_batch_size: int = 256, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, num_workers: int = 0) -> None:
+    def __init__(self, seed: int, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt = 256,
+                 val_fraction: Fraction = 0.1, test_fraction: Fraction = 0.2, num_workers: NonNegativeInt = 0) -> None:
         super().__init__()
         self.seed, self.batch_size, self.eval_batch_size, self.num_workers = seed, batch_size, eval_batch_size, num_workers
         self.fractions = (val_fraction, test_fraction)
@@ -199,8 +199,9 @@ class TextData(ClassificationData):
     max_len: texts are cut to this many pieces.
     """
 
-    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "char", vocab_size: int = 8000,
-                 min_freq: int = 1, max_len: int = 128, **kwargs) -> None:
+    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "char",
+                 vocab_size: PositiveInt = 8000, min_freq: PositiveInt = 1, max_len: PositiveInt = 128,
+                 **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
 
@@ -225,8 +226,8 @@ class TextFileData(TextData):
     header: the first row holds column names.
     """
 
-    def __init__(self, seed: int, path: str, text_column: int = 0, label_column: int = 1, header: bool = False,
-                 **kwargs) -> None:
+    def __init__(self, seed: int, path: str, text_column: NonNegativeInt = 0, label_column: NonNegativeInt = 1,
+                 header: bool = False, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
 
@@ -266,8 +267,8 @@ class PoLanguageData(TextData):
     """
 
     def __init__(self, seed: int, locale_dirs: Optional[list[str]] = None,
-                 languages: list = ("de", "en_GB", "es", "fr", "it", "nl", "pl", "pt", "sv"), min_chars: int = 12,
-                 **kwargs) -> None:
+                 languages: list = ("de", "en_GB", "es", "fr", "it", "nl", "pl", "pt", "sv"),
+                 min_chars: NonNegativeInt = 12, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.locale_dirs, self.languages, self.min_chars = locale_dirs, list(languages), min_chars
 

@@ -15,7 +15,7 @@ from eeap.errors import DataError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
 from eeap.plotting import attention_heatmap, save_figure, attention_overlay
-from eeap.registry import EMBED, ENCODE, PREDICT, TASK
+from eeap.registry import EMBED, ENCODE, PREDICT, TASK, NonNegativeInt, Probability
 from eeap.task import Task, attend_section
 from eeap.text import PAD
 from tasks.classification.data import ClassificationInfo, collate_text, read_image
@@ -46,8 +46,8 @@ class ClassificationTask(Task):
         predict: dict,
         attend: Union[dict, str, None] = None,
         optim: Optional[dict] = None,
-        label_smoothing: float = 0.0,
-        plot_examples: int = 4,
+        label_smoothing: Probability = 0.0,
+        plot_examples: NonNegativeInt = 4,
     ) -> None:
         super().__init__(optim)
         attend = attend_section(attend)

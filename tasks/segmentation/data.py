@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from eeap.data import make_loader
 from eeap.errors import DataError
-from eeap.registry import DATA
+from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 from tasks.classification.data import IMAGE_SUFFIXES, read_image
 
 SHAPES = ("circle", "rectangle", "triangle", "ellipse")
@@ -67,8 +67,8 @@ class SegmentationData(L.LightningDataModule):
 
     info_class = SegmentationInfo
 
-    def __init__(self, seed: int, batch_size: int = 16, eval_batch_size: int = 64, flip: bool = True,
-                 num_workers: int = 0) -> None:
+    def __init__(self, seed: int, batch_size: PositiveInt = 16, eval_batch_size: PositiveInt = 64, flip: bool = True,
+                 num_workers: NonNegativeInt = 0) -> None:
         super().__init__()
         self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
         self.flip, self.num_workers = flip, num_workers
@@ -153,9 +153,10 @@ class ShapesData(SegmentationData):
     noise: standard deviation of the Gaussian pixel noise.
     """
 
-    def __init__(self, seed: int, train_size: int = 800, val_size: int = 100, test_size: int = 200,
-                 image_size: int = 64, shapes: list[str] = ("circle", "rectangle", "triangle"), binary: bool = False,
-                 max_shapes: int = 3, noise: float = 0.05, **kwargs) -> None:
+    def __init__(self, seed: int, train_size: PositiveInt = 800, val_size: PositiveInt = 100,
+                 test_size: PositiveInt = 200, image_size: PositiveInt = 64,
+                 shapes: list[str] = ("circle", "rectangle", "triangle"), binary: bool = False,
+                 max_shapes: PositiveInt = 3, noise: NonNegativeFloat = 0.05, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         unknown = [s for s in shapes if s not in SHAPES]
         if unknown or not shapes:
@@ -209,8 +210,8 @@ class SegmentationFolderData(SegmentationData):
     """
 
     def __init__(self, seed: int, root: str, classes: Optional[list[str]] = None, channels: Literal[1, 3] = 3,
-                 image_size: Optional[list[int]] = None, resize: bool = False, val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, **kwargs) -> None:
+                 image_size: Optional[list[PositiveInt]] = None, resize: bool = False, val_fraction: Fraction = 0.1,
+                 test_fraction: Fraction = 0.2, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.classes, self.channels = Path(root), classes, channels
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)

@@ -18,7 +18,7 @@ from eeap.inference import Problems
 from eeap.loggers import log_figure
 from eeap.metrics import ForegroundIoU
 from eeap.plotting import gate_figure, save_figure
-from eeap.registry import ENCODE, PREDICT, TASK
+from eeap.registry import ENCODE, PREDICT, TASK, NonNegativeFloat, NonNegativeInt
 from eeap.task import Task, attend_section
 from tasks.classification.data import read_image
 from tasks.segmentation.data import SegmentationInfo
@@ -50,8 +50,9 @@ class SegmentationTask(Task):
 
     def __init__(self, info: SegmentationInfo, encode: dict, predict: dict,
                  attend: Union[dict, str, None] = DEFAULT_GATE, optim: Optional[dict] = None,
-                 dice_weight: float = 1.0, ce_weight: float = 1.0, aux_weight: float = 0.4,
-                 plot_examples: int = 2, channels_last: bool = False) -> None:
+                 dice_weight: NonNegativeFloat = 1.0, ce_weight: NonNegativeFloat = 1.0,
+                 aux_weight: NonNegativeFloat = 0.4, plot_examples: NonNegativeInt = 2,
+                 channels_last: bool = False) -> None:
         super().__init__(optim)
         import segmentation_models_pytorch as smp
 

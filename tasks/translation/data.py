@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from eeap.data import make_loader
 from eeap.errors import DataError
-from eeap.registry import DATA
+from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer
 from tasks.translation.dates import DateGenerator
 from tasks.translation.files import Pairs, read_pairs
@@ -81,16 +81,16 @@ class TranslationData(L.LightningDataModule):
     def __init__(
         self,
         seed: int,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt = 256,
         src_tokenizer: Literal["char", "word", "space", "subword"] = "char",
         tgt_tokenizer: Literal["char", "word", "space", "subword"] = "char",
-        vocab_size: int = 8000,
-        min_freq: int = 1,
-        max_src_len: int = 64,
-        max_tgt_len: int = 64,
+        vocab_size: PositiveInt = 8000,
+        min_freq: PositiveInt = 1,
+        max_src_len: PositiveInt = 64,
+        max_tgt_len: PositiveInt = 64,
         test_file: Optional[str] = None,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         bucket: bool = True,
     ) -> None:
         super().__init__()
@@ -177,8 +177,8 @@ class DatesData(TranslationData):
     (and every TranslationData parameter)
     """
 
-    def __init__(self, seed: int, train_size: int = 20000, val_size: int = 1000, test_size: int = 1000,
-                 **kwargs) -> None:
+    def __init__(self, seed: int, train_size: PositiveInt = 20000, val_size: PositiveInt = 1000,
+                 test_size: PositiveInt = 1000, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.sizes = (train_size, val_size, test_size)
 
@@ -202,8 +202,9 @@ class NumberWordsData(TranslationData):
     val_size, test_size: held-out numbers; the rest of 0..max_number (up to train_size) trains.
     """
 
-    def __init__(self, seed: int, source_lang: str = "en", target_lang: str = "de", max_number: int = 9999,
-                 train_size: int = 8000, val_size: int = 500, test_size: int = 500, **kwargs) -> None:
+    def __init__(self, seed: int, source_lang: str = "en", target_lang: str = "de", max_number: PositiveInt = 9999,
+                 train_size: PositiveInt = 8000, val_size: PositiveInt = 500, test_size: PositiveInt = 500,
+                 **kwargs) -> None:
         super().__init__(seed, **kwargs)
         from num2words import CONVERTER_CLASSES
 
@@ -239,7 +240,7 @@ class ParallelData(TranslationData):
     """
 
     def __init__(self, seed: int, train: Union[str, dict], val: Union[str, dict, None] = None,
-                 test: Union[str, dict, None] = None, val_fraction: float = 0.05, test_fraction: float = 0.05,
+                 test: Union[str, dict, None] = None, val_fraction: Fraction = 0.05, test_fraction: Fraction = 0.05,
                  **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.paths = {"train": train, "val": val, "test": test}

@@ -18,7 +18,9 @@ from eeap.loggers import log_figure
 from eeap.metrics import CorpusChrF
 from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.search import Hypotheses, beam_search
-from eeap.registry import EMBED, ENCODE, PREDICT, TASK
+from eeap.registry import (
+    EMBED, ENCODE, PREDICT, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability,
+)
 from eeap.task import Task, attend_section
 from eeap.text import PAD
 from tasks.translation.data import TranslationInfo, pad
@@ -56,12 +58,12 @@ class TranslationTask(Task):
         predict: dict,
         attend: Union[dict, str, None] = None,
         optim: Optional[dict] = None,
-        label_smoothing: float = 0.0,
-        beam_size: int = 1,
-        length_penalty: float = 0.0,
+        label_smoothing: Probability = 0.0,
+        beam_size: PositiveInt = 1,
+        length_penalty: NonNegativeFloat = 0.0,
         max_output_len: Optional[int] = None,
-        plot_examples: int = 4,
-        attention_penalty: float = 0.0,
+        plot_examples: NonNegativeInt = 4,
+        attention_penalty: NonNegativeFloat = 0.0,
     ) -> None:
         super().__init__(optim)
         attend = attend_section(attend)

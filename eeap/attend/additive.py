@@ -6,8 +6,10 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from eeap import kernels
 from eeap.attend.base import Attention
-from eeap.registry import ATTEND
+from eeap.kernels.additive import additive_scores
+from eeap.registry import ATTEND, PositiveInt
 
 
 @ATTEND.register("additive")
@@ -16,10 +18,13 @@ class AdditiveAttention(Attention):
 
     # Parameters
     hidden_dim: size of the tanh layer (default: query_dim).
+    fused: on CPU in float32, compute the scores with EEAP's fused kernel (``eeap.kernels.additive``, same results).
     """
 
-    def __init__(self, query_dim: int, key_dim: int, hidden_dim: Optional[int] = None) -> None:
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: Optional[PositiveInt] = None,
+                 fused: bool = True) -> None:
         super().__init__(query_dim, key_dim)
+        self.fused = fused
         hidden_dim = hidden_dim or query_dim
         self.query_layer = nn.Linear(query_dim, hidden_dim, bias=False)  # W
         self.key_layer = nn.Linear(key_dim, hidden_dim, bias=False)  # U
@@ -29,6 +34,8 @@ class AdditiveAttention(Attention):
         return self.key_layer(keys)  # (batch, src_len, hidden)
 
     def score(self, query: Tensor, keys: Tensor, step: Optional[int] = None) -> Tensor:
-        q = self.query_layer(query).unsqueeze(2)  # (batch, tgt_len, 1, hidden)
-        return self.energy((q + keys.unsqueeze(1)).tanh()).squeeze(-1)  # (batch, tgt_len, src_len)
+        q = self.query_layer(query)  # (batch, tgt_len, hidden)
+        if self.fused and kernels.applies(q, keys):
+            return additive_scores(q, keys, self.energy.weight.view(-1))  # (batch, tgt_len, src_len)
+        return self.energy((q.unsqueeze(2) + keys.unsqueeze(1)).tanh()).squeeze(-1)  # (batch, tgt_len, src_len)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import WrappedAttention, expand_mask
-from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
+from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 
 
 @ATTEND.register("gated")
@@ -36,7 +36,7 @@ class GatedAttention(WrappedAttention):
         query_dim: int,
         key_dim: int,
         score: Optional[dict] = None,
-        gate_dim: Optional[int] = None,
+        gate_dim: Optional[PositiveInt] = None,
         temperature: PositiveFloat = 0.5,
         threshold: Probability = 0.5,
         sparsity_weight: NonNegativeFloat = 0.01,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import WrappedAttention, masked_softmax
-from eeap.registry import ATTEND, NonNegativeInt
+from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
 @ATTEND.register("local")
@@ -33,7 +33,7 @@ class LocalAttention(WrappedAttention):
         mode: Literal["monotonic", "predictive"] = "predictive",
         window: NonNegativeInt = 5,
         score: Optional[dict] = None,
-        hidden_dim: Optional[int] = None,
+        hidden_dim: Optional[PositiveInt] = None,
     ) -> None:
         super().__init__(query_dim, key_dim, score)
         self.mode, self.window = mode, window

@@ -7,6 +7,8 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor, nn
 
+from eeap import kernels
+from eeap.kernels import gru as fused_gru
 from eeap.predict.base import Decoder, State, masked_mean, no_attention, stack_weights
 from eeap.registry import ATTEND, PREDICT, Fraction, PositiveInt, Probability
 from eeap.text import PAD
@@ -30,6 +32,7 @@ class RNNDecoder(Decoder):
     input_feeding: Luong's feeding of h̃_{t-1} into the next input.
     teacher_forcing: share of training steps fed the gold previous token.
     context_gate: gate the context with β = σ(W_β · query), one gate per context channel.
+    fused: on CPU in float32, run a GRU cell with EEAP's fused kernel (``eeap.kernels.gru``, same results).
     """
 
     def __init__(
@@ -46,8 +49,10 @@ class RNNDecoder(Decoder):
         input_feeding: bool = True,
         teacher_forcing: Probability = 1.0,
         context_gate: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
+        self.fused = fused and cell == "gru"
         self.style, self.cell_kind, self.layers, self.hidden = style, cell, layers, hidden
         self.input_feeding = input_feeding and style == "luong"
         self.teacher_forcing = teacher_forcing
@@ -99,20 +104,24 @@ class RNNDecoder(Decoder):
             if self.cell_kind == "lstm":
                 h, c = self.cells[0](x, (state["h"][:, 0], state["c"][:, 0]))
                 return {"h": h.unsqueeze(1), "c": c.unsqueeze(1)}
-            return {"h": self.cells[0](x, state["h"][:, 0]).unsqueeze(1)}
+            return {"h": self._gru_cell(self.cells[0], x, state["h"][:, 0]).unsqueeze(1)}
         hs, cs = [], []
         for i, cell in enumerate(self.cells):
             if self.cell_kind == "lstm":
                 h, c = cell(x, (state["h"][:, i], state["c"][:, i]))
                 cs.append(c)
             else:
-                h = cell(x, state["h"][:, i])
+                h = self._gru_cell(cell, x, state["h"][:, i])
             hs.append(h)
             x = self.dropout(h) if i + 1 < self.layers else h
         new = {"h": torch.stack(hs, 1)}
         if cs:
             new["c"] = torch.stack(cs, 1)
         return new
+
+    def _gru_cell(self, cell: nn.GRUCell, x: Tensor, h: Tensor) -> Tensor:
+        """x (batch, input), h (batch, hidden) -> the next h (batch, hidden)."""
+        return fused_gru.gru_cell(cell, x, h) if self.fused and kernels.applies(x) else cell(x, h)
 
     def recur(self, y: Tensor, state: State) -> tuple[State, Tensor, Tensor, Optional[Tensor]]:
         """The recurrent part of one step: y, the embedded previous token (batch, embed_dim) -> state, the top

@@ -61,7 +61,7 @@ class TranslationTask(Task):
         label_smoothing: Probability = 0.0,
         beam_size: PositiveInt = 1,
         length_penalty: NonNegativeFloat = 0.0,
-        max_output_len: Optional[int] = None,
+        max_output_len: Optional[PositiveInt] = None,
         plot_examples: NonNegativeInt = 4,
         attention_penalty: NonNegativeFloat = 0.0,
     ) -> None:

@@ -119,6 +119,25 @@ class RNNDecoder(Decoder):
             new["c"] = torch.stack(cs, 1)
         return new
 
+    def _recur_all(self, x: Tensor, state: State) -> Tensor:
+        """Run the stacked cells over every step of an input that no output feeds back into;
+        x (batch, tgt_len, input) -> the top layer's states (batch, tgt_len, hidden)."""
+        for i, cell in enumerate(self.cells):
+            h = state["h"][:, i]  # (batch, hidden)
+            if self.cell_kind == "gru" and self.fused and kernels.applies(x, h):
+                params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+                outputs, _ = fused_gru.gru_layer(x.transpose(0, 1), None, h, [params])  # [(tgt_len, batch, hidden)]
+                states = outputs[0].transpose(0, 1)  # (batch, tgt_len, hidden)
+            else:
+                carry = (h, state["c"][:, i]) if self.cell_kind == "lstm" else h
+                steps = []
+                for x_t in x.unbind(1):
+                    carry = cell(x_t, carry)
+                    steps.append(carry[0] if self.cell_kind == "lstm" else carry)
+                states = torch.stack(steps, 1)  # (batch, tgt_len, hidden)
+            x = self.dropout(states) if i + 1 < self.layers else states
+        return x
+
     def _gru_cell(self, cell: nn.GRUCell, x: Tensor, h: Tensor) -> Tensor:
         """x (batch, input), h (batch, hidden) -> the next h (batch, hidden)."""
         return fused_gru.gru_cell(cell, x, h) if self.fused and kernels.applies(x) else cell(x, h)
@@ -165,6 +184,16 @@ class RNNDecoder(Decoder):
         use_own = self.training and self.teacher_forcing < 1.0
         own = torch.rand(tokens.shape[1], device=tokens.device) >= self.teacher_forcing if use_own else None
         gold = self.embedding(tokens)  # (batch, tgt_len, embed_dim), embedded at once
+        if own is None and self.style == "luong" and not self.input_feeding:
+            # The RNN reads only the gold tokens: run it over all steps, then attend with every state at once.
+            tops = self._recur_all(gold, state)  # (batch, tgt_len, hidden)
+            if self.attention is None:
+                context = no_attention(memory, mask)[0].unsqueeze(1).expand(-1, tops.shape[1], -1)
+                weights = None
+            else:
+                context, weights = self._attend(tops, state)  # (batch, tgt_len, context_dim), (batch, tgt_len, src_len)
+            out = self.output_state(tops, context, gold)  # (batch, tgt_len, hidden)
+            return self.output(self.dropout(out)), weights  # (batch, tgt_len, vocab)
         if own is None and not self.input_feeding:
             # Nothing of a step's output feeds the next step: run the recurrence, then the output layer once.
             tops, contexts, weights = [], [], []

@@ -23,6 +23,8 @@ def memory(batch=3, src=6, dim=16):
     {"type": "rnn_decoder", "style": "luong", "cell": "lstm", "layers": 2, "hidden": 16, "embed_dim": 8},
     {"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 16, "embed_dim": 8},  # Show, Attend, Tell
     {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "layers": 2, "hidden": 16, "embed_dim": 8},
+    {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "fused": False, "hidden": 16, "embed_dim": 8},
+    {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "cell": "lstm", "hidden": 16, "embed_dim": 8},
     {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},
 ])
 def test_forward_equals_stepwise_decoding(section, attend):

@@ -84,7 +84,7 @@ def test_every_attention_trains_in_the_translation_task(tiny, overrides):
     assert 0.0 <= metrics["test/exact_match"] <= 1.0 and metrics["steps"] == 2
 
 
-@pytest.mark.parametrize("config", ["dates_luong.yaml", "dates_transformer.yaml", "numbers.yaml"])
+@pytest.mark.parametrize("config", ["dates_bahdanau.yaml", "dates_luong.yaml", "dates_transformer.yaml", "numbers.yaml"])
 def test_other_translation_configs_run(tiny, config):
     extra = ["data.train_size=200", "data.val_size=20", "data.test_size=20"]
     if config == "dates_transformer.yaml":

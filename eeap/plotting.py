@@ -10,22 +10,36 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str], title: str = "") -> plt.Figure:
-    """A (target × source) heatmap of attention weights; weights (tgt_len, src_len), trimmed to the labels."""
+    """A (target × source) heatmap of attention weights; weights (tgt_len, src_len), trimmed to the labels.
+
+    The margins are worked out from the labels' lengths instead of measured by a layout pass: a validation plots
+    several of these, and matplotlib's tight layout would take half of each one's time."""
     weights = np.asarray(weights, dtype=np.float32)[: len(target), : len(source)]
-    figure, axis = plt.subplots(figsize=(max(3.0, 0.3 * len(source) + 1.5), max(2.5, 0.3 * len(target) + 1.2)))
+    x_labels, y_labels = [repr(s)[1:-1] for s in source], [repr(t)[1:-1] for t in target]
+    char = 0.62 * 7 / 72  # inches per character of a 7-point label, a generous mean width
+    left = 0.35 + char * max(map(len, y_labels), default=1)  # the axis label, then the tick labels
+    bottom = 0.35 + char * max(map(len, x_labels), default=1)  # x tick labels stand upright
+    top, right = (0.3 if title else 0.1), 0.65  # the title; the colour bar and its labels
+    width = max(left + 0.3 * len(source) + right, 3.0, 0.62 * 8 / 72 * len(title) + 0.3)
+    height = max(bottom + 0.3 * len(target) + top, 2.5)
+    figure = Figure(figsize=(width, height))
+    box = (height - bottom - top) / height
+    axis = figure.add_axes((left / width, bottom / height, (width - left - right) / width, box))
+    bar = figure.add_axes(((width - right + 0.1) / width, bottom / height, 0.12 / width, box))
     image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max(initial=0.0)), 1e-6),
                         aspect="auto")
-    axis.set_xticks(range(len(source)), [repr(s)[1:-1] for s in source], rotation=90, fontsize=7)
-    axis.set_yticks(range(len(target)), [repr(t)[1:-1] for t in target], fontsize=7)
-    axis.set_xlabel("source")
-    axis.set_ylabel("output")
+    axis.set_xticks(range(len(source)), x_labels, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(target)), y_labels, fontsize=7)
+    axis.set_xlabel("source", labelpad=2)
+    axis.set_ylabel("output", labelpad=2)
     if title:
         axis.set_title(title, fontsize=8)
-    figure.colorbar(image, ax=axis, fraction=0.04)
-    figure.tight_layout()
+    figure.colorbar(image, cax=bar)
+    bar.tick_params(labelsize=7)
     return figure
 
 
@@ -47,9 +61,9 @@ def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str 
 
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
-    """Write a figure as PNG (making its folder) and close it."""
+    """Write a figure as PNG (making its folder) and close it. Figures are laid out where they are made."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80, bbox_inches="tight")
+    figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
 

@@ -40,10 +40,8 @@ class TranslationInfo:
 
 def pad(sequences: list[list[int]]) -> torch.Tensor:
     """Right-pad id lists into (batch, longest)."""
-    out = torch.full((len(sequences), max(len(s) for s in sequences)), PAD, dtype=torch.long)
-    for i, s in enumerate(sequences):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
+    longest = max(len(s) for s in sequences)
+    return torch.tensor([s + [PAD] * (longest - len(s)) for s in sequences], dtype=torch.long)  # one tensor, not one each
 
 
 def collate(examples: list[dict]) -> dict:

@@ -15,7 +15,7 @@ from torch import Tensor
 from eeap.attend.base import WrappedAttention
 from eeap.inference import Problems
 from eeap.loggers import log_figure
-from eeap.metrics import CorpusChrF
+from eeap.metrics import CorpusBLEU, CorpusChrF
 from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.search import Hypotheses, beam_search
 from eeap.registry import (
@@ -80,7 +80,7 @@ class TranslationTask(Task):
         for split in ("val", "test"):
             setattr(self, f"{split}_exact", torchmetrics.MeanMetric())
             setattr(self, f"{split}_token_acc", torchmetrics.MeanMetric())
-            setattr(self, f"{split}_bleu", torchmetrics.text.SacreBLEUScore(tokenize=BLEU_TOKENIZE))
+            setattr(self, f"{split}_bleu", CorpusBLEU(tokenize=BLEU_TOKENIZE))
             setattr(self, f"{split}_chrf", CorpusChrF())
 
     def build_embed(self, embed: dict, info: TranslationInfo) -> torch.nn.Module:

@@ -3,18 +3,38 @@
 import sacrebleu
 import torchmetrics
 
-from eeap.metrics import CorpusChrF
+from eeap.metrics import CorpusBLEU, CorpusChrF
 from tasks.translation.module import BLEU_TOKENIZE, bleu_signature
 
 HYPS = ["the cat sat on the mat", "a quick brown fox jumps", "hello there world", "2021-03-04"]
 REFS = ["the cat sat on a mat", "the quick brown fox jumped", "hello world", "2021-03-04"]
 
 
-def test_bleu_matches_sacrebleu():
-    ours = torchmetrics.text.SacreBLEUScore(tokenize=BLEU_TOKENIZE)
+def test_bleu_matches_sacrebleu_over_batches():
+    ours = CorpusBLEU(tokenize=BLEU_TOKENIZE)
+    ours.update(HYPS[:2], [[r] for r in REFS[:2]])
+    ours.update(HYPS[2:] + [""], [[r] for r in REFS[2:]] + [["1999-01-01"]])  # an empty output counts too
+    reference = sacrebleu.corpus_bleu(HYPS + [""], [REFS + ["1999-01-01"]], tokenize=BLEU_TOKENIZE)
+    assert abs(float(ours.compute()) * 100 - reference.score) < 1e-9
+
+    # torchmetrics' SacreBLEUScore, logged before, agrees where every n-gram order has a match.
+    ours.reset()
     ours.update(HYPS, [[r] for r in REFS])
-    reference = sacrebleu.corpus_bleu(HYPS, [REFS], tokenize=BLEU_TOKENIZE)
-    assert abs(float(ours.compute()) * 100 - reference.score) < 1e-3
+    slow = torchmetrics.text.SacreBLEUScore(tokenize=BLEU_TOKENIZE)
+    slow.update(HYPS, [[r] for r in REFS])
+    assert abs(float(ours.compute()) - float(slow.compute())) < 1e-6
+
+
+def test_bleu_is_smoothed_as_its_signature_says():
+    hyps, refs = ["a b c d", "e f g"], ["a b c x", "e f g"]  # one 4-gram, not matched
+    ours = CorpusBLEU(tokenize=BLEU_TOKENIZE)
+    ours.update(hyps, [[r] for r in refs])
+    reference = sacrebleu.corpus_bleu(hyps, [refs], tokenize=BLEU_TOKENIZE)
+    assert "smooth:exp" in bleu_signature() and abs(reference.score - 69.144157) < 1e-5
+    assert abs(float(ours.compute()) * 100 - reference.score) < 1e-9
+    slow = torchmetrics.text.SacreBLEUScore(tokenize=BLEU_TOKENIZE)  # logged before: unsmoothed, so 0
+    slow.update(hyps, [[r] for r in refs])
+    assert float(slow.compute()) == 0.0
 
 
 def test_chrf_matches_sacrebleu_over_batches():

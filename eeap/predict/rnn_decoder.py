@@ -20,8 +20,10 @@ class RNNDecoder(Decoder):
 
     ``bahdanau``: c_i = attend(s_{i-1}); s_i = RNN([y_{i-1}; c_i], s_{i-1}); o_i = tanh(W[s_i; c_i; y_{i-1}]).
     ``luong``: h_t = RNN([y_{t-1}; h̃_{t-1}], h_{t-1}) (input feeding); c_t = attend(h_t);
-    h̃_t = tanh(W_c[c_t; h_t]). Logits = V · dropout(o). The first state is tanh(W · mean(memory)) (an LSTM's
-    cell too, with its own W, as in Show, Attend and Tell).
+    h̃_t = tanh(W_c[c_t; h_t]); without input feeding and with full teacher forcing, training runs the RNN over the
+    whole target first and then attends with every state at once (JoeyNMT's recurrent model).
+    Logits = V · dropout(o). The first state is tanh(W · mean(memory)) (an LSTM's cell too, with its own W, as in
+    Show, Attend and Tell).
     ``context_gate`` (Show, Attend and Tell's β): the context is scaled by β = σ(W_β s) with s the query state.
     ``teacher_forcing`` < 1 feeds the decoder its own argmax at that share of training steps.
 

@@ -67,7 +67,7 @@ class CorpusBLEU(torchmetrics.Metric):
 
     def compute(self) -> torch.Tensor:
         score = self.bleu._compute_score_from_stats([int(x) for x in self.stats.tolist()])
-        return torch.tensor(score.score / 100, dtype=torch.float64)
+        return torch.tensor(min(score.score / 100, 1.0), dtype=torch.float64)  # a perfect corpus reads 100.00000000000004
 
 
 class ForegroundIoU(torchmetrics.Metric):

@@ -37,6 +37,12 @@ def test_bleu_is_smoothed_as_its_signature_says():
     assert float(slow.compute()) == 0.0
 
 
+def test_bleu_of_a_perfect_corpus_is_one():
+    ours = CorpusBLEU(tokenize=BLEU_TOKENIZE)
+    ours.update(REFS, [[r] for r in REFS])
+    assert sacrebleu.corpus_bleu(REFS, [REFS]).score > 100 and float(ours.compute()) == 1.0  # not 1.0000000000000004
+
+
 def test_chrf_matches_sacrebleu_over_batches():
     ours = CorpusChrF()
     ours.update(HYPS[:1], [[r] for r in REFS[:1]])

@@ -9,65 +9,62 @@ import torch
 import torchmetrics
 
 
-class CorpusChrF(torchmetrics.Metric):
-    """Corpus chrF exactly as sacrebleu computes it, summed over batches and processes, as a fraction in [0, 1].
+class SacrebleuCorpus(torchmetrics.Metric):
+    """A sacrebleu corpus metric kept as its sufficient statistics, summed over batches and processes; compute gives
+    exactly sacrebleu's corpus score, as a fraction in [0, 1].
 
-    Each update keeps only sacrebleu's sufficient statistics (character n-gram matches and counts), so states add up
-    across batches and DDP ranks; compute turns the totals into the corpus score. torchmetrics' CHRFScore gives the
-    same number but takes over a second per thousand short sentences, more than the model's own validation.
+    Each update keeps only the per-sentence statistics sacrebleu would sum (n-gram matches and counts), so states add
+    up across batches and DDP ranks; compute turns the totals into the corpus score.
 
     # Parameters
-    char_order, word_order, beta: as ``sacrebleu.metrics.CHRF`` (defaults: chrF, not chrF++).
+    metric: a ``sacrebleu.metrics`` object; size: how many statistics it keeps per sentence.
     """
 
     full_state_update = False
 
-    def __init__(self, char_order: int = 6, word_order: int = 0, beta: int = 2, **kwargs: Any) -> None:
+    def __init__(self, metric: Any, size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.chrf = sacrebleu.metrics.CHRF(char_order=char_order, word_order=word_order, beta=beta)
-        size = 3 * (char_order + word_order)  # hypothesis count, reference count, matches per n-gram order
+        self.metric = metric
         self.add_state("stats", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> None:
         """hypotheses: one string per sentence; references: per sentence, its reference strings."""
         streams = [list(stream) for stream in zip(*references)]  # sacrebleu wants one list per reference
-        stats = self.chrf._extract_corpus_statistics(list(hypotheses), streams)  # per sentence, a list of ints
+        stats = self.metric._extract_corpus_statistics(list(hypotheses), streams)  # per sentence, a list of ints
         self.stats += torch.tensor(stats, dtype=torch.float64).sum(0)
 
     def compute(self) -> torch.Tensor:
-        score = self.chrf._compute_score_from_stats([int(x) for x in self.stats.tolist()])
-        return torch.tensor(score.score / 100, dtype=torch.float64)
+        score = self.metric._compute_score_from_stats([int(x) for x in self.stats.tolist()])
+        return torch.tensor(min(score.score / 100, 1.0), dtype=torch.float64)  # a perfect BLEU reads 100.00000000000004
 
 
-class CorpusBLEU(torchmetrics.Metric):
-    """Corpus BLEU exactly as sacrebleu computes it (its default smoothing included), summed over batches and
-    processes, as a fraction in [0, 1].
+class CorpusChrF(SacrebleuCorpus):
+    """Corpus chrF as sacrebleu computes it. torchmetrics' CHRFScore gives the same number but takes over a second per
+    thousand short sentences, more than the model's own validation.
 
-    Like ``CorpusChrF``, each update keeps only sacrebleu's sufficient statistics (lengths, n-gram matches and
-    totals). torchmetrics' SacreBLEUScore takes ~8× as long and does not smooth: where some n-gram order has
-    n-grams but no match it gave 0, while the logged sacrebleu signature said ``smooth:exp``.
+    # Parameters
+    char_order, word_order, beta: as ``sacrebleu.metrics.CHRF`` (defaults: chrF, not chrF++).
+    """
+
+    def __init__(self, char_order: int = 6, word_order: int = 0, beta: int = 2, **kwargs: Any) -> None:
+        chrf = sacrebleu.metrics.CHRF(char_order=char_order, word_order=word_order, beta=beta)
+        # hypothesis count, reference count and matches per n-gram order
+        super().__init__(chrf, 3 * (char_order + word_order), **kwargs)
+
+
+class CorpusBLEU(SacrebleuCorpus):
+    """Corpus BLEU as sacrebleu computes it, its default smoothing included. torchmetrics' SacreBLEUScore takes ~8× as
+    long and does not smooth: where some n-gram order has n-grams but no match it gave 0, while the logged sacrebleu
+    signature said ``smooth:exp``.
 
     # Parameters
     tokenize: sacrebleu's tokenizer name; smooth_method: as ``sacrebleu.metrics.BLEU``.
     """
 
-    full_state_update = False
-
     def __init__(self, tokenize: str = "13a", smooth_method: str = "exp", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bleu = sacrebleu.metrics.BLEU(tokenize=tokenize, smooth_method=smooth_method)
-        size = 2 + 2 * self.bleu.max_ngram_order  # hypothesis and reference length, matches and totals per order
-        self.add_state("stats", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-        """hypotheses: one string per sentence; references: per sentence, its reference strings."""
-        streams = [list(stream) for stream in zip(*references)]
-        stats = self.bleu._extract_corpus_statistics(list(hypotheses), streams)
-        self.stats += torch.tensor(stats, dtype=torch.float64).sum(0)
-
-    def compute(self) -> torch.Tensor:
-        score = self.bleu._compute_score_from_stats([int(x) for x in self.stats.tolist()])
-        return torch.tensor(min(score.score / 100, 1.0), dtype=torch.float64)  # a perfect corpus reads 100.00000000000004
+        bleu = sacrebleu.metrics.BLEU(tokenize=tokenize, smooth_method=smooth_method)
+        # hypothesis and reference length, then matches and totals per n-gram order
+        super().__init__(bleu, 2 + 2 * bleu.max_ngram_order, **kwargs)
 
 
 class ForegroundIoU(torchmetrics.Metric):

@@ -7,7 +7,9 @@ import eeap  # noqa: F401
 from eeap.registry import PREDICT
 
 ATTENDS = [{"type": "additive"}, {"type": "general"}, {"type": "multihead", "num_heads": 2},
-           {"type": "local", "mode": "monotonic", "window": 2}, {"type": "location", "max_len": 8}, None]
+           {"type": "local", "mode": "monotonic", "window": 2}, {"type": "local", "mode": "predictive", "window": 2},
+           {"type": "location", "max_len": 8}, {"type": "cosine"}, {"type": "hard", "score": {"type": "additive"}},
+           {"type": "gated", "score": {"type": "general"}}, None]
 
 
 def memory(batch=3, src=6, dim=16):

@@ -55,25 +55,42 @@ std::vector<Tensor> additive_forward(Tensor q, Tensor k, Tensor v) {
 }
 
 // grad (B, Tq, S), t (B, Tq, S, A), v (A) -> the gradients of q (B, Tq, A), k (B, S, A) and v (A).
+// One pass over t per batch row: d(q + k) = grad · v · (1 − t²) goes straight into d_q and d_k, and each row's share
+// of d_v = Σ grad · t into its own slot, summed at the end (the rows run in parallel).
 std::vector<Tensor> additive_backward(Tensor grad, Tensor t, Tensor v) {
   grad = grad.contiguous();
+  t = t.contiguous();
   const int64_t B = t.size(0), Tq = t.size(1), S = t.size(2), A = t.size(3);
-  auto d_pre = at::empty({B, Tq, S, A}, t.options());  // the gradient of q + k
+  auto d_q = at::zeros({B, Tq, A}, t.options());
+  auto d_k = at::zeros({B, S, A}, t.options());
+  auto d_v_rows = at::zeros({B, A}, t.options());
   const float* pg = grad.data_ptr<float>();
   const float* pt = t.data_ptr<float>();
   const float* pv = v.contiguous().data_ptr<float>();
-  float* pd = d_pre.data_ptr<float>();
-  at::parallel_for(0, B * Tq * S, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const float g = pg[row];
-      const float* trow = pt + row * A;
-      float* drow = pd + row * A;
+  float* pdq = d_q.data_ptr<float>();
+  float* pdk = d_k.data_ptr<float>();
+  float* pdv = d_v_rows.data_ptr<float>();
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* dv = pdv + b * A;
+      for (int64_t i = 0; i < Tq; ++i) {
+        float* dq = pdq + (b * Tq + i) * A;
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t row = (b * Tq + i) * S + s;
+          const float g = pg[row];
+          if (g == 0.f) continue;  // masked keys and padded queries get no gradient
+          const float* trow = pt + row * A;
+          float* dk = pdk + (b * S + s) * A;
 #pragma omp simd
-      for (int64_t j = 0; j < A; ++j) drow[j] = g * pv[j] * (1.f - trow[j] * trow[j]);
+          for (int64_t j = 0; j < A; ++j) {
+            const float d = g * pv[j] * (1.f - trow[j] * trow[j]);
+            dq[j] += d;
+            dk[j] += d;
+            dv[j] += g * trow[j];
+          }
+        }
+      }
     }
   });
-  Tensor d_q = d_pre.sum(2);                                             // (B, Tq, A)
-  Tensor d_k = d_pre.sum(1);                                             // (B, S, A)
-  Tensor d_v = grad.view({1, B * Tq * S}).mm(t.view({B * Tq * S, A})).view({A});  // Σ grad · t
-  return {d_q, d_k, d_v};
+  return {d_q, d_k, d_v_rows.sum(0)};
 }

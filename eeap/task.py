@@ -34,11 +34,6 @@ class OptimConfig:
     patience: NonNegativeInt = 2
 
 
-def is_texts(value: Any) -> bool:
-    """A list or tuple of strings (a batch's raw texts), which stays where it is when the batch moves."""
-    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) for v in value)
-
-
 class Task(L.LightningModule):
     """A LightningModule that wires components; subclasses set ``monitor`` (metric, mode) for checkpoints.
 
@@ -53,14 +48,6 @@ class Task(L.LightningModule):
         self.optim = validate(dict(optim or {}), OptimConfig, "model.optim")
         self.eeap_config: dict = {}
         self.eeap_data_state: dict = {}
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move a dict batch's tensors to ``device`` and leave its lists of texts alone: Lightning's own transfer
-        walks every string of every list, which costs more than the move itself on a small model's step."""
-        if not isinstance(batch, dict):
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        return {key: value if is_texts(value) else super(Task, self).transfer_batch_to_device(value, device, dataloader_idx)
-                for key, value in batch.items()}
 
     def configure_optimizers(self) -> Any:
         o = self.optim

@@ -2,7 +2,7 @@
 
 import torch
 
-from eeap.data import EpochShuffle, make_loader
+from eeap.data import DataModule, EpochShuffle, make_loader
 
 
 def test_same_seed_and_epoch_same_order():
@@ -44,3 +44,14 @@ def test_resume_skips_the_first_indices_of_that_epoch_once():
     assert list(sampler) == full  # only the first pass after resuming
     sampler.resume(1, 16)  # written at the end of epoch 1: the next epoch starts whole
     assert list(sampler) == full
+
+
+def test_batch_transfer_moves_tensors_and_leaves_texts():
+    texts = ["4 July 1776", "1/2/03"]
+    batch = {"src": torch.ones(2, 3), "nested": {"mask": torch.ones(2, dtype=torch.bool)}, "src_text": texts,
+             "ids": [torch.zeros(1)], "empty": []}
+    moved = DataModule().transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert moved["src"].is_meta and moved["nested"]["mask"].is_meta and moved["ids"][0].is_meta
+    assert moved["src_text"] is texts and moved["empty"] == []
+    pair = DataModule().transfer_batch_to_device((torch.ones(1), torch.ones(2)), torch.device("meta"), 0)
+    assert all(t.is_meta for t in pair)

@@ -1,4 +1,4 @@
-"""The task base: the optimizer built from ``model.optim``; moving batches to a device."""
+"""The task base: the optimizer built from ``model.optim``."""
 
 from types import SimpleNamespace
 
@@ -36,14 +36,3 @@ def test_fused_adam_steps_like_the_plain_loop():
             opt.step()
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
 
-
-def test_batch_transfer_moves_tensors_and_leaves_texts():
-    task = build({"name": "adam"})
-    texts = ["4 July 1776", "1/2/03"]
-    batch = {"src": torch.ones(2, 3), "nested": {"mask": torch.ones(2, dtype=torch.bool)}, "src_text": texts,
-             "ids": [torch.zeros(1)], "empty": []}
-    moved = task.transfer_batch_to_device(batch, torch.device("meta"), 0)
-    assert moved["src"].is_meta and moved["nested"]["mask"].is_meta and moved["ids"][0].is_meta
-    assert moved["src_text"] is texts and moved["empty"] == []
-    pair = task.transfer_batch_to_device((torch.ones(1), torch.ones(2)), torch.device("meta"), 0)
-    assert all(t.is_meta for t in pair)

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eeap.data import make_loader
+from eeap.data import DataModule, make_loader
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer
@@ -58,7 +57,7 @@ def collate(examples: list[dict]) -> dict:
     }
 
 
-class CaptioningData(L.LightningDataModule):
+class CaptioningData(DataModule):
     """Base of captioning data: subclasses give ``make_splits()`` → {split: [(image, caption, name)]}; this fits the
     tokenizer on the training captions and batches.
 

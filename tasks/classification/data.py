@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eeap.data import make_loader
+from eeap.data import DataModule, make_loader
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
@@ -83,7 +82,7 @@ def collate_text(examples: list) -> dict:
             "texts": [text for (_, text), _ in examples]}
 
 
-class ClassificationData(L.LightningDataModule):
+class ClassificationData(DataModule):
     """Base of classification data: subclasses give ``make_splits()``; this batches them.
 
     # Parameters

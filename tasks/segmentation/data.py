@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from eeap.data import make_loader
+from eeap.data import DataModule, make_loader
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 from tasks.classification.data import IMAGE_SUFFIXES, read_image
@@ -55,7 +54,7 @@ def collate(examples: list, flip: bool = False) -> dict:
     return {"images": images, "masks": masks}
 
 
-class SegmentationData(L.LightningDataModule):
+class SegmentationData(DataModule):
     """Base of segmentation data: subclasses fill ``splits`` and ``_info`` in ``prepare()``; this batches them.
 
     # Parameters

@@ -7,11 +7,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from eeap.data import make_loader
+from eeap.data import DataModule, make_loader
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer
@@ -57,7 +56,7 @@ def collate(examples: list[dict]) -> dict:
     }
 
 
-class TranslationData(L.LightningDataModule):
+class TranslationData(DataModule):
     """Base of translation data: subclasses give (train, val, test) pairs; this fits tokenizers and batches.
 
     # Parameters

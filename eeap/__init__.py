@@ -1,12 +1,43 @@
 """EEAP: attention models from Embed, Encode, Attend and Predict parts, composed in YAML, trained with Lightning.
 
-Importing ``eeap`` registers every component and task, so a config can name any of them.
+``import eeap`` is light: the registries know every component's name from the sources and import a component's module
+only when it is built. The Python API:
+
+- ``eeap.build(config)`` → ``(task, data)``: a config file's path (or a loaded config) built into a task module and its
+  data module, ready for a Lightning ``Trainer``;
+- ``eeap.load(checkpoint)`` → the trained task, in evaluation mode (``TaskClass.load_from_checkpoint`` does the same);
+- ``eeap.train(config)`` → the final metrics, as ``eeap train`` gives them;
+- the registries ``EMBED``, ``ENCODE``, ``ATTEND``, ``PREDICT``, ``TASK``, ``DATA``: ``ATTEND.names()``,
+  ``ATTEND.get("additive")``, ``ATTEND.build({"type": "additive"}, query_dim=8, key_dim=8)``.
 """
 
-from eeap import attend, embed, encode, predict  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
 from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
 
-import tasks  # noqa: E402,F401  (registers the task modules and their data)
-
 __version__ = "0.1.0"
-__all__ = ["ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry"]
+__all__ = ["ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
+
+
+def build(config: Any, overrides: list[str] = ()) -> tuple[Any, Any]:
+    """A config (a YAML path, or a config from ``eeap.config.load_config``) → (task module, prepared data module)."""
+    from eeap.run import build_run
+
+    return build_run(config, overrides)
+
+
+def load(checkpoint: Any, map_location: Any = "cpu") -> Any:
+    """A checkpoint written by ``eeap train`` → its task module, with its data state (vocabularies), in eval mode."""
+    from eeap.inference import load_task
+
+    return load_task(checkpoint, map_location)
+
+
+def train(config: Any, overrides: list[str] = ()) -> dict[str, Any]:
+    """Train and test the run a config describes; returns the final metrics (also in the run's metrics.json)."""
+    from eeap.config import load_config
+    from eeap.run import train as run
+
+    return run(load_config(config, overrides) if not hasattr(config, "keys") else config)

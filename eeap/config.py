@@ -102,6 +102,7 @@ class RunConfig:
     run_dir: Optional[str] = None
     resume: Optional[str] = None
     test: bool = True
+    kernels: Literal["auto", "fused", "reference"] = "auto"  # EEAP's fused CPU kernels (eeap.kernels)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

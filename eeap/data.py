@@ -1,12 +1,19 @@
-"""Shared pieces of every task's data: the data module base, and data loaders whose order and seeds survive a resume."""
+"""Shared pieces of every task's data: the data role and its one contract, image reading, and data loaders whose
+order and seeds survive a resume."""
 
 from __future__ import annotations
 
+import abc
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
+
+from eeap.errors import DataError
+from eeap.registry import NonNegativeInt, PositiveInt, Role
 
 
 def is_texts(value: Any) -> bool:
@@ -14,8 +21,84 @@ def is_texts(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-class DataModule(L.LightningDataModule):
-    """The base of every task's data module: batches are dicts of tensors and lists of texts."""
+class DataInfo(abc.ABC):
+    """What a model needs to know of its data (vocabularies, classes, image sizes). It travels inside checkpoints:
+    ``state()`` gives plain values that ``torch.load(weights_only=True)`` accepts, ``from_state`` rebuilds it."""
+
+    @abc.abstractmethod
+    def state(self) -> dict:
+        """Plain values (numbers, strings, lists, dicts) from which ``from_state`` rebuilds this."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_state(cls, state: dict) -> "DataInfo":
+        """The inverse of ``state``."""
+
+
+class DataModule(L.LightningDataModule, Role):
+    """The data role, one contract for every task's data: ``make_splits()`` makes the train, val and test splits
+    (lists of examples) and the info object the model is built from; ``prepare()`` calls it once; the loaders batch
+    the splits with ``collate`` (training batches bucketed by ``lengths`` where a family gives them).
+
+    # Parameters
+    seed: supplied from the run's seed.
+    batch_size, eval_batch_size: examples per training / evaluation batch.
+    num_workers: DataLoader worker processes.
+    """
+
+    registry_kind = "data"
+    role_name = "data source"
+    supplied = ("seed",)
+    info_class: type[DataInfo]
+
+    def __init__(self, seed: int, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt = 256,
+                 num_workers: NonNegativeInt = 0) -> None:
+        super().__init__()
+        self.seed, self.batch_size, self.eval_batch_size, self.num_workers = seed, batch_size, eval_batch_size, num_workers
+        self.splits: dict[str, list] = {}
+        self._info: Optional[DataInfo] = None
+
+    @abc.abstractmethod
+    def make_splits(self) -> tuple[dict[str, list], DataInfo]:
+        """``({"train": [...], "val": [...], "test": [...]}, info)``: the examples of each split, ready to collate."""
+
+    def prepare(self) -> None:
+        """Make the splits and the info (once; a second call does nothing)."""
+        if self._info is not None:
+            return
+        splits, info = self.make_splits()
+        for name in ("train", "val", "test"):
+            if not splits.get(name):
+                raise DataError(f"data: the {name} split is empty")
+        self.splits, self._info = splits, info
+
+    def info(self) -> Any:
+        """The data's info (after ``prepare``)."""
+        if self._info is None:
+            raise RuntimeError("call prepare() before info()")
+        return self._info
+
+    @abc.abstractmethod
+    def collate(self, examples: list) -> dict:
+        """A batch (a dict of tensors and lists of texts) from a list of examples."""
+
+    def train_collate(self, examples: list) -> dict:
+        """A training batch (augmented where the family augments); ``collate`` by default."""
+        return self.collate(examples)
+
+    def lengths(self, split: str) -> Optional[list[int]]:
+        """Each example's length, to batch training examples of similar length together; None: plain shuffle."""
+        return None
+
+    def train_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["train"], self.batch_size, self.train_collate, self.seed, True,
+                           self.num_workers, self.lengths("train"), self.trainer)
+
+    def val_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["val"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return make_loader(self.splits["test"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Move a dict batch's tensors to ``device`` and leave its lists of texts alone: Lightning's own transfer
@@ -24,6 +107,38 @@ class DataModule(L.LightningDataModule):
             return super().transfer_batch_to_device(batch, device, dataloader_idx)
         move = super().transfer_batch_to_device
         return {key: value if is_texts(value) else move(value, device, dataloader_idx) for key, value in batch.items()}
+
+
+def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
+    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path).convert("L" if channels == 1 else "RGB")
+    except (OSError, UnidentifiedImageError):
+        raise DataError(f"{path}: not a readable image") from None
+    if size and image.size != (size[1], size[0]):
+        if not resize:
+            raise DataError(f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
+                            f"resize the images or set data.resize=true")
+        image = image.resize((size[1], size[0]))
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def demo_import(module: str, needed_for: str) -> Any:
+    """Import a package of the ``demos`` extra (the demo data generators' packages); missing, it stops with one line
+    naming the extra. ``needed_for``: what needs it, e.g. "the 'dates' data"."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DataError(f"{needed_for} needs the package '{module.split('.')[0]}', which comes with EEAP's demo data "
+                        "extra: pip install 'eeap[demos]'") from None
 
 
 class EpochShuffle(Sampler[int]):

@@ -11,24 +11,26 @@ from typing import Any, Sequence
 from eeap.errors import DataError, EEAPError
 
 
-def load_task(path: str | Path) -> Any:
-    """Rebuild a task from a checkpoint written by ``train.py`` (config and vocabularies travel inside it)."""
+def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Rebuild a task from a checkpoint written by ``eeap train`` (config and vocabularies travel inside it)."""
     import torch
 
-    import eeap  # noqa: F401  (registers the components)
     from eeap.registry import DATA, TASK
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001  (any unreadable file gets the same one line)
         raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
     meta = checkpoint.get("eeap") if isinstance(checkpoint, dict) else None
     if not meta or "config" not in meta:
         raise DataError(f"{path} is not an EEAP checkpoint (no 'eeap' section); was it written by train.py?")
     config = meta["config"]
+    from eeap import kernels
+
+    kernels.use(config.get("kernels", "auto"))
     info = DATA.get(config["data"]["type"]).info_class.from_state(meta["data_state"])
     task = TASK.build(config["model"], "model", info=info)
     task.load_state_dict(checkpoint["state_dict"])
@@ -36,9 +38,9 @@ def load_task(path: str | Path) -> Any:
     return task.eval()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR] [--out-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="predict.py", description="Run a trained EEAP model on new input.")
+    parser = argparse.ArgumentParser(prog=prog, description="Run a trained EEAP model on new input.")
     parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
     parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
     parser.add_argument("--output", default="-", help="output file; - writes standard output")

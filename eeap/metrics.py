@@ -67,6 +67,13 @@ class CorpusBLEU(SacrebleuCorpus):
         super().__init__(bleu, 2 + 2 * bleu.max_ngram_order, **kwargs)
 
 
+def bleu_signature(tokenize: str = "13a") -> str:
+    """The sacrebleu signature of ``CorpusBLEU(tokenize)``'s score, so scores compare across versions."""
+    bleu = sacrebleu.metrics.BLEU(tokenize=tokenize)
+    bleu.corpus_score(["a"], [["a"]])  # the signature needs the number of references, known after scoring
+    return str(bleu.get_signature())
+
+
 class ForegroundIoU(torchmetrics.Metric):
     """IoU per foreground class, pooled over every pixel of the split, then averaged over the classes.
 

@@ -8,12 +8,17 @@ Bounds are written in the annotation: ``hidden: PositiveInt = 128``, ``dropout: 
 
 from __future__ import annotations
 
+import abc
+import ast
 import dataclasses
 import difflib
+import importlib
+import importlib.util
 import inspect
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
 from eeap.errors import ConfigError, one_line
@@ -65,13 +70,21 @@ Probability = Annotated[float, Range(0, 1)]  # teacher forcing, label smoothing,
 class Registry:
     """Names → classes for one kind of component (``embed``, ``encode``, ``attend``, ``predict``, ``task``, ``data``).
 
+    A registry knows its names before any component is imported: it reads the sources of its ``packages`` for
+    ``@<VARIABLE>.register("name")`` decorators, and imports a component's module only when that name is built or
+    inspected. So ``import eeap`` stays light, and a new component is one new file in its kind's folder.
+    Components registered from elsewhere (``@ATTEND.register`` in the user's own module, once imported) join too.
+
     # Parameters
-    kind: the kind's name, used in error messages.
+    kind: the kind's name, used in error messages and as the config section's word.
+    variable: the name this registry is bound to in ``eeap.registry`` (what the decorators in the sources say).
+    packages: dotted packages whose modules hold this kind's components.
     """
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, variable: str = "", packages: tuple[str, ...] = ()) -> None:
+        self.kind, self.variable, self.packages = kind, variable, packages
         self._classes: dict[str, type] = {}
+        self._index: Optional[dict[str, tuple[str, str]]] = None  # name -> (module, first docstring line)
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator: put the class under ``name``."""
@@ -86,12 +99,29 @@ class Registry:
 
         return decorate
 
+    def index(self) -> dict[str, tuple[str, str]]:
+        """Every name found in the sources of ``packages``: name -> (module, its class docstring's first line)."""
+        if self._index is None:
+            self._index = {}
+            for module, path in package_modules(self.packages):
+                for name, doc in registered_in(path, self.variable):
+                    self._index.setdefault(name, (module, doc))
+        return self._index
+
     def names(self) -> list[str]:
         """The registered names, sorted."""
-        return sorted(self._classes)
+        return sorted(set(self.index()) | set(self._classes))
+
+    def summary(self, name: str) -> str:
+        """The first line of the docstring of the class registered under ``name``."""
+        if name in self.index():
+            return self.index()[name][1]
+        return first_line(self._classes[name].__doc__)
 
     def get(self, name: str, where: str = "") -> type:
         """The class registered under ``name``; an unknown name raises ConfigError with a did-you-mean."""
+        if name not in self._classes and isinstance(name, str) and name in self.index():
+            importlib.import_module(self.index()[name][0])
         if name not in self._classes:
             close = difflib.get_close_matches(str(name), self.names(), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -100,11 +130,15 @@ class Registry:
             )
         return self._classes[name]
 
-    def build(self, section: Mapping[str, Any] | None, where: str = "", **wired: Any) -> Any:
-        """Build a component from ``{type: NAME, ...}``.
+    def filling(self, role: type) -> list[str]:
+        """The names whose classes fill ``role`` (imports every module of this kind)."""
+        return [name for name in self.names() if issubclass(self.get(name), role)]
 
-        ``wired`` are arguments the framework supplies (sizes of the neighbouring parts); a config may not set them.
-        """
+    def settings(self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None,
+                 wired: Iterable[str] = ()) -> tuple[type, dict[str, Any]]:
+        """The class a section ``{type: NAME, ...}`` names, and its settings: the section's keys, checked against
+        the class's signature (names, types, ranges, ``role``), with every default filled in. ``wired``: the
+        parameters the framework supplies, which a config may not set."""
         where = where or self.kind
         if section is None:
             raise ConfigError(f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}")
@@ -113,17 +147,132 @@ class Registry:
         if "type" not in section:
             raise ConfigError(f"{where}: missing 'type'. Valid options: {', '.join(self.names())}")
         cls = self.get(section["type"], where=f"{where}.type")
+        if role is not None and not issubclass(cls, role):
+            raise ConfigError(
+                f"{where}.type: '{section['type']}' is {role_of(cls)}, but here {role_name(role)} is needed. "
+                f"Valid options: {', '.join(self.filling(role)) or '(none)'}"
+            )
         kwargs = {k: v for k, v in section.items() if k != "type"}
-        check_arguments(cls, kwargs, where, wired=set(wired))
+        wired = set(wired)
+        check_arguments(cls, kwargs, where, wired=wired)
+        defaults = {name: p.default for name, p in accepted_parameters(cls).items()
+                    if name not in kwargs and name not in wired and p.default is not inspect.Parameter.empty}
+        return cls, {**kwargs, **defaults}
+
+    def build(self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None,
+              **wired: Any) -> Any:
+        """Build a component from ``{type: NAME, ...}``.
+
+        ``role``: the abstract class the component must fill (an attention, a sequence encoder...); another kind of
+        component is refused in one line that lists the names that fill it.
+        ``wired``: arguments the framework supplies (sizes of the neighbouring parts); a config may not set them.
+        A parameter annotated with a role (``score: ScoreAttention``) takes a section in the config, which is built
+        first, at its own path, and handed in built; it gets those of ``wired`` that it takes.
+        """
+        where = where or self.kind
+        cls, kwargs = self.settings(section, where, role, wired)
+        for key, part_role in part_parameters(cls).items():
+            value = kwargs.get(key)
+            if isinstance(value, Mapping):
+                registry = REGISTRIES[part_role.registry_kind]
+                inner = registry.get(value.get("type"), f"{join(where, key)}.type") if "type" in value else None
+                offered = {k: v for k, v in wired.items() if inner is not None and k in accepted_parameters(inner)}
+                kwargs[key] = registry.build(value, join(where, key), role=part_role, **offered)
         try:
-            return cls(**kwargs, **wired)
+            return constructor(cls)(**kwargs, **wired)
         except ValueError as e:  # a value the component's own layers refuse (torch checks sizes of its own)
             raise ConfigError(f"{where}: {one_line(e)}") from None
 
 
+class Role(abc.ABC):
+    """Marks an abstract base class as a role that components fill (an attention, a sequence encoder, ...).
+
+    ``registry_kind`` names the registry whose components fill it; ``role_name`` says what it is, in messages.
+    """
+
+    registry_kind: str = ""
+    role_name: str = ""
+
+
+def role_name(role: type, article: bool = True) -> str:
+    """'an attention (alignment function)' for the Attention role (without the article if asked)."""
+    name = getattr(role, "role_name", "") or role.__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}" if article else name
+
+
+def role_of(cls: type, article: bool = True) -> str:
+    """The most specific role a component class fills, for messages."""
+    for klass in cls.__mro__:
+        if "role_name" in vars(klass) and klass.role_name:
+            return role_name(klass, article)
+    return f"a {getattr(cls, 'registry_kind', 'component')}"
+
+
+def part_parameters(cls: type) -> dict[str, type]:
+    """The parameters of ``cls`` that take one other built component: name -> the role it fills."""
+    parts = {}
+    params = accepted_parameters(cls)
+    for key, annotation in parameter_types(cls).items():
+        if key in params and typing.get_origin(annotation) is None and isinstance(annotation, type) \
+                and issubclass(annotation, Role) and annotation.registry_kind:
+            parts[key] = annotation
+    return parts
+
+
+def constructor(cls: type) -> Callable[..., Any]:
+    """What builds ``cls`` from its config section: its ``from_config`` classmethod (a task's builder, which
+    builds its parts from their sections), else the class itself."""
+    return getattr(cls, "from_config", None) or cls
+
+
+def first_line(text: Optional[str]) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join((text or "").strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
+
+
+def package_modules(packages: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(dotted module name, source path) of every module below ``packages``, found without importing them."""
+    found = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for folder in spec.submodule_search_locations:
+            for path in sorted(Path(folder).rglob("*.py")):
+                parts = path.relative_to(folder).with_suffix("").parts
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                found.append((".".join((package, *parts)), path))
+    return found
+
+
+def registered_in(path: Path, variable: str) -> list[tuple[str, str]]:
+    """(name, docstring's first line) of each class in a source file decorated ``@<variable>.register("name")``."""
+    text = path.read_text(encoding="utf-8")
+    if f"{variable}.register(" not in text:
+        return []
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for decorator in node.decorator_list:
+            if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
+                    and decorator.func.attr == "register" and isinstance(decorator.func.value, ast.Name)
+                    and decorator.func.value.id == variable and decorator.args
+                    and isinstance(decorator.args[0], ast.Constant)):
+                found.append((str(decorator.args[0].value), first_line(ast.get_docstring(node))))
+    return found
+
+
 def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of ``cls.__init__``, without ``self``; a ``**kwargs`` passes on to the base class's."""
+    """The keyword parameters of ``cls.__init__`` (or of its ``from_config`` builder), without ``self``; a
+    ``**kwargs`` passes on to the base class's."""
     params: dict[str, inspect.Parameter] = {}
+    if getattr(cls, "from_config", None) is not None:
+        return {name: p for name, p in inspect.signature(cls.from_config).parameters.items()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
@@ -140,6 +289,8 @@ def parameter_types(cls: type) -> dict[str, Any]:
     """Type hints of the parameters ``accepted_parameters`` finds."""
     if dataclasses.is_dataclass(cls):
         return typing.get_type_hints(cls, include_extras=True)
+    if getattr(cls, "from_config", None) is not None:
+        return typing.get_type_hints(cls.from_config, include_extras=True)
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         if "__init__" in vars(klass) and klass is not object:
@@ -187,6 +338,8 @@ def type_matches(value: Any, annotation: Any) -> bool:
     and ``Annotated[number, Range(...)]``."""
     if annotation is Any:
         return True
+    if isinstance(annotation, type) and issubclass(annotation, Role):  # a part: its section, or the part built
+        return isinstance(value, (Mapping, annotation))
     origin = typing.get_origin(annotation)
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
@@ -234,12 +387,15 @@ def type_name(annotation: Any) -> str:
         return f"a list of {type_name(args[0])}" if args else "a list"
     if annotation is type(None):
         return "null"
+    if isinstance(annotation, type) and issubclass(annotation, Role):
+        return f"{role_name(annotation)} section {{type: ...}}"
     return getattr(annotation, "__name__", str(annotation))
 
 
-EMBED = Registry("embed")
-ENCODE = Registry("encode")
-ATTEND = Registry("attend")
-PREDICT = Registry("predict")
-TASK = Registry("task")
-DATA = Registry("data")
+EMBED = Registry("embed", "EMBED", ("eeap.embed",))
+ENCODE = Registry("encode", "ENCODE", ("eeap.encode",))
+ATTEND = Registry("attend", "ATTEND", ("eeap.attend",))
+PREDICT = Registry("predict", "PREDICT", ("eeap.predict",))
+TASK = Registry("task", "TASK", ("eeap.tasks",))
+DATA = Registry("data", "DATA", ("eeap.tasks",))
+REGISTRIES = {registry.kind: registry for registry in (EMBED, ENCODE, ATTEND, PREDICT, TASK, DATA)}

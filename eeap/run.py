@@ -20,10 +20,10 @@ from eeap.errors import ConfigError, EEAPError, one_line
 RUN_DIR_ENV = "EEAP_RUN_DIR"  # passed from the launching process to the DDP worker processes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
     """``train.py CONFIG [key=value ...] [--print-config]``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="train.py", description="Train an EEAP model from a YAML config, then test it on the test split."
+        prog=prog, description="Train an EEAP model from a YAML config, then test it on the test split."
     )
     parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot")
@@ -45,21 +45,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Fit and test the run described by a loaded config; return the final metrics (also in metrics.json)."""
+def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
+    """A config (a YAML path, or a loaded config) → (task module, prepared data module); seeds everything first."""
     import lightning as L
 
-    import eeap  # noqa: F401  (registers every component)
+    from eeap import kernels
+    from eeap.data import DataModule
     from eeap.registry import DATA, TASK
+    from eeap.task import Task
 
+    if not isinstance(cfg, DictConfig):
+        cfg = load_config(cfg, list(overrides))
     container = OmegaConf.to_container(cfg, resolve=True)
     run = validate(container, RunConfig)
+    kernels.use(run.kernels)
     L.seed_everything(run.seed, workers=True, verbose=False)
-    data = DATA.build(container["data"], where="data", seed=run.seed)
+    data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
     data.prepare()
-    task = TASK.build(container["model"], where="model", info=data.info())
+    task = TASK.build(container["model"], where="model", role=Task, info=data.info())
     task.eeap_config = container
     task.eeap_data_state = data.info().state()
+    return task, data
+
+
+def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Fit and test the run described by a loaded config; return the final metrics (also in metrics.json)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    run = validate(container, RunConfig)
+    task, data = build_run(cfg)
 
     run_dir, ckpt_path = resolve_run_dir(run)
     trainer = build_trainer(run, run_dir, task, list(callbacks))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import lightning as L
 import numpy as np
 import torch
+import torchmetrics
 
 from eeap.config import validate
 from eeap.errors import ConfigError
-from eeap.registry import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from eeap.registry import ATTEND, PREDICT, Fraction, Role, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 
 @dataclass
@@ -34,13 +35,17 @@ class OptimConfig:
     patience: NonNegativeInt = 2
 
 
-class Task(L.LightningModule):
-    """A LightningModule that wires components; subclasses set ``monitor`` (metric, mode) for checkpoints.
+class Task(L.LightningModule, Role):
+    """The task role: a LightningModule that a builder (``from_config``) wires from built parts; subclasses set
+    ``monitor`` (metric, mode) for checkpoints.
 
     # Parameters
     optim: the ``model.optim`` section (see OptimConfig).
     """
 
+    registry_kind = "task"
+    role_name = "task"
+    supplied = ("info",)
     monitor: tuple[str, str] = ("val/loss", "min")
 
     def __init__(self, optim: Optional[dict] = None) -> None:
@@ -87,6 +92,24 @@ class Task(L.LightningModule):
             return False
         return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
+    def log_metrics(self, split: str, metrics: dict[str, Any], batch_size: int, prog_bar: str = "") -> None:
+        """Log ``{name: value or torchmetrics.Metric}`` as ``split/name``; ``prog_bar`` names the one shown."""
+        for name, value in metrics.items():
+            self.log(f"{split}/{name}", value, batch_size=batch_size, prog_bar=name == prog_bar,
+                     sync_dist=split != "train" and not isinstance(value, torchmetrics.Metric))
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
+        """A trained task from a checkpoint written by ``eeap train``: its config rebuilds the model, its data state
+        (vocabularies) the data's side; Lightning's own classmethod, here through ``eeap.load``."""
+        from eeap.errors import DataError
+        from eeap.inference import load_task
+
+        task = load_task(checkpoint_path, map_location)
+        if not isinstance(task, cls):
+            raise DataError(f"{checkpoint_path} holds a {type(task).__name__}, not a {cls.__name__}")
+        return task
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the run's config, the data state (vocabularies) and the random states, so a run resumes exactly."""
         checkpoint["eeap"] = {
@@ -106,13 +129,29 @@ class Task(L.LightningModule):
             self._resume_rng = None
 
 
-def attend_section(attend: Any) -> Optional[dict]:
+AttendSection = Union[dict, str, None]  # ``model.attend``: a section, or ``none`` / null for no attention
+
+
+def attend_section(attend: AttendSection) -> Optional[dict]:
     """``model.attend`` as a component section, or None for ``none`` / null (no attention)."""
     if isinstance(attend, str):
         if attend != "none":
             raise ConfigError(f"model.attend: expected a section like {{type: additive}} or none, got '{attend}'")
         return None
     return attend
+
+
+def build_predict(predict: dict, attend: AttendSection, role: type, **sizes: Any) -> Any:
+    """The ``model.predict`` part, with the attention modules it asks for (``attention_slots``) built from
+    ``model.attend`` and handed in; ``sizes`` are what the task supplies (vocabulary, encoder sizes)."""
+    cls, settings = PREDICT.settings(predict, "model.predict", role=role, wired=[*sizes, "attention"])
+    section = attend_section(attend)
+    if section is None and cls.requires_attention:
+        raise ConfigError(f"model.attend: predict '{cls.registered_name}' needs an attention; "
+                          f"none was given (e.g. model.attend={{type: multihead}})")
+    slots = cls.attention_slots(settings, **sizes) if section is not None else []
+    attention = [ATTEND.build(section, "model.attend", role=cls.attention_role, **slot) for slot in slots]
+    return PREDICT.build(predict, "model.predict", role=role, attention=attention, **sizes)
 
 
 def rng_state() -> dict:

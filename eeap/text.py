@@ -11,9 +11,17 @@ import re
 from collections import Counter
 from typing import Iterable
 
+import torch
+
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 TOKENIZERS = ("char", "word", "subword")
+
+
+def pad(sequences: list[list[int]]) -> torch.Tensor:
+    """Right-pad id lists into one (batch, longest) tensor of ids."""
+    longest = max(len(s) for s in sequences)
+    return torch.tensor([s + [PAD] * (longest - len(s)) for s in sequences], dtype=torch.long)
 
 
 class Tokenizer:

@@ -1,5 +1,3 @@
-"""Task modules and their data; importing registers them."""
-
-from tasks import captioning, classification, segmentation, translation
-
-__all__ = ["captioning", "classification", "segmentation", "translation"]
+"""The task modules and their data (installed as ``eeap.tasks``): translation, classification, segmentation and
+captioning. Each folder holds ``module.py`` (the task: its builder and training steps) and ``data.py`` (its data
+sources); the registries find them by name without importing them."""

@@ -20,6 +20,16 @@ TINY_DATES = QUIET + [
 ]
 
 
+@pytest.fixture(autouse=True)
+def kernels_backend():
+    """Every test starts with the default backend of EEAP's fused kernels, and leaves it so."""
+    from eeap import kernels
+
+    kernels.use("auto")
+    yield
+    kernels.use("auto")
+
+
 @pytest.fixture
 def tiny(tmp_path):
     """Load a config quietly under tmp_path (the dates config also shrunk to seconds); extra overrides on top."""

@@ -2,7 +2,8 @@
 
 import torch
 
-from eeap.data import DataModule, EpochShuffle, make_loader
+from eeap.data import EpochShuffle, make_loader
+from eeap.registry import DATA
 
 
 def test_same_seed_and_epoch_same_order():
@@ -50,8 +51,9 @@ def test_batch_transfer_moves_tensors_and_leaves_texts():
     texts = ["4 July 1776", "1/2/03"]
     batch = {"src": torch.ones(2, 3), "nested": {"mask": torch.ones(2, dtype=torch.bool)}, "src_text": texts,
              "ids": [torch.zeros(1)], "empty": []}
-    moved = DataModule().transfer_batch_to_device(batch, torch.device("meta"), 0)
+    data = DATA.build({"type": "dates"}, "data", seed=0)
+    moved = data.transfer_batch_to_device(batch, torch.device("meta"), 0)
     assert moved["src"].is_meta and moved["nested"]["mask"].is_meta and moved["ids"][0].is_meta
     assert moved["src_text"] is texts and moved["empty"] == []
-    pair = DataModule().transfer_batch_to_device((torch.ones(1), torch.ones(2)), torch.device("meta"), 0)
+    pair = data.transfer_batch_to_device((torch.ones(1), torch.ones(2)), torch.device("meta"), 0)
     assert all(t.is_meta for t in pair)

@@ -1,15 +1,21 @@
 """EEAP's fused CPU kernels against torch's own modules: the same outputs and gradients, and the plain path where the
 kernels do not apply."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 import eeap  # noqa: F401
 from eeap import kernels
+from eeap.errors import ConfigError
 from eeap.kernels import gru as fused_gru
+from eeap.predict.base import SequenceDecoder
+from eeap.task import build_predict
 from eeap.kernels.additive import additive_scores
-from eeap.registry import ATTEND, ENCODE, PREDICT
+from eeap.registry import ATTEND, ENCODE
 
 pytestmark = pytest.mark.skipif(kernels.extension() is None, reason="the fused kernels could not be built here")
 
@@ -81,17 +87,19 @@ def test_additive_scores_match_the_plain_formula(queries):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
 
 
-def test_components_give_the_same_results_fused_or_not():
+@pytest.mark.parametrize("style", ["bahdanau", "luong"])
+def test_components_give_the_same_results_fused_or_reference(style):
     torch.manual_seed(3)
     encoder = ENCODE.build({"type": "rnn", "hidden": 8}, "model.encode", input_dim=5)
-    decoder = PREDICT.build({"type": "rnn_decoder", "hidden": 8, "embed_dim": 4}, "model.predict", vocab_size=11,
-                            encoder_dim=16, attend={"type": "additive"})
+    decoder = build_predict({"type": "rnn_decoder", "hidden": 8, "embed_dim": 4, "style": style,
+                             "input_feeding": False}, {"type": "additive"}, SequenceDecoder, vocab_size=11,
+                            encoder_dim=16)
     x = torch.randn(len(LENGTHS), 7, 5)
     mask = torch.arange(7)[None] < LENGTHS[:, None]
     tokens = torch.randint(4, 11, (len(LENGTHS), 6))
     results = []
-    for fused in (True, False):
-        encoder.fused = decoder.fused = decoder.attention.fused = fused
+    for backend in ("fused", "reference"):
+        kernels.use(backend)
         encoder.zero_grad(), decoder.zero_grad()
         logits, weights = decoder(tokens, encoder(x, mask), mask)
         weighted_sum(logits).backward()
@@ -121,8 +129,47 @@ def test_without_the_extension_components_use_plain_torch(monkeypatch):
     assert out.shape == (2, 3, 8) and (out[1, 1:] == 0).all()
 
 
-def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setenv("EEAP_FUSED_KERNELS", "0")
+def test_reference_mode_switches_them_off_and_unknown_modes_are_refused():
+    kernels.use("reference")
+    assert kernels.extension() is None and not kernels.applies(torch.zeros(1))
+    with pytest.raises(ConfigError, match="kernels: unknown mode 'fast'. Valid options: auto, fused, reference"):
+        kernels.use("fast")
+
+
+def test_auto_without_a_compiler_uses_the_reference_silently(monkeypatch, recwarn):
     monkeypatch.setattr(kernels, "_tried", False)
     monkeypatch.setattr(kernels, "_extension", None)
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    assert not kernels.can_build()
     assert kernels.extension() is None and not kernels.applies(torch.zeros(1))
+    assert not recwarn.list
+
+
+def test_fused_stops_the_run_when_the_build_fails(monkeypatch):
+    import torch.utils.cpp_extension
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Error building extension 'eeap_kernels'")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", fail)
+    monkeypatch.setattr(kernels, "_tried", False)
+    monkeypatch.setattr(kernels, "_extension", None)
+    with pytest.raises(ConfigError, match="kernels=fused: EEAP's fused CPU kernels could not be built"):
+        kernels.use("fused")
+    kernels.use("auto")  # auto falls back to the reference, with one warning
+    monkeypatch.setattr(kernels, "_tried", False)
+    with pytest.warns(UserWarning, match="could not be built .Error building extension"):
+        assert kernels.extension() is None
+
+
+def test_one_build_per_set_of_sources_whatever_the_checkout(monkeypatch, tmp_path):
+    here = Path(kernels.__file__).parent
+    flags = kernels.build_flags()
+    original = kernels.build_directory(flags)
+    for name in kernels.SOURCES:  # the same sources in another checkout
+        shutil.copyfile(here / name, tmp_path / name)
+    monkeypatch.setattr(kernels, "__file__", str(tmp_path / "__init__.py"))
+    assert kernels.build_directory(flags) == original
+    assert kernels.build_directory(flags + ["-g"]) != original
+    (tmp_path / "gru.cpp").write_text((here / "gru.cpp").read_text() + "\n// changed\n")
+    assert kernels.build_directory(flags) != original

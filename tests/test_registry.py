@@ -19,7 +19,7 @@ def test_unknown_name_lists_choices_and_suggests():
 
 def test_unknown_key_names_component_and_valid_keys():
     with pytest.raises(ConfigError, match=r"model.attend.hiden_dim: unknown key for attend 'additive'. "
-                                          r"Valid keys: hidden_dim, fused. Did you mean 'hidden_dim'\?"):
+                                          r"Valid keys: hidden_dim. Did you mean 'hidden_dim'\?"):
         ATTEND.build({"type": "additive", "hiden_dim": 8}, "model.attend", query_dim=4, key_dim=4)
 
 

@@ -1,7 +1,3 @@
-"""Attend: alignment functions, each returning ``(context, weights)``."""
+"""Attend: alignment functions, each returning ``(context, weights)``, and the skip gates of U-Nets.
 
-from eeap.attend import additive, cosine, dot, gate, gated, general, hard, local, location, multihead, scaled_dot
-from eeap.attend.base import Attention, WrappedAttention, masked_softmax
-
-__all__ = ["Attention", "WrappedAttention", "masked_softmax", "additive", "cosine", "dot", "gate", "gated", "general",
-           "hard", "local", "location", "multihead", "scaled_dot"]
+The roles are in ``base.py``; each other module holds one component, registered with ``@ATTEND.register``."""

@@ -1,13 +1,15 @@
-"""The interface every attention shares: ``forward(query, keys, values, mask) -> (context, weights)``."""
+"""The roles of the attend kind: attention (``forward(query, keys, values, mask) -> (context, weights)``), score
+attention (those whose score others can reuse), and the U-Net skip gate."""
 
 from __future__ import annotations
 
-from typing import Optional
+import abc
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from eeap.errors import ConfigError
+from eeap.registry import Role
 
 
 def masked_softmax(scores: Tensor, mask: Optional[Tensor], dim: int = -1) -> Tensor:
@@ -30,11 +32,14 @@ def expand_mask(mask: Optional[Tensor]) -> Optional[Tensor]:
     return mask.unsqueeze(1)
 
 
-class Attention(nn.Module):
-    """Attention by a score function: weights = masked softmax of ``score(query, keys)``, context = weights @ values.
+class Attention(nn.Module, Role):
+    """The attention role: ``forward(query, keys, values, mask) -> (context, weights)``.
 
-    Subclasses implement ``score`` and may override ``project_keys`` (work on keys that does not depend on the
-    query; a decoder calls it once per source and then ``attend_projected`` at every step).
+    The reference path is score → masked softmax (``normalize``) → weighted sum of the values; a subclass gives
+    ``score`` (or overrides ``attend_projected`` whole, as multi-head attention does). ``project_keys`` is the work on
+    the keys that does not depend on the query: a decoder calls it once per source and then ``attend_projected`` at
+    every step. ``auxiliary_loss`` is an extra training loss from what the attention did (hard attention's REINFORCE
+    term, gated attention's sparsity); the tasks add it for every attention in the model.
 
     # Parameters
     query_dim, key_dim: sizes of query and key vectors, supplied by the task that wires the model.
@@ -42,9 +47,13 @@ class Attention(nn.Module):
     # Shapes
     query (batch, tgt_len, query_dim) or (batch, query_dim); keys (batch, src_len, key_dim);
     values (batch, src_len, value_dim); mask (batch, src_len) or (batch, tgt_len, src_len), True = attend.
-    Returns context (batch, tgt_len, value_dim) and weights (batch, tgt_len, src_len), without tgt_len when the
-    query had none.
+    Returns context (batch, tgt_len, context_dim(value_dim)) and weights (batch, tgt_len, src_len), without tgt_len
+    when the query had none; a fully masked row gets zero weights and a zero context, never NaN.
     """
+
+    registry_kind = "attend"
+    role_name = "attention (alignment function)"
+    supplied = ("query_dim", "key_dim")
 
     def __init__(self, query_dim: int, key_dim: int) -> None:
         super().__init__()
@@ -55,13 +64,13 @@ class Attention(nn.Module):
         """The size of the context vectors for values of size ``value_dim``."""
         return value_dim
 
-    def project_keys(self, keys: Tensor) -> Tensor:
+    def project_keys(self, keys: Tensor) -> Any:
         """Query-independent work on the keys; (batch, src_len, key_dim) -> (batch, src_len, *)."""
         return keys
 
-    def score(self, query: Tensor, keys: Tensor, step: Optional[int] = None) -> Tensor:
+    def score(self, query: Tensor, keys: Any, step: Optional[int] = None) -> Tensor:
         """Unnormalised alignment scores; query (batch, tgt_len, query_dim), projected keys -> (batch, tgt_len, src_len)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no score function; it overrides attend_projected")
 
     def normalize(self, scores: Tensor, mask: Optional[Tensor], query: Tensor, step: Optional[int] = None) -> Tensor:
         """Scores (batch, tgt_len, src_len) -> weights of the same shape; query (batch, tgt_len, query_dim)."""
@@ -70,12 +79,12 @@ class Attention(nn.Module):
     def attend_projected(
         self,
         query: Tensor,
-        keys: Tensor,
+        keys: Any,
         values: Tensor,
         mask: Optional[Tensor] = None,
         step: Optional[int] = None,
         need_weights: Optional[bool] = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Optional[Tensor]]:
         """``forward`` with keys already passed through ``project_keys``. ``step``: the decoder step of the query."""
         single = query.dim() == 2
         if single:
@@ -95,44 +104,72 @@ class Attention(nn.Module):
         mask: Optional[Tensor] = None,
         step: Optional[int] = None,
         need_weights: Optional[bool] = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Optional[Tensor]]:
         """``need_weights`` matters to attentions whose weights cost extra (multi-head); the others always return them."""
         return self.attend_projected(query, self.project_keys(keys), values, mask, step, need_weights)
+
+    def auxiliary_loss(self, reward: Tensor) -> Tensor:
+        """An extra training loss from what this attention did since the last call; reward (batch,), e.g. the
+        log-likelihood of the target. Zero unless the attention has one."""
+        return reward.new_zeros(())
+
+
+class ScoreAttention(Attention):
+    """The role of attentions defined by a score function of their own (dot, general, additive, ...): the ones
+    whose score ``local``, ``hard`` and ``gated`` can reuse."""
+
+    role_name = "score attention"
+
+    @abc.abstractmethod
+    def score(self, query: Tensor, keys: Any, step: Optional[int] = None) -> Tensor:
+        """Unnormalised alignment scores; query (batch, tgt_len, query_dim), projected keys -> (batch, tgt_len, src_len)."""
 
 
 def require_same_size(name: str, query_dim: int, key_dim: int) -> None:
     """Dot-product scores need queries and keys of one size."""
     if query_dim != key_dim:
-        raise ConfigError(
-            f"model.attend: '{name}' attention needs query and key of one size, got {query_dim} and {key_dim}; "
+        raise ValueError(
+            f"'{name}' attention needs query and key of one size, got {query_dim} and {key_dim}; "
             f"use 'general' or 'additive', which project between sizes"
         )
+
+
+DEFAULT_SCORE = {"type": "general"}  # the score a wrapper reuses when its config names none
 
 
 class WrappedAttention(Attention):
     """An attention that reuses another attention's score and changes how scores become weights.
 
     # Parameters
-    score: the inner attention's section, e.g. ``{type: additive}`` (default ``{type: general}``).
+    score: the inner attention, built from its section (``{type: additive}``; default ``{type: general}``).
     """
 
-    def __init__(self, query_dim: int, key_dim: int, score: Optional[dict] = None) -> None:
+    def __init__(self, query_dim: int, key_dim: int, score: ScoreAttention = DEFAULT_SCORE) -> None:  # type: ignore[assignment]
         super().__init__(query_dim, key_dim)
-        from eeap.registry import ATTEND
+        if not isinstance(score, ScoreAttention):
+            raise TypeError(f"score: expected a built ScoreAttention, got {type(score).__name__}")
+        self.inner = score
 
-        self.inner = ATTEND.build(score or {"type": "general"}, "model.attend.score", query_dim=query_dim, key_dim=key_dim)
-        if type(self.inner).score is Attention.score or isinstance(self.inner, WrappedAttention):
-            raise ConfigError(
-                f"model.attend.score: '{self.inner.registered_name}' has no score function of its own; "
-                "use one of dot, scaled_dot, general, additive, cosine, location"
-            )
-
-    def project_keys(self, keys: Tensor) -> Tensor:
+    def project_keys(self, keys: Tensor) -> Any:
         return self.inner.project_keys(keys)
 
-    def score(self, query: Tensor, keys: Tensor, step: Optional[int] = None) -> Tensor:
+    def score(self, query: Tensor, keys: Any, step: Optional[int] = None) -> Tensor:
         return self.inner.score(query, keys, step)
 
-    def auxiliary_loss(self, reward: Tensor) -> Tensor:
-        """An extra training loss from what this attention did since the last call; reward (batch,). Default 0."""
-        return reward.new_zeros(())
+
+class SkipGate(nn.Module, Role):
+    """The role of a U-Net's skip gate: ``forward(x, g) -> (gated x, coefficients)``; x the skip connection's
+    features, g the gating signal from the next coarser decoder level.
+
+    # Shapes
+    x (batch, in_channels, H, W); g (batch, gating_channels, H', W') -> (batch, in_channels, H, W) and
+    α (batch, 1, H, W).
+    """
+
+    registry_kind = "attend"
+    role_name = "U-Net skip gate"
+    supplied = ("in_channels", "gating_channels")
+
+    @abc.abstractmethod
+    def forward(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        """Gate the skip features x with the gating signal g."""

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeap.attend.base import Attention, require_same_size
+from eeap.attend.base import ScoreAttention, require_same_size
 from eeap.registry import ATTEND, PositiveFloat
 
 
 @ATTEND.register("cosine")
-class CosineAttention(Attention):
+class CosineAttention(ScoreAttention):
     """score(q, k) = β · cos(q, k). Needs query_dim == key_dim.
 
     # Parameters

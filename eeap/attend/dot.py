@@ -7,12 +7,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from eeap.attend.base import Attention, require_same_size
+from eeap.attend.base import ScoreAttention, require_same_size
 from eeap.registry import ATTEND
 
 
 @ATTEND.register("dot")
-class DotAttention(Attention):
+class DotAttention(ScoreAttention):
     """score(q, k) = q · k. Needs query_dim == key_dim."""
 
     def __init__(self, query_dim: int, key_dim: int) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from eeap.attend.base import SkipGate
 from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
 @ATTEND.register("attention_gate")
-class AttentionGate(nn.Module):
+class AttentionGate(SkipGate):
     """α = σ(ψ(ReLU(θ(x) + φ(g)))), resampled to x; output (W(α · x), α).
 
     θ: strided convolution (kernel = stride = ``subsample``) on the skip features x; φ: 1×1 convolution on the

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeap.attend.base import WrappedAttention, expand_mask
+from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, expand_mask
 from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 
 
@@ -22,7 +22,7 @@ class GatedAttention(WrappedAttention):
     positions, pushing gates shut.
 
     # Parameters
-    score: the inner attention section giving the scores (default ``{type: general}``).
+    score: the attention whose score is used, from its section (default ``{type: general}``).
     gate_dim: hidden size of the gate network (default query_dim).
     temperature: Gumbel-sigmoid temperature.
     threshold: gate probability above which a position is open at evaluation.
@@ -35,7 +35,7 @@ class GatedAttention(WrappedAttention):
         self,
         query_dim: int,
         key_dim: int,
-        score: Optional[dict] = None,
+        score: ScoreAttention = DEFAULT_SCORE,  # type: ignore[assignment]
         gate_dim: Optional[PositiveInt] = None,
         temperature: PositiveFloat = 0.5,
         threshold: Probability = 0.5,

@@ -7,12 +7,12 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from eeap.attend.base import Attention
+from eeap.attend.base import ScoreAttention
 from eeap.registry import ATTEND
 
 
 @ATTEND.register("general")
-class GeneralAttention(Attention):
+class GeneralAttention(ScoreAttention):
     """score(q, k) = q^T W k, W of shape (query_dim, key_dim); keys are projected once by W."""
 
     def __init__(self, query_dim: int, key_dim: int) -> None:

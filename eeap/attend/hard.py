@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from eeap.attend.base import WrappedAttention, masked_softmax
+from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, masked_softmax
 from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
 
 
@@ -22,7 +22,7 @@ class HardAttention(WrappedAttention):
     soft gradient backward; it needs no extra loss.
 
     # Parameters
-    score: the inner attention section giving the scores (default ``{type: general}``).
+    score: the attention whose score is used, from its section (default ``{type: general}``).
     estimator: ``reinforce`` or ``gumbel``.
     temperature: Gumbel-softmax temperature.
     baseline_decay: decay of the reward's moving average.
@@ -35,7 +35,7 @@ class HardAttention(WrappedAttention):
         self,
         query_dim: int,
         key_dim: int,
-        score: Optional[dict] = None,
+        score: ScoreAttention = DEFAULT_SCORE,  # type: ignore[assignment]
         estimator: Literal["reinforce", "gumbel"] = "reinforce",
         temperature: PositiveFloat = 1.0,
         baseline_decay: Probability = 0.9,

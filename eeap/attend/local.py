@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor, nn
 
-from eeap.attend.base import WrappedAttention, masked_softmax
+from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, masked_softmax
 from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
@@ -22,7 +22,7 @@ class LocalAttention(WrappedAttention):
     # Parameters
     mode: ``monotonic`` or ``predictive``.
     window: D, the half-width of the window.
-    score: the attention section whose score is used inside the window (default ``{type: general}``).
+    score: the attention whose score is used inside the window, from its section (default ``{type: general}``).
     hidden_dim: size of W_p (predictive), default query_dim.
     """
 
@@ -32,7 +32,7 @@ class LocalAttention(WrappedAttention):
         key_dim: int,
         mode: Literal["monotonic", "predictive"] = "predictive",
         window: NonNegativeInt = 5,
-        score: Optional[dict] = None,
+        score: ScoreAttention = DEFAULT_SCORE,  # type: ignore[assignment]
         hidden_dim: Optional[PositiveInt] = None,
     ) -> None:
         super().__init__(query_dim, key_dim, score)

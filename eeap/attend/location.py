@@ -6,13 +6,13 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from eeap.attend.base import Attention
+from eeap.attend.base import ScoreAttention
 from eeap.errors import DataError
 from eeap.registry import ATTEND, PositiveInt
 
 
 @ATTEND.register("location")
-class LocationAttention(Attention):
+class LocationAttention(ScoreAttention):
     """score(q)_s = (W_a q)_s for source positions s < max_len; the keys are not looked at.
 
     # Parameters

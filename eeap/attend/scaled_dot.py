@@ -8,12 +8,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from eeap.attend.base import Attention, require_same_size
+from eeap.attend.base import ScoreAttention, require_same_size
 from eeap.registry import ATTEND
 
 
 @ATTEND.register("scaled_dot")
-class ScaledDotAttention(Attention):
+class ScaledDotAttention(ScoreAttention):
     """score(q, k) = q · k / sqrt(key_dim). Needs query_dim == key_dim."""
 
     def __init__(self, query_dim: int, key_dim: int) -> None:

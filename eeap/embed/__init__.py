@@ -1,5 +1,3 @@
-"""Embed: tokens, characters, image patches or CNN feature grids → vectors."""
+"""Embed: tokens, characters, image patches or CNN feature grids → vectors.
 
-from eeap.embed import cnn, grid, patch, token
-
-__all__ = ["cnn", "grid", "patch", "token"]
+The roles are in ``base.py``; each other module holds one component, registered with ``@EMBED.register``."""

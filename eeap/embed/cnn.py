@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from eeap.embed.base import ImageEmbedder
 from eeap.registry import EMBED, PositiveInt
 
 
 @EMBED.register("cnn")
-class ConvGrid(nn.Module):
+class ConvGrid(ImageEmbedder):
     """Conv 3×3 → BatchNorm → ReLU blocks, each but the last followed by 2×2 max pooling; the final map's positions
     become vectors, plus a learned position.
 

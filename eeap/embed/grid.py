@@ -5,35 +5,36 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eeap.registry import EMBED, ENCODE, NonNegativeInt
+from eeap.embed.base import ImageEmbedder
+from eeap.encode.base import PyramidEncoder
+from eeap.registry import EMBED, NonNegativeInt
 
 
 @EMBED.register("image_grid")
-class ImageGrid(nn.Module):
-    """An image encoder (``unet_conv``, or ``smp`` with any segmentation-models-pytorch or timm ``tu-*`` encoder)
-    whose last feature map becomes (batch, h·w, dim) vectors, projected to ``dim`` if set, plus learned positions.
+class ImageGrid(ImageEmbedder):
+    """An image pyramid encoder's last feature map as (batch, h·w, dim) vectors, projected to ``dim`` if set, plus
+    learned positions.
 
     # Parameters
     in_channels, image_size: supplied by the task from its data; the sides must be multiples of the encoder's
         coarsest stride.
-    encoder: the image encoder's section, e.g. ``{type: smp, name: resnet18, depth: 4}``.
+    encoder: the image encoder, built from its section (``{type: unet_conv}``, or ``{type: smp, name: resnet18,
+        depth: 4}`` with any segmentation-models-pytorch or timm ``tu-*`` encoder).
     dim: project the features to this size (0 keeps the encoder's channels).
 
     # Shapes
     images (batch, in_channels, H, W) -> (batch, H/s · W/s, output_dim); ``grid`` = (H/s, W/s).
     """
 
-    def __init__(self, in_channels: int, image_size: list, encoder: dict, dim: NonNegativeInt = 0) -> None:
+    def __init__(self, in_channels: int, image_size: list, encoder: PyramidEncoder, dim: NonNegativeInt = 0) -> None:
         super().__init__()
-        from eeap.errors import ConfigError
-
-        self.encoder = ENCODE.build(encoder, "model.embed.encoder", in_channels=in_channels)
-        stride = self.encoder.strides[-1]
+        self.encoder = encoder
+        stride = encoder.size_divisibility
         if image_size[0] % stride or image_size[1] % stride:
-            raise ConfigError(f"model.embed.encoder: images of {image_size[0]}×{image_size[1]} do not divide by the "
-                              f"encoder's stride {stride}; choose image sides that are multiples of {stride}")
+            raise ValueError(f"images of {image_size[0]}×{image_size[1]} do not divide by the encoder's stride {stride}; "
+                             f"choose image sides that are multiples of {stride}")
         self.grid = (image_size[0] // stride, image_size[1] // stride)
-        channels = self.encoder.out_channels[-1]
+        channels = encoder.out_channels[-1]
         self.project = nn.Linear(channels, dim) if dim else nn.Identity()
         self.output_dim = dim or channels
         self.positions = nn.Parameter(torch.randn(1, self.grid[0] * self.grid[1], self.output_dim) * 0.02)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from eeap.errors import ConfigError
+from eeap.embed.base import ImageEmbedder
 from eeap.registry import EMBED, Fraction, PositiveInt
 
 
 @EMBED.register("patch")
-class PatchEmbedding(nn.Module):
+class PatchEmbedding(ImageEmbedder):
     """Cuts an image into non-overlapping ``patch_size`` squares and projects each to ``dim``, plus a learned position.
 
     # Parameters
@@ -28,7 +28,7 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         height, width = image_size
         if height % patch_size or width % patch_size:
-            raise ConfigError(f"model.embed.patch_size: {patch_size} does not divide the image size {height}×{width}")
+            raise ValueError(f"patch_size {patch_size} does not divide the image size {height}×{width}")
         self.grid = (height // patch_size, width // patch_size)
         self.output_dim = dim
         self.project = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from eeap.embed.base import TokenEmbedder
 from eeap.errors import DataError
 from eeap.registry import EMBED, Fraction, PositiveInt
 from eeap.text import PAD
@@ -24,7 +25,7 @@ def sinusoidal_positions(max_len: int, dim: int) -> Tensor:
 
 
 @EMBED.register("token")
-class TokenEmbedding(nn.Module):
+class TokenEmbedding(TokenEmbedder):
     """Token ids → vectors, plus sinusoidal or learned positions; ``output_dim`` = ``dim``.
 
     # Parameters

@@ -1,5 +1,3 @@
-"""Encode: recurrent and Transformer encoders over embedded sequences, and image encoders (feature pyramids)."""
+"""Encode: recurrent and Transformer encoders over embedded sequences, and image encoders (feature pyramids).
 
-from eeap.encode import identity, image, rnn, transformer
-
-__all__ = ["identity", "image", "rnn", "transformer"]
+The roles are in ``base.py``; each other module holds one or more components, registered with ``@ENCODE.register``."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from eeap.encode.base import SequenceEncoder
 from eeap.registry import ENCODE
 
 
 @ENCODE.register("identity")
-class Identity(nn.Module):
+class Identity(SequenceEncoder):
     """Passes the embedded sequence through unchanged.
 
     # Parameters

@@ -7,12 +7,12 @@ divisible by ``strides[-1]`` (tasks pad them).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 from torch import Tensor, nn
 
-from eeap.errors import ConfigError
-from eeap.registry import ENCODE, PositiveInt
+from eeap.encode.base import PyramidEncoder
+from eeap.registry import ENCODE, PositiveInt, Range
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -24,7 +24,7 @@ def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 @ENCODE.register("unet_conv")
-class ConvEncoder(nn.Module):
+class ConvEncoder(PyramidEncoder):
     """The plain encoder of U-Net and Attention U-Net: a double convolution per level, 2×2 max pooling between.
 
     # Parameters
@@ -38,7 +38,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, in_channels: int, channels: list[PositiveInt] = (16, 32, 64, 128, 256)) -> None:
         super().__init__()
         if len(channels) < 2:
-            raise ConfigError(f"model.encode.channels: needs at least 2 levels, got {list(channels)}")
+            raise ValueError(f"channels: needs at least 2 levels, got {list(channels)}")
         self.levels = nn.ModuleList(double_conv(in_channels if i == 0 else channels[i - 1], c)
                                     for i, c in enumerate(channels))
         self.pool = nn.MaxPool2d(2)
@@ -55,7 +55,7 @@ class ConvEncoder(nn.Module):
 
 
 @ENCODE.register("smp")
-class SmpEncoder(nn.Module):
+class SmpEncoder(PyramidEncoder):
     """Any encoder of segmentation-models-pytorch by name (ResNets, EfficientNets, MobileNets, timm's ``tu-*``...).
 
     # Parameters
@@ -69,7 +69,8 @@ class SmpEncoder(nn.Module):
     images (batch, in_channels, H, W) -> [(batch, out_channels[i], H / 2^(i+1), W / 2^(i+1)) for i < depth].
     """
 
-    def __init__(self, in_channels: int, name: str = "resnet18", depth: int = 5, weights: Optional[str] = None) -> None:
+    def __init__(self, in_channels: int, name: str = "resnet18", depth: Annotated[int, Range(1, 5)] = 5,
+                 weights: Optional[str] = None) -> None:
         super().__init__()
         import segmentation_models_pytorch as smp
 
@@ -79,21 +80,19 @@ class SmpEncoder(nn.Module):
             import difflib
 
             close = difflib.get_close_matches(name, names, n=3)
-            raise ConfigError(f"encoder name: unknown smp encoder '{name}'"
+            raise ValueError(f"name: unknown smp encoder '{name}'"
                               + (f"; did you mean {', '.join(close)}?" if close else "")
                               + " (segmentation_models_pytorch.encoders.get_encoder_names() lists them; "
                               "'tu-' + any timm model name also works)")
-        if not 1 <= depth <= 5:
-            raise ConfigError(f"model.encode.depth: expected 1 to 5, got {depth}")
         try:
             self.encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=weights)
         except KeyError as e:  # smp's message lists the weights this encoder has
-            raise ConfigError(f"encoder weights: {e.args[0]}") from None
+            raise ValueError(f"weights: {e.args[0]}") from None
         except (OSError, ConnectionError, RuntimeError) as e:
-            raise ConfigError(
-                f"encoder weights: could not load '{weights}' weights for {name} ({type(e).__name__}); "
+            raise ValueError(
+                f"weights: could not load '{weights}' weights for {name} ({type(e).__name__}); "
                 "they are downloaded on first use, and this machine is offline or the download failed. "
-                "Set the encoder's weights to null (e.g. model.encode.weights=null) to train from scratch"
+                "Set this section's weights to null to train from scratch"
             ) from None
         # smp's first feature is the input image itself (stride 1); the pyramid starts at stride 2.
         self.out_channels = list(self.encoder.out_channels[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from eeap.attend.multihead import MultiHeadAttention
+from eeap.encode.base import SequenceEncoder
 from eeap.registry import ENCODE, Fraction, PositiveInt
 
 
@@ -32,7 +33,7 @@ class EncoderLayer(nn.Module):
 
 
 @ENCODE.register("transformer")
-class TransformerEncoder(nn.Module):
+class TransformerEncoder(SequenceEncoder):
     """A stack of pre-norm Transformer layers; ``output_dim`` = input_dim (positions come from the embedding).
 
     # Parameters

@@ -1,20 +1,31 @@
-"""EEAP's fused CPU kernels: C++ loops for the small, many operations of recurrent models on CPU.
+"""EEAP's fused CPU kernels: an optional backend of C++ loops for the small, many operations of recurrent models.
 
 On CPU a GRU step or an additive-attention step is dozens of small operations, each with its own dispatch and
-autograd bookkeeping. The kernels here do that elementwise work in one loop and have hand-written backward passes;
-the date translator trains ~1.3× faster with them (bench/README.md). Each is checked against torch's own modules
-(tests/test_kernels.py).
+autograd bookkeeping. The kernels here do that elementwise work in one loop, with hand-written backward passes; the
+date translator trains ~1.3× faster with them (bench/README.md). The components' plain torch code is the reference;
+tests/test_kernels.py checks every kernel, and its gradients, against it.
 
-The C++ sources (``*.cpp`` beside this file) are compiled with torch's C++ extension tools on first use (~30 s on 2
-cores, then cached under ``~/.cache/torch_extensions``). Where they cannot be built (no compiler) or do not apply (a
-GPU, another dtype, autocast), the components use plain torch operations, with the same results up to float
-rounding. ``EEAP_FUSED_KERNELS=0`` turns them off everywhere; each component has a ``fused`` key too.
+One switch, the run's ``kernels`` key (``eeap.kernels.use`` from Python):
+
+- ``auto`` (the default): the kernels where a C++ compiler and Python's headers are present, else the reference,
+  silently;
+- ``fused``: the kernels, built at once; a failed build stops the run with one line;
+- ``reference``: plain torch everywhere.
+
+The sources (``*.cpp`` beside this file) are compiled with torch's C++ extension tools on first use (~30 s on 2
+cores), once per machine: the build lives under ``~/.cache/eeap/kernels/<hash>``, keyed by the sources, the flags and
+the torch and Python versions, so every checkout of the same sources shares it. The kernels apply to float32 tensors
+on the CPU outside autocast; elsewhere (a GPU, bf16) the components run the reference.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import shutil
+import sys
+import sysconfig
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,38 +33,88 @@ from typing import Any
 import torch
 from torch import Tensor
 
-SOURCES = ("bindings.cpp", "gru.cpp", "additive.cpp")
+from eeap.errors import ConfigError
 
+SOURCES = ("bindings.cpp", "gru.cpp", "additive.cpp")
+MODES = ("auto", "fused", "reference")
+
+_mode = "auto"
 _extension: Any = None
 _tried = False
 
 
+def use(mode: str) -> None:
+    """Choose the backend: ``auto``, ``fused`` (built now; a failed build raises ConfigError) or ``reference``."""
+    global _mode
+    if mode not in MODES:
+        raise ConfigError(f"kernels: unknown mode '{mode}'. Valid options: {', '.join(MODES)}")
+    _mode = mode
+    if mode == "fused" and extension() is None:
+        raise ConfigError("kernels=fused: EEAP's fused CPU kernels could not be built here (a C++ compiler and "
+                          "Python's headers are needed); use kernels=reference or kernels=auto")
+
+
+def mode() -> str:
+    """The backend chosen: ``auto``, ``fused`` or ``reference``."""
+    return _mode
+
+
+def can_build() -> bool:
+    """Whether this machine has what building the kernels needs: a C++ compiler and Python's headers."""
+    compiler = os.environ.get("CXX", "c++")
+    return shutil.which(compiler) is not None and Path(sysconfig.get_paths()["include"], "Python.h").is_file()
+
+
+def build_flags() -> list[str]:
+    """Compiler flags: vector instructions where the CPU has them."""
+    flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
+    if platform.machine() in ("x86_64", "AMD64") and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    return flags
+
+
+def build_directory(flags: list[str]) -> Path:
+    """``~/.cache/eeap/kernels/<hash>``: one build per set of sources, flags and torch and Python versions."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    digest.update(" ".join([*flags, torch.__version__, sys.version]).encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "eeap" / "kernels" / digest.hexdigest()[:16]
+
+
 def extension() -> Any:
-    """The compiled module, built on the first call; None (after one warning) where it cannot be built."""
+    """The compiled module, built on the first call; None where the reference runs instead."""
     global _extension, _tried
+    if _mode == "reference":
+        return None
     if _tried:
         return _extension
     _tried = True
-    if os.environ.get("EEAP_FUSED_KERNELS", "1") == "0":
+    if _mode == "auto" and not can_build():
         return None
     from torch.utils.cpp_extension import load
 
-    flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
-    capability = torch.backends.cpu.get_cpu_capability()  # e.g. AVX2, AVX512, DEFAULT
-    if platform.machine() in ("x86_64", "AMD64") and capability in ("AVX2", "AVX512"):
-        flags += ["-mavx2", "-mfma"]
-    here = Path(__file__).parent
+    flags = build_flags()
+    folder = build_directory(flags)
     try:
-        _extension = load(f"eeap_kernels_{capability.lower()}", [str(here / name) for name in SOURCES],
-                          extra_cflags=flags, verbose=False)
-    except Exception as e:  # no compiler, no Python headers, ...: plain torch operations do the work
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        warnings.warn(f"EEAP: the fused CPU kernels could not be built ({first}); using plain torch operations",
-                      stacklevel=2)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in SOURCES:  # one copy of the sources per build, so the build file is the same from any checkout
+            target = folder / name
+            if not target.is_file():
+                shutil.copyfile(Path(__file__).parent / name, target)
+        _extension = load(f"eeap_kernels_{folder.name}", [str(folder / name) for name in SOURCES],
+                          extra_cflags=flags, build_directory=str(folder), verbose=False)
+    except Exception as e:  # noqa: BLE001  (a compiler that fails, a full disk: the reference does the work)
+        if _mode == "auto":
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            warnings.warn(f"EEAP: the fused CPU kernels could not be built ({first}); using the reference "
+                          "(plain torch); kernels=reference silences this", stacklevel=2)
     return _extension
 
 
 def applies(*tensors: Tensor) -> bool:
-    """Whether the fused kernels can take these tensors: float32 on CPU outside autocast, and the extension builds."""
-    return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    """Whether the fused kernels take these tensors: float32 on the CPU outside autocast, with the kernels on."""
+    return (_mode != "reference"
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
             and not torch.is_autocast_enabled("cpu") and extension() is not None)

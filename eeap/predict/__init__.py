@@ -1,6 +1,3 @@
-"""Predict: decoders with greedy and beam search (and, per task, classifier and segmentation heads)."""
+"""Predict: sequence decoders (greedy and beam search in ``search.py``), classifier and segmentation heads.
 
-from eeap.predict import classifier, rnn_decoder, transformer_decoder, unet
-from eeap.predict.search import Hypotheses, beam_search
-
-__all__ = ["Hypotheses", "beam_search", "classifier", "rnn_decoder", "transformer_decoder", "unet"]
+The roles are in ``base.py``; each other module holds one component, registered with ``@PREDICT.register``."""

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from eeap.predict.base import masked_mean
-from eeap.registry import ATTEND, PREDICT, Fraction, NonNegativeInt
+from eeap.attend.base import Attention
+from eeap.predict.base import ClassifierHead, masked_mean
+from eeap.registry import PREDICT, Fraction, NonNegativeInt
 
 
 @PREDICT.register("classifier")
-class Classifier(nn.Module):
+class Classifier(ClassifierHead):
     """Pooling then a linear layer (or a hidden layer first).
 
-    ``attention``: a learned query attends over the sequence with ``model.attend`` (any registered attention; default
-    additive) and the context is classified; its weights say which tokens or patches decided. ``mean``: the masked
-    mean. ``cls``: a learned token is put before the sequence (``prepare``), and its encoded vector is classified.
+    ``attention``: a learned query attends over the sequence with the attention the task built from
+    ``model.attend``, and the context is classified; its weights say which tokens or patches decided. ``mean``: the
+    masked mean. ``cls``: the vector at position 0, where the task puts a learned token before encoding.
 
     # Parameters
-    input_dim, embed_dim, num_classes, attend: supplied by the task (encoder output and input sizes).
+    input_dim, num_classes: supplied by the task (the encoder's output size, the data's classes).
+    attention: the pooling attention (with ``pool: attention``), built by the task.
     pool: ``attention``, ``mean`` or ``cls``.
     hidden: size of a hidden layer before the output (0: none).
     dropout: dropout before the output.
@@ -32,35 +34,31 @@ class Classifier(nn.Module):
     def __init__(
         self,
         input_dim: int,
-        embed_dim: int,
         num_classes: int,
-        attend: Optional[dict],
+        attention: Sequence[Attention] = (),
         pool: Literal["attention", "mean", "cls"] = "attention",
         hidden: NonNegativeInt = 0,
         dropout: Fraction = 0.0,
     ) -> None:
         super().__init__()
         self.pool = pool
+        self.prepends_token = pool == "cls"
+        features = input_dim
         if pool == "attention":
+            if not attention:
+                raise ValueError("pool: attention needs an attention (model.attend); use pool: mean or cls without one")
             self.query = nn.Parameter(torch.randn(input_dim) * 0.02)
-            self.attention = ATTEND.build(attend or {"type": "additive"}, "model.attend", query_dim=input_dim,
-                                          key_dim=input_dim)
+            self.attention = attention[0]
             features = self.attention.context_dim(input_dim)
-        else:
-            features = input_dim
-        if pool == "cls":
-            self.cls_token = nn.Parameter(torch.randn(1, 1, embed_dim) * 0.02)  # joins the sequence before encoding
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden:
             layers += [nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(dropout)]
         self.output = nn.Sequential(*layers, nn.Linear(hidden or features, num_classes))
 
-    def prepare(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Before encoding: with ``cls`` pooling, put the CLS token first; (batch, len, dim) -> (batch, 1 + len, dim)."""
-        if self.pool != "cls":
-            return x, mask
-        cls = self.cls_token.expand(x.shape[0], -1, -1)
-        return torch.cat([cls, x], 1), torch.cat([mask.new_ones(x.shape[0], 1), mask], 1)
+    @classmethod
+    def attention_slots(cls, settings: dict[str, Any], input_dim: int = 0, **sizes: Any) -> list[dict[str, Any]]:
+        """With attention pooling, one attention whose learned query and keys have the encoder's size."""
+        return [{"query_dim": input_dim, "key_dim": input_dim}] if settings["pool"] == "attention" else []
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         weights = None
@@ -70,5 +68,5 @@ class Classifier(nn.Module):
         elif self.pool == "mean":
             pooled = masked_mean(x, mask)
         else:
-            pooled = x[:, 0]
+            pooled = x[:, 0]  # the token the task put first
         return self.output(pooled), weights

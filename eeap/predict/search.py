@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from eeap.predict.base import Decoder, reorder
+from eeap.predict.base import SequenceDecoder, reorder
 from eeap.text import BOS, EOS, PAD
 
 
@@ -33,7 +33,7 @@ def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
 
 @torch.no_grad()
 def beam_search(
-    decoder: Decoder,
+    decoder: SequenceDecoder,
     memory: Tensor,
     mask: Tensor,
     max_len: int,

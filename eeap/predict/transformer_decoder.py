@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 from torch import Tensor, nn
 
+from eeap.attend.base import Attention
 from eeap.attend.multihead import MultiHeadAttention
 from eeap.embed.token import TokenEmbedding
 from eeap.encode.transformer import FeedForward
-from eeap.predict.base import Decoder, State
-from eeap.registry import ATTEND, PREDICT, Fraction, PositiveInt
+from eeap.predict.base import SequenceDecoder, State
+from eeap.registry import PREDICT, Fraction, PositiveInt
 
 
 class DecoderLayer(nn.Module):
     """x + SelfAttn(LN x) (causal); x + W·Cross(LN x, memory); x + FF(LN x). (batch, len, dim) -> same."""
 
-    def __init__(self, dim: int, encoder_dim: int, heads: int, ff_dim: int, dropout: float, attend: dict) -> None:
+    def __init__(self, dim: int, encoder_dim: int, heads: int, ff_dim: int, dropout: float,
+                 cross_attention: Attention) -> None:
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
         self.self_attention = MultiHeadAttention(dim, dim, num_heads=heads, dropout=dropout, causal=True)
-        self.cross_attention = ATTEND.build(attend, "model.attend", query_dim=dim, key_dim=encoder_dim)
+        self.cross_attention = cross_attention
         self.cross_out = nn.Linear(self.cross_attention.context_dim(encoder_dim), dim)
         self.ff = FeedForward(dim, ff_dim, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -34,13 +36,15 @@ class DecoderLayer(nn.Module):
 
 
 @PREDICT.register("transformer_decoder")
-class TransformerDecoder(Decoder):
-    """A stack of Transformer decoder layers; the cross-attention is ``model.attend`` (default 4-head multihead).
+class TransformerDecoder(SequenceDecoder):
+    """A stack of Transformer decoder layers; each layer's cross-attention is built by the task from
+    ``model.attend`` (``{type: multihead, num_heads: 4}``, or any other attention).
 
     Weights returned are the last layer's cross-attention, averaged over heads.
 
     # Parameters
-    vocab_size, encoder_dim, attend: supplied by the task.
+    vocab_size, encoder_dim: supplied by the task.
+    attention: one cross-attention module per layer, built by the task.
     dim, layers, heads, ff_dim, dropout: the usual sizes.
     max_len: longest target.
     tie_embeddings: share the target embedding with the output projection.
@@ -50,7 +54,7 @@ class TransformerDecoder(Decoder):
         self,
         vocab_size: int,
         encoder_dim: int,
-        attend: Optional[dict],
+        attention: Sequence[Attention] = (),
         dim: PositiveInt = 128,
         layers: PositiveInt = 2,
         heads: PositiveInt = 4,
@@ -60,16 +64,25 @@ class TransformerDecoder(Decoder):
         tie_embeddings: bool = True,
     ) -> None:
         super().__init__()
-        attend = attend or {"type": "multihead", "num_heads": heads}
+        if len(attention) != layers:
+            raise ValueError(f"a transformer decoder of {layers} layers needs {layers} cross-attention modules, "
+                             f"got {len(attention)}")
         self.embedding = TokenEmbedding(vocab_size, dim, positions="sinusoidal", max_len=max_len, dropout=dropout,
                                         scale=True)
         self.layers = nn.ModuleList(
-            DecoderLayer(dim, encoder_dim, heads, ff_dim, dropout, attend) for _ in range(layers)
+            DecoderLayer(dim, encoder_dim, heads, ff_dim, dropout, cross) for cross in attention
         )
         self.norm = nn.LayerNorm(dim)
         self.output = nn.Linear(dim, vocab_size)
         if tie_embeddings:
             self.output.weight = self.embedding.tokens.weight
+
+    requires_attention = True
+
+    @classmethod
+    def attention_slots(cls, settings: dict[str, Any], encoder_dim: int = 0, **sizes: Any) -> list[dict[str, Any]]:
+        """A cross-attention per layer, queried by the layer's states (size ``dim``) over the encoder's memory."""
+        return [{"query_dim": settings["dim"], "key_dim": encoder_dim}] * settings["layers"]
 
     def forward(
         self, tokens: Tensor, memory: Tensor, mask: Tensor, need_weights: bool = False

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from eeap.attend.base import SkipGate
 from eeap.encode.image import double_conv
-from eeap.errors import ConfigError
-from eeap.registry import ATTEND, PREDICT, PositiveInt
-
-GATES = ("attention_gate",)
+from eeap.predict.base import SegmentationHead
+from eeap.registry import PREDICT, PositiveInt
 
 
 @PREDICT.register("attention_unet")
-class AttentionUNetDecoder(nn.Module):
+class AttentionUNetDecoder(SegmentationHead):
     """From the coarsest feature map up: upsample ×2, gate the skip features with the coarser level as the gating
     signal, concatenate, double convolution; a 1×1 convolution gives per-pixel logits at the input's size.
 
-    With ``attend`` null (``model.attend: none``) the skips pass ungated: a plain U-Net, the baseline.
+    Without gates (``model.attend: none``) the skips pass ungated: a plain U-Net, the baseline.
 
     # Parameters
     encoder_channels, encoder_strides: the encoder's feature pyramid, supplied by the task.
     num_classes: output channels, supplied by the task (1 for binary segmentation).
-    attend: the gate section (``{type: attention_gate, inter_channels, subsample}``), or None.
+    attention: one skip gate per skip level, coarse to fine, built by the task from ``model.attend``; or none.
     decoder_channels: channels of each decoder level, finest first (default: the encoder's skip channels).
     deep_supervision: also predict from every coarser decoder level (``aux`` logits, upsampled to the input).
 
@@ -34,30 +33,39 @@ class AttentionUNetDecoder(nn.Module):
     gates [(batch, 1, H / s_i, W / s_i) for each skip level, finest first], aux [(batch, num_classes, H, W)].
     """
 
-    def __init__(self, encoder_channels: list, encoder_strides: list, num_classes: int, attend: Optional[dict] = None,
-                 decoder_channels: Optional[list[PositiveInt]] = None, deep_supervision: bool = False) -> None:
+    def __init__(self, encoder_channels: list, encoder_strides: list, num_classes: int,
+                 attention: Sequence[SkipGate] = (), decoder_channels: Optional[list[PositiveInt]] = None,
+                 deep_supervision: bool = False) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])
         decoder_channels = list(decoder_channels or skips)
         if len(decoder_channels) != len(skips):
-            raise ConfigError(f"model.predict.decoder_channels: expected {len(skips)} levels (one per skip "
-                              f"connection of the encoder), got {len(decoder_channels)}")
-        if attend is not None and attend.get("type") not in GATES:
-            raise ConfigError(f"model.attend: a U-Net's skip connections take an attention gate "
-                              f"({', '.join(GATES)}) or none, got '{attend.get('type')}'")
+            raise ValueError(f"decoder_channels: expected {len(skips)} levels (one per skip connection of the "
+                             f"encoder), got {len(decoder_channels)}")
+        if attention and len(attention) != len(skips):
+            raise ValueError(f"{len(skips)} skip levels need {len(skips)} gates, got {len(attention)}")
         self.strides = list(encoder_strides)
-        self.gates = nn.ModuleList()
+        self.gates = nn.ModuleList(attention)
         self.blocks = nn.ModuleList()
         coarser = encoder_channels[-1]
         for level in reversed(range(len(skips))):  # coarse to fine
-            if attend is not None:
-                self.gates.append(ATTEND.build(attend, "model.attend", in_channels=skips[level],
-                                               gating_channels=coarser))
             self.blocks.append(double_conv(coarser + skips[level], decoder_channels[level]))
             coarser = decoder_channels[level]
         self.head = nn.Conv2d(decoder_channels[0], num_classes, 1)
         self.aux_heads = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:]) \
             if deep_supervision else nn.ModuleList()
+
+    @classmethod
+    def attention_slots(cls, settings: dict[str, Any], encoder_channels: Sequence[int] = (), **sizes: Any
+                        ) -> list[dict[str, Any]]:
+        """A gate per skip level, coarse to fine: the skip's channels, gated by the next coarser level's."""
+        skips = list(encoder_channels[:-1])
+        decoder_channels = list(settings["decoder_channels"] or skips)
+        if len(decoder_channels) != len(skips):
+            return []  # the constructor says what is wrong
+        coarser = [encoder_channels[-1], *decoder_channels[::-1]]  # gating channels, coarse to fine
+        return [{"in_channels": skips[level], "gating_channels": coarser[i]}
+                for i, level in enumerate(reversed(range(len(skips))))]
 
     def forward(self, features: list[Tensor], size: Optional[tuple[int, int]] = None
                 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:

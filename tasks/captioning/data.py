@@ -12,14 +12,11 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from eeap.data import DataModule, make_loader
+from eeap.data import DataInfo, DataModule, read_image
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
-from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer
-from tasks.classification.data import read_image
-from tasks.translation.data import pad
+from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer, pad
 
 LETTERS = list("abcnxyz")
 GREEK = [r"\alpha", r"\beta", r"\pi", r"\theta"]
@@ -27,7 +24,7 @@ OPERATORS = ["+", "-", "=", r"\times"]
 
 
 @dataclass
-class CaptioningInfo:
+class CaptioningInfo(DataInfo):
     """What the model needs from the data: the caption tokenizer, the image form and the longest caption."""
 
     target: Tokenizer
@@ -45,21 +42,9 @@ class CaptioningInfo:
                    state["max_tgt_len"])
 
 
-def collate(examples: list[dict]) -> dict:
-    """images (batch, C, H, W) as ``src``; tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len); names and texts."""
-    return {
-        "src": torch.stack([torch.as_tensor(e["image"]) for e in examples]),
-        "src_mask": None,  # every grid position is real
-        "tgt_in": pad([[BOS] + e["tgt"] for e in examples]),
-        "tgt_out": pad([e["tgt"] + [EOS] for e in examples]),
-        "src_text": [e["name"] for e in examples],
-        "tgt_text": [e["tgt_text"] for e in examples],
-    }
-
-
 class CaptioningData(DataModule):
-    """Base of captioning data: subclasses give ``make_splits()`` → {split: [(image, caption, name)]}; this fits the
-    tokenizer on the training captions and batches.
+    """Base of captioning data: a source's ``make_splits`` gives {split: [(image, caption, name)]} to ``tokenized``,
+    which fits the tokenizer on the training captions; this batches them.
 
     # Parameters
     seed: supplied from the run's seed.
@@ -76,44 +61,37 @@ class CaptioningData(DataModule):
                  vocab_size: PositiveInt = 8000, min_freq: PositiveInt = 1, max_len: PositiveInt = 64,
                  batch_size: PositiveInt = 32, eval_batch_size: PositiveInt = 128,
                  num_workers: NonNegativeInt = 0) -> None:
-        super().__init__()
-        self.seed, self.kind, self.vocab_size, self.min_freq, self.max_len = seed, tokenizer, vocab_size, min_freq, max_len
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
-        self.splits: dict[str, list] = {}
-        self._info: Optional[CaptioningInfo] = None
+        super().__init__(seed, batch_size, eval_batch_size, num_workers)
+        self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
 
-    def info(self) -> CaptioningInfo:
-        if self._info is None:
-            raise RuntimeError("call prepare() before info()")
-        return self._info
+    def collate(self, examples: list[dict]) -> dict:
+        """images (batch, C, H, W) as ``src``; tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len); names, texts."""
+        return {
+            "src": torch.stack([torch.as_tensor(e["image"]) for e in examples]),
+            "tgt_in": pad([[BOS] + e["tgt"] for e in examples]),
+            "tgt_out": pad([e["tgt"] + [EOS] for e in examples]),
+            "src_text": [e["name"] for e in examples],
+            "tgt_text": [e["tgt_text"] for e in examples],
+        }
 
-    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
-        """{split: [(image (C, H, W), caption, name)]}, channels, (H, W)."""
-        raise NotImplementedError
+    def lengths(self, split: str) -> Optional[list[int]]:
+        return [len(e["tgt"]) for e in self.splits[split]]
 
-    def prepare(self) -> None:
-        parts, channels, size = self.make_splits()
+    def tokenized(self, parts: dict[str, list], channels: int, size: tuple[int, int]
+                  ) -> tuple[dict[str, list], CaptioningInfo]:
+        """{split: [(image (C, H, W), caption, name)]} → the splits with captions encoded by a tokenizer fitted on
+        the training captions, and the info."""
         tokenizer = fit_tokenizer(self.kind, [caption for _, caption, _ in parts["train"]], self.vocab_size,
                                   self.min_freq)
-        self.splits = {}
+        splits = {}
         for split, examples in parts.items():
             encoded = [{"image": image, "tgt": tokenizer.encode(caption)[: self.max_len], "tgt_text": caption,
                         "name": name} for image, caption, name in examples]
             if split == "train":
                 encoded = [e for e in encoded if len(tokenizer.encode(e["tgt_text"])) <= self.max_len]
-            self.splits[split] = encoded
-        longest = max(len(e["tgt"]) for examples in self.splits.values() for e in examples)
-        self._info = CaptioningInfo(tokenizer, channels, size, longest)
-
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, collate, self.seed, True, self.num_workers,
-                           lengths=[len(e["tgt"]) for e in self.splits["train"]], trainer=self.trainer)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
+            splits[split] = encoded
+        longest = max(len(e["tgt"]) for examples in splits.values() for e in examples)
+        return splits, CaptioningInfo(tokenizer, channels, size, longest)
 
 
 def random_formula(rng: random.Random, terms: int, depth: int = 0) -> list[str]:
@@ -189,7 +167,7 @@ class FormulaData(CaptioningData):
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.size, self.max_terms, self.dpi = tuple(image_size), max_terms, dpi
 
-    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
+    def make_splits(self) -> tuple[dict[str, list], CaptioningInfo]:
         rng = random.Random(self.seed)
         seen: set[str] = set()
         parts: dict[str, list] = {}
@@ -209,7 +187,7 @@ class FormulaData(CaptioningData):
                 image = render_formula(markup, self.size, rng.randint(self.dpi - 10, self.dpi + 10))
                 examples.append((image, markup, f"{split}{len(examples)}"))
             parts[split] = examples
-        return parts, 1, self.size
+        return self.tokenized(parts, 1, self.size)
 
 
 @DATA.register("caption_folder")
@@ -234,7 +212,7 @@ class CaptionFolderData(CaptioningData):
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
         self.fractions = (val_fraction, test_fraction)
 
-    def make_splits(self) -> tuple[dict[str, list], int, tuple[int, int]]:
+    def make_splits(self) -> tuple[dict[str, list], CaptioningInfo]:
         if not self.captions.is_file():
             raise DataError(f"data.captions: file not found: {self.captions} (lines of FILE<TAB>caption)")
         delimiter = "," if self.captions.suffix.lower() == ".csv" else "\t"
@@ -264,4 +242,4 @@ class CaptionFolderData(CaptioningData):
         groups = {"val": names[:n_val], "test": names[n_val : n_val + n_test], "train": names[n_val + n_test :]}
         parts = {split: [(images[n], caption, n) for n in group for caption in by_image[n]]
                  for split, group in groups.items()}
-        return parts, self.channels, tuple(size)
+        return self.tokenized(parts, self.channels, tuple(size))

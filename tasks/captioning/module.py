@@ -1,83 +1,148 @@
-"""The captioning task (Show, Attend and Tell): image → feature grid → attention decoder → caption tokens.
+"""The captioning task (Show, Attend and Tell): image → Embed (a grid of feature vectors) → Encode → memory →
+Predict (a decoder that Attends over the grid) → caption tokens.
 
-It is the translation task with an image as the source: the same decoders, beam search, losses (with hard
-attention's REINFORCE term and the doubly stochastic regularisation) and metrics; only the embedding, the figures and
-``predict.py``'s input differ.
+It shares the sequence-to-sequence core with translation (``eeap.seq2seq``): the same decoders, beam search, losses
+(hard attention's REINFORCE term, the doubly stochastic regularisation) and metrics; what is its own is the image
+source, the figures and what ``predict`` reads.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
-import torchmetrics
-from torch import Tensor, nn
+from torch import Tensor
 
+from eeap.data import read_image
+from eeap.embed.base import ImageEmbedder
+from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
 from eeap.plotting import caption_overlays, save_figure
+from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
-from eeap.registry import EMBED, TASK, NonNegativeFloat
-from tasks.captioning.data import CaptioningInfo
-from tasks.classification.data import read_image
-from tasks.translation.module import TranslationTask
+from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from eeap.seq2seq import Seq2Seq
+from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.captioning.data import CaptioningInfo
+
+DEFAULT_ATTEND = {"type": "additive"}
 
 
 @TASK.register("captioning")
-class CaptioningTask(TranslationTask):
-    """Caption images with an attention decoder; BLEU-4 (torchmetrics, over the caption's tokens) and exact match.
+class CaptioningTask(Task):
+    """Caption images with an attention decoder; BLEU-4 over the caption's tokens, chrF and exact match.
 
     # Parameters
     info: the caption tokenizer and image form, supplied by the framework.
-    embed: the image's feature grid: ``{type: cnn}`` (a small CNN) or ``{type: image_grid, encoder: {type: smp,
-        name: resnet18}}`` (any smp / timm encoder).
-    encode: ``{type: identity}`` to attend over the grid itself, or ``rnn`` / ``transformer`` over it.
-    attend: the decoder's attention (soft: ``additive`` and the rest; ``hard``); ``none`` is the no-attention
-        baseline (the decoder sees the mean feature).
-    predict: ``{type: rnn_decoder, cell: lstm, context_gate: true}`` is Show, Attend and Tell's decoder;
-        ``transformer_decoder`` the alternative.
-    attention_penalty: λ of the doubly stochastic regularisation (default 1, as in the paper).
-    Other keys as for translation (optim, label_smoothing, beam_size, length_penalty, max_output_len,
-    plot_examples).
+    embed: the image embedding (a grid of feature vectors).
+    encoder: the sequence encoder over the grid.
+    seq2seq: the decoder with its attention, its loss, decoding and metrics (``eeap.seq2seq.Seq2Seq``).
+    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    plot_examples: validation images whose attention is plotted each validation.
     """
 
     monitor = ("val/bleu", "max")
 
-    def __init__(self, info: CaptioningInfo, attention_penalty: NonNegativeFloat = 1.0, **kwargs) -> None:
-        super().__init__(info, attention_penalty=attention_penalty, **kwargs)
-        for split in ("val", "test"):  # BLEU-4 over whitespace-separated caption tokens
-            setattr(self, f"{split}_bleu", torchmetrics.text.BLEUScore(n_gram=4))
+    def __init__(self, info: CaptioningInfo, embed: ImageEmbedder, encoder: SequenceEncoder, seq2seq: Seq2Seq,
+                 optim: Optional[dict] = None, plot_examples: int = 4) -> None:
+        super().__init__(optim)
+        self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
+        self.plot_examples = plot_examples
 
-    def build_embed(self, embed: dict, info: CaptioningInfo) -> nn.Module:
-        return EMBED.build(embed, "model.embed", in_channels=info.channels, image_size=list(info.image_size))
+    @classmethod
+    def from_config(
+        cls,
+        info: CaptioningInfo,
+        embed: dict,
+        encode: dict,
+        predict: dict,
+        attend: AttendSection = DEFAULT_ATTEND,
+        optim: Optional[dict] = None,
+        label_smoothing: Probability = 0.0,
+        beam_size: PositiveInt = 1,
+        length_penalty: NonNegativeFloat = 0.0,
+        max_output_len: Optional[PositiveInt] = None,
+        plot_examples: NonNegativeInt = 4,
+        attention_penalty: NonNegativeFloat = 1.0,
+    ) -> "CaptioningTask":
+        """The builder: the ``model`` section's parts, built and wired.
 
-    def encode(self, images: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        ::
+
+            image ─ embed (image embedding; in_channels, image_size from the data) ─ grid of vectors
+                  ─ encode (sequence encoder over the grid; input_dim = embed.output_dim) ─ memory
+            memory ─ predict (sequence decoder; vocab_size, encoder_dim = encode.output_dim) ─ caption tokens
+                        └ attend (attention; query_dim from the decoder, key_dim = encode.output_dim)
+
+        # Parameters
+        embed: ``{type: cnn}`` (a small CNN) or ``{type: image_grid, encoder: {type: smp, name: resnet18}}`` (any
+            smp / timm encoder).
+        encode: ``{type: identity}`` to attend over the grid itself, or ``rnn`` / ``transformer`` over it.
+        attend: the decoder's attention (soft: ``additive`` and the rest; ``hard``); ``none`` is the no-attention
+            baseline (the decoder sees the mean feature).
+        predict: ``{type: rnn_decoder, cell: lstm, context_gate: true}`` is Show, Attend and Tell's decoder;
+            ``transformer_decoder`` the alternative.
+        attention_penalty: λ of the doubly stochastic regularisation (default 1, as in the paper).
+        optim, label_smoothing, beam_size, length_penalty, max_output_len, plot_examples: as for translation.
+        """
+        embedding = EMBED.build(embed, "model.embed", role=ImageEmbedder, in_channels=info.channels,
+                                image_size=list(info.image_size))
+        encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
+        decoder = build_predict(predict, attend, SequenceDecoder, vocab_size=len(info.target),
+                                encoder_dim=encoder.output_dim)
+        seq2seq = Seq2Seq(decoder, info.target, max_output_len or info.max_tgt_len, label_smoothing, beam_size,
+                          length_penalty, attention_penalty, bleu_tokenize="none")  # captions: space-separated tokens
+        return cls(info, embedding, encoder, seq2seq, optim, plot_examples)
+
+    def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images (batch, C, H, W) -> memory (batch, h·w, encoder_dim) and an all-true mask (batch, h·w)."""
         x = self.embed(images)  # (batch, h·w, embed_dim)
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         return self.encoder(x, mask), mask
 
+    def decode(self, images: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
+        """Caption a batch of images: the best hypotheses with their attention weights."""
+        return self.seq2seq.decode(*self.encode(images), beam_size)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss, logs = self.seq2seq.training_loss(*self.encode(batch["src"]), batch)
+        for key, value in logs.items():
+            self.log(key, value, prog_bar=key == "train/loss", batch_size=len(batch["src"]))
+        return loss
+
+    def evaluate(self, batch: dict, split: str, beam_size: int) -> Hypotheses:
+        """Loss, decoding and metrics for a validation or test batch."""
+        memory, mask = self.encode(batch["src"])
+        loss, hyps, metrics = self.seq2seq.evaluate(memory, mask, batch, split, beam_size)
+        self.log_metrics(split, {"loss": loss, **metrics}, len(batch["src"]), prog_bar="bleu")
+        return hyps
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        hyps = self.evaluate(batch, "val", beam_size=1)
+        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
+            for i in range(min(self.plot_examples, len(batch["src"]))):
+                figure = self.figure(hyps, i, batch["src"][i], f"true: {batch['tgt_text'][i]}")
+                if figure is not None:
+                    log_figure(self, f"val/attention_{i}", figure)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "test", beam_size=self.seq2seq.beam_size)
+
     def on_fit_start(self) -> None:
         for logger in self.loggers:
-            logger.log_hyperparams({"bleu": "torchmetrics BLEUScore(n_gram=4), whitespace-separated caption tokens"})
+            logger.log_hyperparams({"sacrebleu_signature": self.seq2seq.bleu_signature()})
 
-    def caption_pieces(self, hyps: Hypotheses, row: int) -> tuple[list[str], Tensor]:
-        """The output tokens of row (with </s>) and their weights (tokens, h·w)."""
+    def figure(self, hyps: Hypotheses, row: int, image: Tensor, title: str) -> Any:
+        """The attention of each generated token laid over the image, or None without attention."""
+        if hyps.weights is None:
+            return None
         length = int(hyps.lengths[row])
         pieces = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
-        return pieces, hyps.weights[row, : length + 1].float().cpu()
-
-    def plot(self, batch: dict, hyps: Hypotheses, key: str) -> None:
-        """For the first ``plot_examples`` images: the attention of each generated token laid over the image."""
-        if hyps.weights is None:
-            return
-        for i in range(min(self.plot_examples, len(batch["src"]))):
-            pieces, weights = self.caption_pieces(hyps, i)
-            figure = caption_overlays(batch["src"][i].cpu(), weights, self.embed.grid, pieces,
-                                      f"true: {batch['tgt_text'][i]}")
-            log_figure(self, f"{key}_{i}", figure)
+        weights = hyps.weights[row, : length + 1].float().cpu()  # (tokens, h·w)
+        return caption_overlays(image.float().cpu(), weights, self.embed.grid, pieces, title)
 
     @torch.no_grad()
     def predict_lines(self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64,
@@ -97,15 +162,12 @@ class CaptioningTask(TranslationTask):
                 problems.skip(f"line {number}: {e}")
                 continue
             todo.append((number - 1, torch.as_tensor(image)))
-        beam_size = beam_size or self.beam_size
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            images = torch.stack([image for _, image in chunk]).to(self.device)
-            hyps = self.translate(images, None, beam_size)
+            hyps = self.decode(torch.stack([image for _, image in chunk]).to(self.device), beam_size)
             for row, (index, image) in enumerate(chunk):
                 outputs[index] = self.info.target.decode(hyps.tokens[row].tolist())
-                if plot_dir and hyps.weights is not None:
-                    pieces, weights = self.caption_pieces(hyps, row)
-                    figure = caption_overlays(image, weights, self.embed.grid, pieces, lines[index].strip())
-                    save_figure(figure, Path(plot_dir) / f"line{index + 1:05d}.png")
+                figure = self.figure(hyps, row, image, lines[index].strip()) if plot_dir else None
+                if figure is not None:
+                    save_figure(figure, Path(plot_dir or ".") / f"line{index + 1:05d}.png")
         return outputs, problems

@@ -12,18 +12,15 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from eeap.data import DataModule, make_loader
+from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
 
 @dataclass
-class ClassificationInfo:
+class ClassificationInfo(DataInfo):
     """What the model needs from the data: the class names and the input's form (a tokenizer, or an image size)."""
 
     classes: list[str]
@@ -83,7 +80,8 @@ def collate_text(examples: list) -> dict:
 
 
 class ClassificationData(DataModule):
-    """Base of classification data: subclasses give ``make_splits()``; this batches them.
+    """Base of classification data: a source's ``make_splits`` gives its images (``image_splits``) or texts
+    (``text_splits``) with their labels; this splits them by class and batches them.
 
     # Parameters
     seed: supplied from the run's seed.
@@ -96,70 +94,31 @@ class ClassificationData(DataModule):
 
     def __init__(self, seed: int, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt = 256,
                  val_fraction: Fraction = 0.1, test_fraction: Fraction = 0.2, num_workers: NonNegativeInt = 0) -> None:
-        super().__init__()
-        self.seed, self.batch_size, self.eval_batch_size, self.num_workers = seed, batch_size, eval_batch_size, num_workers
+        super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.fractions = (val_fraction, test_fraction)
-        self.splits: dict[str, list] = {}
-        self._info: Optional[ClassificationInfo] = None
-
-    def info(self) -> ClassificationInfo:
-        if self._info is None:
-            raise RuntimeError("call prepare() before info()")
-        return self._info
 
     def collate(self, examples: list) -> dict:
         return collate_text(examples) if self.info().is_text else collate_images(examples)
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, self.collate, self.seed, True, self.num_workers,
-                           trainer=self.trainer)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
-
-
-class ImageData(ClassificationData):
-    """Images as float tensors (channels, H, W) in [0, 1]."""
-
-    def set_images(self, images: np.ndarray, labels: list[int], classes: list[str]) -> None:
-        self._info = ClassificationInfo(classes, channels=images.shape[1], image_size=tuple(images.shape[2:]))
-        self.splits = split(list(images.astype(np.float32)), labels, *self.fractions, self.seed)
+    def image_splits(self, images: np.ndarray, labels: list[int], classes: list[str]
+                     ) -> tuple[dict[str, list], ClassificationInfo]:
+        """Images (n, channels, H, W) in [0, 1] and their labels, split by class; the info."""
+        info = ClassificationInfo(classes, channels=images.shape[1], image_size=tuple(images.shape[2:]))
+        return split(list(images.astype(np.float32)), labels, *self.fractions, self.seed), info
 
 
 @DATA.register("digits")
-class DigitsData(ImageData):
+class DigitsData(ClassificationData):
     """scikit-learn's bundled handwritten digits: 1,797 grayscale 8×8 images of 0-9 (no download)."""
 
-    def prepare(self) -> None:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
+    def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
+        digits = demo_import("sklearn.datasets", "data 'digits'").load_digits()
         images = (digits.images / 16.0)[:, None]  # (n, 1, 8, 8) in [0, 1]
-        self.set_images(images, digits.target.tolist(), [str(i) for i in range(10)])
-
-
-def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
-    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path).convert("L" if channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError):
-        raise DataError(f"{path}: not a readable image") from None
-    if size and image.size != (size[1], size[0]):
-        if not resize:
-            raise DataError(f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
-                            f"resize the images or set data.resize=true")
-        image = image.resize((size[1], size[0]))
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+        return self.image_splits(images, digits.target.tolist(), [str(i) for i in range(10)])
 
 
 @DATA.register("image_folder")
-class ImageFolderData(ImageData):
+class ImageFolderData(ClassificationData):
     """The user's images, one folder per class: ``root/<class>/*.png`` (also jpg, bmp, gif).
 
     # Parameters
@@ -174,7 +133,7 @@ class ImageFolderData(ImageData):
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
 
-    def prepare(self) -> None:
+    def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
         if not self.root.is_dir():
             raise DataError(f"data.root: folder not found: {self.root}")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
@@ -186,11 +145,11 @@ class ImageFolderData(ImageData):
         first = read_image(files[0][0], self.channels, size, self.resize)
         size = size or first.shape[1:]
         images = np.stack([read_image(f, self.channels, size, self.resize) for f, _ in files])
-        self.set_images(images, [y for _, y in files], classes)
+        return self.image_splits(images, [y for _, y in files], classes)
 
 
 class TextData(ClassificationData):
-    """Texts tokenized by a tokenizer fitted on the train split.
+    """Texts tokenized by a tokenizer fitted on the train split (``text_splits``).
 
     # Parameters
     tokenizer: ``char``, ``word`` or ``subword``.
@@ -204,15 +163,17 @@ class TextData(ClassificationData):
         super().__init__(seed, **kwargs)
         self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
 
-    def set_texts(self, texts: list[str], labels: list[int], classes: list[str]) -> None:
+    def text_splits(self, texts: list[str], labels: list[int], classes: list[str]
+                    ) -> tuple[dict[str, list], ClassificationInfo]:
+        """Texts and their labels, split by class and tokenized by a tokenizer fitted on the train split; the info."""
         kept = [(t.strip(), y) for t, y in zip(texts, labels) if t.strip()]
         if len(kept) < len(texts):
             warnings.warn(f"data: left out {len(texts) - len(kept)} empty texts", stacklevel=2)
         parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.seed)
         tokenizer = fit_tokenizer(self.kind, [t for t, _ in parts["train"]], self.vocab_size, self.min_freq)
-        self._info = ClassificationInfo(classes, tokenizer, max_len=self.max_len)
-        self.splits = {name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
-                       for name, examples in parts.items()}
+        splits = {name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
+                  for name, examples in parts.items()}
+        return splits, ClassificationInfo(classes, tokenizer, max_len=self.max_len)
 
 
 @DATA.register("text_file")
@@ -230,7 +191,7 @@ class TextFileData(TextData):
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
 
-    def prepare(self) -> None:
+    def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
         if not self.path.is_file():
             raise DataError(f"data.path: file not found: {self.path}")
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
@@ -242,7 +203,7 @@ class TextFileData(TextData):
                                 f"text_column={self.columns[0]} and label_column={self.columns[1]} need more")
         classes = sorted({r[self.columns[1]] for r in rows})
         index = {c: i for i, c in enumerate(classes)}
-        self.set_texts([r[self.columns[0]] for r in rows], [index[r[self.columns[1]]] for r in rows], classes)
+        return self.text_splits([r[self.columns[0]] for r in rows], [index[r[self.columns[1]]] for r in rows], classes)
 
 
 def django_locales() -> list[str]:
@@ -271,13 +232,12 @@ class PoLanguageData(TextData):
         super().__init__(seed, **kwargs)
         self.locale_dirs, self.languages, self.min_chars = locale_dirs, list(languages), min_chars
 
-    def prepare(self) -> None:
-        import polib
-
+    def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
+        polib = demo_import("polib", "data 'po_language'")
         folders = self.locale_dirs or django_locales()
         if not folders:
             raise DataError("data.locale_dirs: not set, and Django (whose translations are the default) is not "
-                            "installed; pip install django, or list folders of <lang>/LC_MESSAGES/*.po")
+                            "installed; pip install 'eeap[demos]', or list folders of <lang>/LC_MESSAGES/*.po")
         texts, labels = [], []
         for label, language in enumerate(self.languages):
             files = sorted(f for folder in folders for f in (Path(folder) / language / "LC_MESSAGES").glob("*.po"))
@@ -288,4 +248,4 @@ class PoLanguageData(TextData):
                     strings = [entry.msgstr] if entry.msgstr else list(entry.msgstr_plural.values())
                     texts += [s for s in strings if len(s) >= self.min_chars]
                     labels += [label for s in strings if len(s) >= self.min_chars]
-        self.set_texts(texts, labels, self.languages)
+        return self.text_splits(texts, labels, self.languages)

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 import torchmetrics
-from torch import Tensor
+from torch import Tensor, nn
 
+from eeap.data import read_image
+from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
+from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
-from eeap.plotting import attention_heatmap, save_figure, attention_overlay
-from eeap.registry import EMBED, ENCODE, PREDICT, TASK, NonNegativeInt, Probability
-from eeap.task import Task, attend_section
+from eeap.plotting import attention_heatmap, attention_overlay, save_figure
+from eeap.predict.base import ClassifierHead
+from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
+from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from eeap.text import PAD
-from tasks.classification.data import ClassificationInfo, collate_text, read_image
+
+DEFAULT_ATTEND = {"type": "additive"}
+
+
+class ClsToken(nn.Module):
+    """A learned token put before the embedded sequence, for heads that classify from position 0 (``pool: cls``).
+
+    # Shapes
+    x (batch, len, dim), mask (batch, len) -> (batch, 1 + len, dim), (batch, 1 + len).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        token = self.token.expand(x.shape[0], -1, -1)
+        return torch.cat([token, x], 1), torch.cat([mask.new_ones(x.shape[0], 1), mask], 1)
 
 
 @TASK.register("classification")
@@ -27,10 +48,10 @@ class ClassificationTask(Task):
 
     # Parameters
     info: the data's classes and input form, supplied by the framework.
-    embed: ``{type: token}`` for text, ``{type: patch}`` or ``{type: cnn}`` for images.
-    encode: encoder section (``rnn``, ``transformer``).
-    predict: ``{type: classifier, pool: attention | mean | cls}``.
-    attend: the pooling attention (default additive); ``none`` or null with mean / cls pooling.
+    embed: the embedding (of tokens for text data, of images for image data).
+    encoder: the sequence encoder over the embedded inputs.
+    head: the classifier head (with its pooling attention).
+    cls_token: the learned token put first for a head that reads position 0, or None.
     optim: optimizer section (see ``eeap.task.OptimConfig``).
     label_smoothing: cross-entropy label smoothing.
     plot_examples: validation examples whose attention is plotted each validation.
@@ -38,30 +59,56 @@ class ClassificationTask(Task):
 
     monitor = ("val/accuracy", "max")
 
-    def __init__(
-        self,
-        info: ClassificationInfo,
-        embed: dict,
-        encode: dict,
-        predict: dict,
-        attend: Union[dict, str, None] = None,
-        optim: Optional[dict] = None,
-        label_smoothing: Probability = 0.0,
-        plot_examples: NonNegativeInt = 4,
-    ) -> None:
+    def __init__(self, info: ClassificationInfo, embed: Embedding, encoder: SequenceEncoder, head: ClassifierHead,
+                 cls_token: Optional[ClsToken] = None, optim: Optional[dict] = None, label_smoothing: float = 0.0,
+                 plot_examples: int = 4) -> None:
         super().__init__(optim)
-        attend = attend_section(attend)
-        self.info = info
-        self.embed = EMBED.build(embed, "model.embed", **info.embed_inputs())
-        self.encoder = ENCODE.build(encode, "model.encode", input_dim=self.embed.output_dim)
-        self.head = PREDICT.build(predict, "model.predict", input_dim=self.encoder.output_dim,
-                                  embed_dim=self.embed.output_dim,
-                                  num_classes=len(info.classes), attend=attend)
+        self.info, self.embed, self.encoder, self.head, self.cls_token = info, embed, encoder, head, cls_token
         self.label_smoothing, self.plot_examples = label_smoothing, plot_examples
         classes = len(info.classes)
         for split in ("val", "test"):
             setattr(self, f"{split}_accuracy", torchmetrics.classification.MulticlassAccuracy(classes, average="micro"))
             setattr(self, f"{split}_f1", torchmetrics.classification.MulticlassF1Score(classes, average="macro"))
+
+    @classmethod
+    def from_config(
+        cls,
+        info: ClassificationInfo,
+        embed: dict,
+        encode: dict,
+        predict: dict,
+        attend: AttendSection = DEFAULT_ATTEND,
+        optim: Optional[dict] = None,
+        label_smoothing: Probability = 0.0,
+        plot_examples: NonNegativeInt = 4,
+    ) -> "ClassificationTask":
+        """The builder: the ``model`` section's parts, built and wired.
+
+        ::
+
+            tokens or image ─ embed (token embedding: vocab_size; image embedding: in_channels, image_size)
+                            ─ [a learned CLS token first, if the head reads position 0]
+                            ─ encode (sequence encoder; input_dim = embed.output_dim)
+                            ─ predict (classifier head; input_dim = encode.output_dim, num_classes) ─ class
+                                 └ attend (attention; query and keys of encode.output_dim), with attention pooling
+
+        # Parameters
+        embed: ``{type: token}`` for text, ``{type: patch}``, ``{type: cnn}`` or ``{type: image_grid}`` for images.
+        encode: encoder section (``rnn``, ``transformer``, ``identity``).
+        predict: ``{type: classifier, pool: attention | mean | cls}``.
+        attend: the pooling attention (default additive); ``none`` with mean or cls pooling.
+        optim, label_smoothing, plot_examples: as for the task.
+        """
+        if info.is_text:
+            embedding = EMBED.build(embed, "model.embed", role=TokenEmbedder, vocab_size=len(info.tokenizer))
+        else:
+            embedding = EMBED.build(embed, "model.embed", role=ImageEmbedder, in_channels=info.channels,
+                                    image_size=list(info.image_size))
+        encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
+        head = build_predict(predict, attend, ClassifierHead, input_dim=encoder.output_dim,
+                             num_classes=len(info.classes))
+        cls_token = ClsToken(embedding.output_dim) if head.prepends_token else None
+        return cls(info, embedding, encoder, head, cls_token, optim, label_smoothing, plot_examples)
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """Token ids (batch, len) or images (batch, C, H, W) -> logits (batch, classes), weights (batch, len) or None.
@@ -69,7 +116,8 @@ class ClassificationTask(Task):
         With ``cls`` pooling the weights are None; with attention pooling they cover the tokens or patches."""
         x = self.embed(inputs)  # (batch, len, dim)
         mask = inputs != PAD if self.info.is_text else x.new_ones(x.shape[:2], dtype=torch.bool)  # (batch, len)
-        x, mask = self.head.prepare(x, mask)
+        if self.cls_token is not None:
+            x, mask = self.cls_token(x, mask)  # (batch, 1 + len, dim)
         return self.head(self.encoder(x, mask), mask)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -80,12 +128,11 @@ class ClassificationTask(Task):
 
     def evaluate(self, batch: dict, split: str) -> Optional[Tensor]:
         logits, weights = self(batch["inputs"])
-        size = len(batch["labels"])
-        self.log(f"{split}/loss", F.cross_entropy(logits, batch["labels"]), batch_size=size, sync_dist=True)
-        for name in ("accuracy", "f1"):
-            metric = getattr(self, f"{split}_{name}")
+        metrics = {name: getattr(self, f"{split}_{name}") for name in ("accuracy", "f1")}
+        for metric in metrics.values():
             metric.update(logits, batch["labels"])
-            self.log(f"{split}/{name}", metric, batch_size=size, prog_bar=name == "accuracy")
+        self.log_metrics(split, {"loss": F.cross_entropy(logits, batch["labels"]), **metrics}, len(batch["labels"]),
+                         prog_bar="accuracy")
         return weights
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -98,7 +145,7 @@ class ClassificationTask(Task):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test")
 
-    def figure(self, batch: dict, i: int, weights: Tensor, predicted: int) -> plt.Figure:
+    def figure(self, batch: dict, i: int, weights: Tensor, predicted: int) -> Any:
         """Attention of example i: a heatmap over its tokens, or an overlay on its image."""
         title = f"predicted {self.info.classes[predicted]}"
         if "labels" in batch:

@@ -1,5 +1,1 @@
 """Segmentation: Attention U-Net on the paper's conv encoder or any segmentation-models-pytorch encoder."""
-
-from tasks.segmentation import data, module
-
-__all__ = ["data", "module"]

@@ -10,18 +10,16 @@ from typing import Literal, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from eeap.data import DataModule, make_loader
+from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
-from tasks.classification.data import IMAGE_SUFFIXES, read_image
 
 SHAPES = ("circle", "rectangle", "triangle", "ellipse")
 
 
 @dataclass
-class SegmentationInfo:
+class SegmentationInfo(DataInfo):
     """What the model needs from the data: class names (background first) and the images' channels and size."""
 
     classes: list[str]
@@ -55,7 +53,7 @@ def collate(examples: list, flip: bool = False) -> dict:
 
 
 class SegmentationData(DataModule):
-    """Base of segmentation data: subclasses fill ``splits`` and ``_info`` in ``prepare()``; this batches them.
+    """Base of segmentation data: a source's ``make_splits`` gives (image, mask) examples; this batches them.
 
     # Parameters
     seed: supplied from the run's seed.
@@ -68,34 +66,19 @@ class SegmentationData(DataModule):
 
     def __init__(self, seed: int, batch_size: PositiveInt = 16, eval_batch_size: PositiveInt = 64, flip: bool = True,
                  num_workers: NonNegativeInt = 0) -> None:
-        super().__init__()
-        self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
-        self.flip, self.num_workers = flip, num_workers
-        self.splits: dict[str, list] = {}
-        self._info: Optional[SegmentationInfo] = None
+        super().__init__(seed, batch_size, eval_batch_size, num_workers)
+        self.flip = flip
 
-    def info(self) -> SegmentationInfo:
-        if self._info is None:
-            raise RuntimeError("call prepare() before info()")
-        return self._info
+    def collate(self, examples: list) -> dict:
+        return collate(examples)
 
     def train_collate(self, examples: list) -> dict:
         return collate(examples, flip=self.flip)
 
-    def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, self.train_collate, self.seed, True,
-                           self.num_workers, trainer=self.trainer)
-
-    def val_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["val"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["test"], self.eval_batch_size, collate, self.seed, False, self.num_workers)
-
 
 def draw_shape(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Pixel rows and columns of one random shape of ``kind`` inside a size × size image."""
-    from skimage import draw
+    draw = demo_import("skimage.draw", "data 'shapes'")
 
     low, high = size // 8, size // 3  # radius / half-side range
     r, c = rng.integers(high // 2, size - high // 2, size=2)
@@ -166,12 +149,12 @@ class ShapesData(SegmentationData):
         self.image_size, self.shapes, self.binary = image_size, list(shapes), binary
         self.max_shapes, self.noise = max_shapes, noise
 
-    def prepare(self) -> None:
-        for offset, (split, count) in enumerate(self.sizes.items()):
-            self.splits[split] = make_shapes(count, self.image_size, self.shapes, self.binary, self.max_shapes,
-                                             self.noise, seed=self.seed * 1000 + offset)
+    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
+        splits = {split: make_shapes(count, self.image_size, self.shapes, self.binary, self.max_shapes, self.noise,
+                                     seed=self.seed * 1000 + offset)
+                  for offset, (split, count) in enumerate(self.sizes.items())}
         classes = ["background"] + (["shape"] if self.binary else self.shapes)
-        self._info = SegmentationInfo(classes, 3, (self.image_size, self.image_size))
+        return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
 
 
 def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
@@ -215,7 +198,7 @@ class SegmentationFolderData(SegmentationData):
         self.root, self.classes, self.channels = Path(root), classes, channels
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
 
-    def prepare(self) -> None:
+    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
         images_dir, masks_dir = self.root / "images", self.root / "masks"
         for folder in (images_dir, masks_dir):
             if not folder.is_dir():
@@ -246,6 +229,5 @@ class SegmentationFolderData(SegmentationData):
         rng.shuffle(examples)
         n_val = max(1, round(len(examples) * self.fractions[0]))
         n_test = max(1, round(len(examples) * self.fractions[1]))
-        self.splits = {"val": examples[:n_val], "test": examples[n_val : n_val + n_test],
-                       "train": examples[n_val + n_test :]}
-        self._info = SegmentationInfo(classes, self.channels, tuple(size))
+        splits = {"val": examples[:n_val], "test": examples[n_val : n_val + n_test], "train": examples[n_val + n_test :]}
+        return splits, SegmentationInfo(classes, self.channels, tuple(size))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,15 +12,17 @@ import torchmetrics
 import torchmetrics.segmentation
 from torch import Tensor
 
+from eeap.data import read_image
+from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
 from eeap.inference import Problems
 from eeap.loggers import log_figure
 from eeap.metrics import ForegroundIoU
 from eeap.plotting import gate_figure, save_figure
-from eeap.registry import ENCODE, PREDICT, TASK, NonNegativeFloat, NonNegativeInt
-from eeap.task import Task, attend_section
-from tasks.classification.data import read_image
-from tasks.segmentation.data import SegmentationInfo
+from eeap.predict.base import SegmentationHead
+from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
+from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.segmentation.data import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
 
@@ -36,9 +37,8 @@ class SegmentationTask(Task):
 
     # Parameters
     info: the data's classes and image form, supplied by the framework.
-    encode: the image encoder (``unet_conv``, the paper's; or ``smp`` with any segmentation-models-pytorch encoder).
-    predict: the decoder (``attention_unet``).
-    attend: the skip connections' gate (default ``{type: attention_gate}``); ``none`` for a plain U-Net.
+    encoder: the image pyramid encoder.
+    decoder: the segmentation head (with its skip gates).
     optim: optimizer section (see ``eeap.task.OptimConfig``).
     dice_weight, ce_weight: the loss is dice_weight · Dice loss + ce_weight · cross-entropy (smp's losses).
     aux_weight: weight of each deep-supervision output's loss (with ``predict.deep_supervision``).
@@ -48,20 +48,13 @@ class SegmentationTask(Task):
 
     monitor = ("val/dice", "max")
 
-    def __init__(self, info: SegmentationInfo, encode: dict, predict: dict,
-                 attend: Union[dict, str, None] = DEFAULT_GATE, optim: Optional[dict] = None,
-                 dice_weight: NonNegativeFloat = 1.0, ce_weight: NonNegativeFloat = 1.0,
-                 aux_weight: NonNegativeFloat = 0.4, plot_examples: NonNegativeInt = 2,
-                 channels_last: bool = False) -> None:
+    def __init__(self, info: SegmentationInfo, encoder: PyramidEncoder, decoder: SegmentationHead,
+                 optim: Optional[dict] = None, dice_weight: float = 1.0, ce_weight: float = 1.0,
+                 aux_weight: float = 0.4, plot_examples: int = 2, channels_last: bool = False) -> None:
         super().__init__(optim)
         import segmentation_models_pytorch as smp
 
-        self.info = info
-        self.encoder = ENCODE.build(encode, "model.encode", in_channels=info.channels)
-        outputs = 1 if info.binary else len(info.classes)
-        self.decoder = PREDICT.build(predict, "model.predict", encoder_channels=self.encoder.out_channels,
-                                     encoder_strides=self.encoder.strides, num_classes=outputs,
-                                     attend=attend_section(attend))
+        self.info, self.encoder, self.decoder = info, encoder, decoder
         mode = "binary" if info.binary else "multiclass"
         self.dice_loss = smp.losses.DiceLoss(mode)
         self.ce_loss = smp.losses.SoftBCEWithLogitsLoss() if info.binary else torch.nn.CrossEntropyLoss()
@@ -76,10 +69,36 @@ class SegmentationTask(Task):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
+    @classmethod
+    def from_config(cls, info: SegmentationInfo, encode: dict, predict: dict, attend: AttendSection = DEFAULT_GATE,
+                    optim: Optional[dict] = None, dice_weight: NonNegativeFloat = 1.0,
+                    ce_weight: NonNegativeFloat = 1.0, aux_weight: NonNegativeFloat = 0.4,
+                    plot_examples: NonNegativeInt = 2, channels_last: bool = False) -> "SegmentationTask":
+        """The builder: the ``model`` section's parts, built and wired. There is no separate embedding: the image
+        encoder reads the pixels.
+
+        ::
+
+            image ─ encode (image pyramid encoder; in_channels from the data) ─ feature maps, finest first
+                  ─ predict (segmentation head; encoder_channels, encoder_strides, num_classes) ─ per-pixel logits
+                       └ attend (U-Net skip gate; in_channels, gating_channels), one per skip level
+
+        # Parameters
+        encode: the image encoder (``unet_conv``, the paper's; or ``smp`` with any segmentation-models-pytorch
+            encoder).
+        predict: the decoder (``attention_unet``).
+        attend: the skip connections' gate (default ``{type: attention_gate}``); ``none`` for a plain U-Net.
+        optim, dice_weight, ce_weight, aux_weight, plot_examples, channels_last: as for the task.
+        """
+        encoder = ENCODE.build(encode, "model.encode", role=PyramidEncoder, in_channels=info.channels)
+        decoder = build_predict(predict, attend, SegmentationHead, encoder_channels=encoder.out_channels,
+                                encoder_strides=encoder.strides, num_classes=1 if info.binary else len(info.classes))
+        return cls(info, encoder, decoder, optim, dice_weight, ce_weight, aux_weight, plot_examples, channels_last)
+
     def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Images (batch, C, H, W) -> logits (batch, outputs, H, W), gate maps [(batch, 1, h, w)], aux logits."""
         height, width = images.shape[-2:]
-        stride = self.encoder.strides[-1]
+        stride = self.encoder.size_divisibility
         pad_h, pad_w = -height % stride, -width % stride
         if pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate")
@@ -111,13 +130,12 @@ class SegmentationTask(Task):
 
     def evaluate(self, batch: dict, split: str) -> tuple[Tensor, list[Tensor]]:
         logits, gates, _ = self(batch["images"])
-        size = len(batch["masks"])
-        self.log(f"{split}/loss", self.loss(logits, batch["masks"]), batch_size=size, sync_dist=True)
         predicted = self.classes_of(logits)
-        for name in ("dice", "iou"):
-            metric = getattr(self, f"{split}_{name}")
+        metrics = {name: getattr(self, f"{split}_{name}") for name in ("dice", "iou")}
+        for metric in metrics.values():
             metric.update(predicted, batch["masks"])
-            self.log(f"{split}/{name}", metric, batch_size=size, prog_bar=name == "dice")
+        self.log_metrics(split, {"loss": self.loss(logits, batch["masks"]), **metrics}, len(batch["masks"]),
+                         prog_bar="dice")
         return predicted, gates
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -131,7 +149,7 @@ class SegmentationTask(Task):
         self.evaluate(batch, "test")
 
     def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None
-               ) -> plt.Figure:
+               ) -> Any:
         """The image, each gate's coefficients laid over it (finest first), the prediction and the true mask."""
         masks = [("predicted", predicted)] + ([("true mask", mask)] if mask is not None else [])
         return gate_figure(image.float().cpu(), [g[0].float().cpu() for g in gates],

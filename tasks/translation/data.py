@@ -7,19 +7,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
-import torch
-from torch.utils.data import DataLoader
-
-from eeap.data import DataModule, make_loader
+from eeap.data import DataInfo, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
-from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer
-from tasks.translation.dates import DateGenerator
-from tasks.translation.files import Pairs, read_pairs
+from eeap.tasks.translation.files import Pairs, read_pairs
+from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
 
 
 @dataclass
-class TranslationInfo:
+class TranslationInfo(DataInfo):
     """What the model needs from the data: the two tokenizers and the length limits."""
 
     source: Tokenizer
@@ -37,27 +33,18 @@ class TranslationInfo:
                    state["max_src_len"], state["max_tgt_len"])
 
 
-def pad(sequences: list[list[int]]) -> torch.Tensor:
-    """Right-pad id lists into (batch, longest)."""
-    longest = max(len(s) for s in sequences)
-    return torch.tensor([s + [PAD] * (longest - len(s)) for s in sequences], dtype=torch.long)  # one tensor, not one each
-
-
-def collate(examples: list[dict]) -> dict:
-    """A batch: src (batch, src_len), src_mask, tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len), texts."""
-    src = pad([e["src"] for e in examples])
+def target_batch(examples: list[dict]) -> dict:
+    """The target side of a batch: tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len), and the target texts."""
     return {
-        "src": src,
-        "src_mask": src != PAD,
         "tgt_in": pad([[BOS] + e["tgt"] for e in examples]),
         "tgt_out": pad([e["tgt"] + [EOS] for e in examples]),
-        "src_text": [e["src_text"] for e in examples],
         "tgt_text": [e["tgt_text"] for e in examples],
     }
 
 
 class TranslationData(DataModule):
-    """Base of translation data: subclasses give (train, val, test) pairs; this fits tokenizers and batches.
+    """Base of translation data: a source's ``make_splits`` gives its (source, target) text pairs to ``tokenized``,
+    which fits the tokenizers on the train split and encodes every split.
 
     # Parameters
     seed: supplied from the run's seed.
@@ -90,27 +77,18 @@ class TranslationData(DataModule):
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,
     ) -> None:
-        super().__init__()
-        self.seed = seed
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.src_kind, self.tgt_kind = src_tokenizer, tgt_tokenizer
         self.vocab_size, self.min_freq = vocab_size, min_freq
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
         self.test_file = test_file
         self.bucket = bucket
-        self.splits: dict[str, list[dict]] = {}
-        self._info: Optional[TranslationInfo] = None
 
-    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
-        """(train, val, test) pairs of (source text, target text)."""
-        raise NotImplementedError
-
-    def prepare(self) -> None:
-        """Make or read the pairs, fit the tokenizers on the train split and encode every split.
+    def tokenized(self, train: Pairs, val: Pairs, test: Pairs) -> tuple[dict[str, list], TranslationInfo]:
+        """Fit the tokenizers on the train pairs and encode every split: the splits and the info.
 
         Pairs with an empty side, or longer than max_src_len / max_tgt_len pieces, are left out with a warning.
         """
-        train, val, test = self.make_pairs()
         if self.test_file:
             test = read_pairs(self.test_file, "data.test_file")
         train = [(s.strip(), t.strip()) for s, t in train]
@@ -119,15 +97,16 @@ class TranslationData(DataModule):
             raise DataError("data: the train split is empty")
         source = fit_tokenizer(self.src_kind, [s for s, _ in fit_on], self.vocab_size, self.min_freq)
         target = fit_tokenizer(self.tgt_kind, [t for _, t in fit_on], self.vocab_size, self.min_freq)
-        self._info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
+        info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
+        splits = {}
         for name, pairs in (("train", train), ("val", val), ("test", test)):
-            self.splits[name] = self.encode(pairs, name)
+            splits[name] = self.encode(pairs, name, info)
             if self.bucket and name != "train":
-                self.splits[name].sort(key=lambda e: len(e["src"]))
+                splits[name].sort(key=lambda e: len(e["src"]))
+        return splits, info
 
-    def encode(self, pairs: Pairs, split: str) -> list[dict]:
+    def encode(self, pairs: Pairs, split: str, info: TranslationInfo) -> list[dict]:
         """Encoded examples of one split, without empty or over-long pairs."""
-        info = self.info()
         examples, empty, long = [], 0, 0
         for s, t in pairs:
             s, t = s.strip(), t.strip()
@@ -145,24 +124,14 @@ class TranslationData(DataModule):
             raise DataError(f"data: the {split} split is empty")
         return examples
 
-    def info(self) -> TranslationInfo:
-        if self._info is None:
-            raise RuntimeError("call prepare() before info()")
-        return self._info
+    def collate(self, examples: list[dict]) -> dict:
+        """src (batch, src_len), src_mask, tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len), and the texts."""
+        src = pad([e["src"] for e in examples])
+        return {"src": src, "src_mask": src != PAD, "src_text": [e["src_text"] for e in examples],
+                **target_batch(examples)}
 
-    def train_dataloader(self) -> DataLoader:
-        data = self.splits["train"]
-        lengths = [len(e["src"]) for e in data] if self.bucket else None
-        return make_loader(data, self.batch_size, collate, self.seed, True, self.num_workers, lengths, self.trainer)
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        return make_loader(self.splits[split], self.eval_batch_size, collate, self.seed, False, self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+    def lengths(self, split: str) -> Optional[list[int]]:
+        return [len(e["src"]) for e in self.splits[split]] if self.bucket else None
 
 
 @DATA.register("dates")
@@ -179,13 +148,17 @@ class DatesData(TranslationData):
         super().__init__(seed, **kwargs)
         self.sizes = (train_size, val_size, test_size)
 
-    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+    def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
+        demo_import("babel", "data 'dates'")
+        demo_import("num2words", "data 'dates'")
+        from eeap.tasks.translation.dates import DateGenerator
+
         generator = DateGenerator(self.seed)
         train = generator.pairs(self.sizes[0])
         seen = {s for s, _ in train}
         val = generator.pairs(self.sizes[1], exclude=seen)
         test = generator.pairs(self.sizes[2], exclude=seen | {s for s, _ in val})
-        return train, val, test
+        return self.tokenized(train, val, test)
 
 
 @DATA.register("number_words")
@@ -203,8 +176,7 @@ class NumberWordsData(TranslationData):
                  train_size: PositiveInt = 8000, val_size: PositiveInt = 500, test_size: PositiveInt = 500,
                  **kwargs) -> None:
         super().__init__(seed, **kwargs)
-        from num2words import CONVERTER_CLASSES
-
+        CONVERTER_CLASSES = demo_import("num2words", "data 'number_words'").CONVERTER_CLASSES
         for key, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
             if lang not in CONVERTER_CLASSES:
                 raise DataError(f"data.{key}: num2words has no language '{lang}'. "
@@ -216,13 +188,13 @@ class NumberWordsData(TranslationData):
         self.max_number = max_number
         self.sizes = (train_size, val_size, test_size)
 
-    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+    def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         from num2words import num2words
 
         numbers = random.Random(self.seed).sample(range(self.max_number + 1), sum(self.sizes))
         pairs = [(num2words(n, lang=self.langs[0]), num2words(n, lang=self.langs[1])) for n in numbers]
         a, b = self.sizes[0], self.sizes[0] + self.sizes[1]
-        return pairs[:a], pairs[a:b], pairs[b:]
+        return self.tokenized(pairs[:a], pairs[a:b], pairs[b:])
 
 
 @DATA.register("parallel")
@@ -243,7 +215,7 @@ class ParallelData(TranslationData):
         self.paths = {"train": train, "val": val, "test": test}
         self.fractions = {"val": val_fraction, "test": test_fraction}
 
-    def make_pairs(self) -> tuple[Pairs, Pairs, Pairs]:
+    def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         splits = {name: read_pairs(spec, f"data.{name}") for name, spec in self.paths.items() if spec is not None}
         train = splits["train"]
         random.Random(self.seed).shuffle(train)
@@ -252,4 +224,4 @@ class ParallelData(TranslationData):
             if name not in splits:
                 count = max(1, int(total * self.fractions[name]))
                 splits[name], train = train[:count], train[count:]
-        return train, splits["val"], splits["test"]
+        return self.tokenized(train, splits["val"], splits["test"])

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Union
 
+from eeap.data import demo_import
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]
@@ -53,7 +54,7 @@ def read_lines(path: str, where: str) -> list[str]:
 
 
 def read_po(path: Path, where: str) -> Pairs:
-    import polib
+    polib = demo_import("polib", f"{where}: reading .po files")
 
     try:
         catalog = polib.pofile(str(path))

@@ -1,62 +1,58 @@
-"""The translation task: Embed → Encode → (Attend inside) Predict, trained with cross-entropy."""
+"""The translation task: tokens → Embed → Encode → memory → Predict (a decoder that Attends) → tokens."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional
 
-
-import sacrebleu
 import torch
-import torch.nn.functional as F
-import torchmetrics
 from torch import Tensor
 
-from eeap.attend.base import WrappedAttention
+from eeap.embed.base import TokenEmbedder
+from eeap.encode.base import SequenceEncoder
 from eeap.inference import Problems
 from eeap.loggers import log_figure
-from eeap.metrics import CorpusBLEU, CorpusChrF
 from eeap.plotting import attention_heatmap, save_figure
-from eeap.predict.search import Hypotheses, beam_search
-from eeap.registry import (
-    EMBED, ENCODE, PREDICT, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability,
-)
-from eeap.task import Task, attend_section
-from eeap.text import PAD
-from tasks.translation.data import TranslationInfo, pad
+from eeap.predict.base import SequenceDecoder
+from eeap.predict.search import Hypotheses
+from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from eeap.seq2seq import Seq2Seq
+from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.translation.data import TranslationInfo
+from eeap.text import PAD, pad
 
-BLEU_TOKENIZE = "13a"
+DEFAULT_ATTEND = {"type": "additive"}
 
 
 @TASK.register("translation")
 class TranslationTask(Task):
-    """Sequence-to-sequence translation with attention.
+    """Sequence-to-sequence translation with attention; exact match, BLEU and chrF (sacrebleu), attention heatmaps.
 
     # Parameters
     info: the data's tokenizers and limits, supplied by the framework.
-    embed: source embedding section, e.g. ``{type: token, dim: 64}``.
-    encode: encoder section, e.g. ``{type: rnn, hidden: 128}``.
-    attend: attention section used by the decoder, e.g. ``{type: additive}``; ``none`` or null for no attention.
-    predict: decoder section, e.g. ``{type: rnn_decoder, style: bahdanau}``.
+    embed: the source embedding (a token embedding).
+    encoder: the sequence encoder over the embedded source.
+    seq2seq: the decoder with its attention, its loss, decoding and metrics (``eeap.seq2seq.Seq2Seq``).
     optim: optimizer section (see ``eeap.task.OptimConfig``).
-    label_smoothing: cross-entropy label smoothing.
-    beam_size, length_penalty: decoding at test time (validation decodes greedily).
-    max_output_len: longest output (default max_tgt_len).
     plot_examples: validation examples whose attention is plotted each validation.
-    attention_penalty: λ of the doubly stochastic regularisation of Show, Attend and Tell,
-        λ · mean_i (1 − Σ_t α_ti)², which asks every source position to get about one unit of attention over the
-        output.
     """
 
     monitor = ("val/exact_match", "max")
 
-    def __init__(
-        self,
+    def __init__(self, info: TranslationInfo, embed: TokenEmbedder, encoder: SequenceEncoder, seq2seq: Seq2Seq,
+                 optim: Optional[dict] = None, plot_examples: int = 4) -> None:
+        super().__init__(optim)
+        self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
+        self.plot_examples = plot_examples
+
+    @classmethod
+    def from_config(
+        cls,
         info: TranslationInfo,
         embed: dict,
         encode: dict,
         predict: dict,
-        attend: Union[dict, str, None] = None,
+        attend: AttendSection = DEFAULT_ATTEND,
         optim: Optional[dict] = None,
         label_smoothing: Probability = 0.0,
         beam_size: PositiveInt = 1,
@@ -64,120 +60,83 @@ class TranslationTask(Task):
         max_output_len: Optional[PositiveInt] = None,
         plot_examples: NonNegativeInt = 4,
         attention_penalty: NonNegativeFloat = 0.0,
-    ) -> None:
-        super().__init__(optim)
-        attend = attend_section(attend)
-        self.info = info
-        self.embed = self.build_embed(embed, info)
-        self.encoder = ENCODE.build(encode, "model.encode", input_dim=self.embed.output_dim)
-        self.decoder = PREDICT.build(predict, "model.predict", vocab_size=len(info.target),
-                                     encoder_dim=self.encoder.output_dim, attend=attend)
-        self.label_smoothing = label_smoothing
-        self.beam_size, self.length_penalty = beam_size, length_penalty
-        self.max_output_len = max_output_len or info.max_tgt_len
-        self.plot_examples, self.attention_penalty = plot_examples, attention_penalty
-        self.extra_losses = [m for m in self.modules() if isinstance(m, WrappedAttention)]  # hard, gated, local
-        for split in ("val", "test"):
-            setattr(self, f"{split}_exact", torchmetrics.MeanMetric())
-            setattr(self, f"{split}_token_acc", torchmetrics.MeanMetric())
-            setattr(self, f"{split}_bleu", CorpusBLEU(tokenize=BLEU_TOKENIZE))
-            setattr(self, f"{split}_chrf", CorpusChrF())
+    ) -> "TranslationTask":
+        """The builder: the ``model`` section's parts, built and wired.
 
-    def build_embed(self, embed: dict, info: TranslationInfo) -> torch.nn.Module:
-        """The source embedding, sized by the data."""
-        return EMBED.build(embed, "model.embed", vocab_size=len(info.source))
+        ::
+
+            source tokens ─ embed (token embedding; vocab_size from the data)
+                          ─ encode (sequence encoder; input_dim = embed.output_dim) ─ memory
+            memory ─ predict (sequence decoder; vocab_size, encoder_dim = encode.output_dim) ─ target tokens
+                        └ attend (attention; query_dim from the decoder, key_dim = encode.output_dim), once per
+                          slot the decoder asks for (one, or one per Transformer layer)
+
+        # Parameters
+        embed, encode, predict, attend: the four parts' sections (``attend: none`` for no attention).
+        optim: optimizer section (see ``eeap.task.OptimConfig``).
+        label_smoothing: cross-entropy label smoothing.
+        beam_size, length_penalty: decoding at test time (validation decodes greedily).
+        max_output_len: longest output (default max_tgt_len).
+        plot_examples: validation examples whose attention is plotted each validation.
+        attention_penalty: λ of the doubly stochastic regularisation of Show, Attend and Tell,
+            λ · mean_i (1 − Σ_t α_ti)², which asks every source position to get about one unit of attention.
+        """
+        embedding = EMBED.build(embed, "model.embed", role=TokenEmbedder, vocab_size=len(info.source))
+        encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
+        decoder = build_predict(predict, attend, SequenceDecoder, vocab_size=len(info.target),
+                                encoder_dim=encoder.output_dim)
+        seq2seq = Seq2Seq(decoder, info.target, max_output_len or info.max_tgt_len, label_smoothing, beam_size,
+                          length_penalty, attention_penalty, bleu_tokenize="13a")
+        return cls(info, embedding, encoder, seq2seq, optim, plot_examples)
 
     def encode(self, src: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """src (batch, src_len) -> memory (batch, src_len, encoder_dim) and its mask (batch, src_len)."""
         return self.encoder(self.embed(src), mask), mask
 
-    def forward(self, src: Tensor, mask: Tensor, tgt_in: Tensor, need_weights: bool = False):
+    def forward(self, src: Tensor, mask: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Any:
         """Teacher-forced logits (batch, tgt_len, vocab) and weights (batch, tgt_len, src_len) or None."""
         memory, mask = self.encode(src, mask)
-        return self.decoder(tgt_in, memory, mask, need_weights=need_weights)
+        return self.seq2seq.decoder(tgt_in, memory, mask, need_weights=need_weights)
 
-    def translate(self, src: Tensor, mask: Tensor, beam_size: int = 1) -> Hypotheses:
+    def decode(self, src: Tensor, mask: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
         """Decode a batch; src (batch, src_len) -> best hypotheses with their attention weights."""
-        memory, mask = self.encode(src, mask)
-        return beam_search(self.decoder, memory, mask, self.max_output_len + 1, beam_size, self.length_penalty)
-
-    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Token cross-entropy (with label smoothing) averaged over non-padding tokens; logits (batch, tgt, vocab)."""
-        return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, label_smoothing=self.label_smoothing)
-
-    def doubly_stochastic(self, weights: Tensor, src_mask: Tensor, target: Tensor) -> Tensor:
-        """λ · mean over valid source positions i of (1 − Σ_t α_ti)², the sum over t over real output tokens;
-        averaged over the batch. weights (batch, tgt_len, src_len), src_mask (batch, src_len).
-
-        The paper sums over i; the mean keeps λ = 1 on the scale of a per-token cross-entropy whatever the grid size."""
-        received = (weights * (target != PAD).unsqueeze(-1)).sum(1)  # (batch, src_len)
-        src_mask = src_mask.to(weights.dtype)
-        penalty = ((1 - received) ** 2 * src_mask).sum(1) / src_mask.sum(1).clamp(min=1)  # (batch,)
-        return self.attention_penalty * penalty.mean()
+        return self.seq2seq.decode(*self.encode(src, mask), beam_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        penalise = self.attention_penalty > 0
-        logits, weights = self(batch["src"], batch["src_mask"], batch["tgt_in"], need_weights=penalise)
-        target = batch["tgt_out"]
-        loss = self.loss(logits, target)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(target))
-        if penalise and weights is not None:
-            mask = batch["src_mask"] if batch["src_mask"] is not None else weights.new_ones(weights[:, 0].shape)
-            penalty = self.doubly_stochastic(weights, mask, target)
-            self.log("train/attention_penalty", penalty, batch_size=len(target))
-            loss = loss + penalty
-        if not self.extra_losses:
-            return loss
-        nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")  # (batch, tgt)
-        log_likelihood = -nll.sum(1)  # (batch,) the reward of hard attention's REINFORCE
-        extra = sum(m.auxiliary_loss(log_likelihood) for m in self.extra_losses)
-        self.log("train/attention_loss", extra, batch_size=len(target))
-        return loss + extra
+        loss, logs = self.seq2seq.training_loss(*self.encode(batch["src"], batch["src_mask"]), batch)
+        for key, value in logs.items():
+            self.log(key, value, prog_bar=key == "train/loss", batch_size=len(batch["src"]))
+        return loss
 
     def evaluate(self, batch: dict, split: str, beam_size: int) -> Hypotheses:
-        """Loss, token accuracy, decoding and sentence metrics for a val/test batch."""
-        size = len(batch["src"])
-        logits, _ = self(batch["src"], batch["src_mask"], batch["tgt_in"])
-        loss = self.loss(logits, batch["tgt_out"])
-        real = batch["tgt_out"] != PAD
-        correct = (logits.argmax(-1) == batch["tgt_out"]) & real
-        getattr(self, f"{split}_token_acc").update(correct.sum() / real.sum(), real.sum())
-        hyps = self.translate(batch["src"], batch["src_mask"], beam_size)
-        outputs = [self.info.target.decode(row) for row in hyps.tokens.tolist()]
-        exact = torch.tensor([o == t for o, t in zip(outputs, batch["tgt_text"])], dtype=torch.float32)
-        getattr(self, f"{split}_exact").update(exact)
-        getattr(self, f"{split}_bleu").update(outputs, [[t] for t in batch["tgt_text"]])
-        getattr(self, f"{split}_chrf").update(outputs, [[t] for t in batch["tgt_text"]])
-        self.log(f"{split}/loss", loss, batch_size=size, sync_dist=True)
-        for name in ("exact", "token_acc", "bleu", "chrf"):
-            key = {"exact": "exact_match", "token_acc": "token_accuracy"}.get(name, name)
-            self.log(f"{split}/{key}", getattr(self, f"{split}_{name}"), batch_size=size, prog_bar=name == "exact")
+        """Loss, decoding and metrics for a validation or test batch."""
+        memory, mask = self.encode(batch["src"], batch["src_mask"])
+        loss, hyps, metrics = self.seq2seq.evaluate(memory, mask, batch, split, beam_size)
+        self.log_metrics(split, {"loss": loss, **metrics}, len(batch["src"]), prog_bar="exact_match")
         return hyps
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         hyps = self.evaluate(batch, "val", beam_size=1)
         if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            self.plot(batch, hyps, "val/attention")
+            for i in range(min(self.plot_examples, len(batch["src"]))):
+                log_figure(self, f"val/attention_{i}", self.figure(hyps, i, batch["src"][i].tolist(),
+                                                                   batch["src_text"][i]))
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "test", beam_size=self.beam_size)
+        self.evaluate(batch, "test", beam_size=self.seq2seq.beam_size)
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:
-            logger.log_hyperparams({"sacrebleu_signature": bleu_signature()})
+            logger.log_hyperparams({"sacrebleu_signature": self.seq2seq.bleu_signature()})
 
-    def plot(self, batch: dict, hyps: Hypotheses, key: str) -> None:
-        """Heatmaps of the first ``plot_examples`` examples' attention (source × output)."""
+    def figure(self, hyps: Hypotheses, row: int, source_ids: list[int], source_text: str) -> Any:
+        """The heatmap of one decoded example's attention (source × output), or None without attention."""
         if hyps.weights is None:
-            return
-        for i in range(min(self.plot_examples, len(batch["src"]))):
-            length = int(hyps.lengths[i])
-            source = self.info.source.pieces(batch["src"][i].tolist())
-            output = self.info.target.pieces(hyps.tokens[i, :length].tolist()) + ["</s>"]
-            figure = attention_heatmap(hyps.weights[i, :length].float().cpu(), source, output,
-                                       title=f"{batch['src_text'][i]} → {self.info.target.join(output[:-1])}")
-            log_figure(self, f"{key}_{i}", figure)
-
+            return None
+        length = int(hyps.lengths[row])
+        output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
+        return attention_heatmap(hyps.weights[row, :length].float().cpu(), self.info.source.pieces(source_ids),
+                                 output, title=f"{source_text} → {self.info.target.join(output[:-1])}")
 
     @torch.no_grad()
     def predict_lines(
@@ -205,24 +164,13 @@ class TranslationTask(Task):
                 problems.warn(f"line {number}: not in the vocabulary, read as <unk>: "
                               f"{', '.join(repr(u) for u in unknown)}")
             todo.append((number - 1, text, ids))
-        beam_size = beam_size or self.beam_size
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             src = pad([ids for _, _, ids in chunk]).to(self.device)
-            hyps = self.translate(src, src != PAD, beam_size)
+            hyps = self.decode(src, src != PAD, beam_size)
             for row, (index, text, ids) in enumerate(chunk):
                 outputs[index] = self.info.target.decode(hyps.tokens[row].tolist())
-                if plot_dir and hyps.weights is not None:
-                    length = int(hyps.lengths[row])
-                    output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
-                    figure = attention_heatmap(hyps.weights[row, :length].cpu(), self.info.source.pieces(ids),
-                                               output, title=f"{text} → {outputs[index]}")
-                    save_figure(figure, Path(plot_dir) / f"line{index + 1:05d}.png")
+                figure = self.figure(hyps, row, ids, text) if plot_dir else None
+                if figure is not None:
+                    save_figure(figure, Path(plot_dir or ".") / f"line{index + 1:05d}.png")
         return outputs, problems
-
-
-def bleu_signature() -> str:
-    """The sacrebleu signature of the BLEU computed here, so scores compare across versions."""
-    bleu = sacrebleu.metrics.BLEU(tokenize=BLEU_TOKENIZE)
-    bleu.corpus_score(["a"], [["a"]])  # the signature needs the number of references, known after scoring
-    return str(bleu.get_signature())

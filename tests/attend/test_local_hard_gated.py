@@ -12,7 +12,7 @@ from eeap.registry import ATTEND
 
 
 def build(section, dim=4):
-    return ATTEND.build(section, query_dim=dim, key_dim=dim)
+    return ATTEND.build(section, "model.attend", query_dim=dim, key_dim=dim)
 
 
 def test_local_monotonic_window_by_hand():
@@ -41,9 +41,17 @@ def test_local_predictive_position_and_gaussian_by_hand():
     assert torch.allclose(weights[0], expected, atol=1e-6)
 
 
-def test_wrappers_reject_scoreless_inner():
-    with pytest.raises(ConfigError, match="has no score function of its own"):
+def test_wrappers_reject_scoreless_inner_with_the_nested_path_and_the_valid_names():
+    with pytest.raises(ConfigError) as e:
         build({"type": "hard", "score": {"type": "multihead", "num_heads": 2}})
+    assert str(e.value) == ("model.attend.score.type: 'multihead' is an attention (alignment function), but here a "
+                            "score attention is needed. Valid options: additive, cosine, dot, general, location, "
+                            "scaled_dot")
+    with pytest.raises(ConfigError, match=r"^model.attend.score.type: 'gated' is an attention .alignment function."):
+        build({"type": "local", "score": {"type": "gated"}})  # a wrapper wraps a score of its own, not another wrapper
+    with pytest.raises(ConfigError, match=r"^model.attend.score.hidden_dim: expected int ≥ 1 or null for attend "
+                                          r"'additive', got int 0$"):
+        build({"type": "gated", "score": {"type": "additive", "hidden_dim": 0}})
 
 
 def test_hard_eval_is_argmax_of_inner_softmax():

@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 from eeap.errors import DataError
-from eeap.registry import DATA, PREDICT
-from tasks.captioning.data import compact, random_formula, render_formula
+from eeap.predict.base import SequenceDecoder
+from eeap.registry import DATA
+from eeap.task import build_predict
+from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from tests.conftest import ROOT
 
 FORMULAS = ROOT / "configs" / "captioning" / "formulas.yaml"
@@ -80,8 +82,8 @@ def test_caption_folder_groups_captions_by_image_and_refuses_bad_files(tmp_path)
 
 
 def test_context_gate_and_lstm_start_by_hand():
-    decoder = PREDICT.build({"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 8,
-                             "embed_dim": 4}, "model.predict", vocab_size=10, encoder_dim=6, attend={"type": "additive"})
+    decoder = build_predict({"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 8,
+                             "embed_dim": 4}, {"type": "additive"}, SequenceDecoder, vocab_size=10, encoder_dim=6)
     memory = torch.randn(2, 5, 6)
     mask = torch.ones(2, 5, dtype=torch.bool)
     state = decoder.start(memory, mask)
@@ -90,9 +92,9 @@ def test_context_gate_and_lstm_start_by_hand():
         decoder.context_gate.weight.zero_()
         decoder.context_gate.bias.zero_()  # β = σ(0) = 1/2 everywhere
     query = state["h"][:, -1]
-    gated, weights = decoder._attend(query, state)
+    gated, weights = decoder.attend(query, state)
     gate, decoder.context_gate = decoder.context_gate, None
-    plain, _ = decoder._attend(query, state)
+    plain, _ = decoder.attend(query, state)
     torch.testing.assert_close(gated, plain / 2)
     torch.testing.assert_close(plain, (weights.unsqueeze(-1) * memory).sum(1))
 
@@ -106,13 +108,14 @@ def test_doubly_stochastic_penalty_by_hand(tiny):
     data = DATA.build(cfg["data"], "data", seed=0)
     data.prepare()
     task = TASK.build(cfg["model"], "model", info=data.info())
+    assert task.seq2seq.attention_penalty == 0.5
     weights = torch.tensor([[[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]])  # (1, tgt 3, src 3)
     target = torch.tensor([[5, 6, 0]])  # the third step is padding
     # received attention: [0.5, 1.0, 0.5] -> mean(0.5², 0, 0.5²) = 1/6, times λ = 0.5
-    penalty = task.doubly_stochastic(weights, torch.ones(1, 3, dtype=torch.bool), target)
+    penalty = task.seq2seq.doubly_stochastic(weights, torch.ones(1, 3, dtype=torch.bool), target)
     assert penalty.item() == pytest.approx(1 / 12)
     mask = torch.tensor([[True, True, False]])  # a padded source position is left out: mean(0.5², 0) = 1/8
-    assert task.doubly_stochastic(weights, mask, target).item() == pytest.approx(0.5 / 8)
+    assert task.seq2seq.doubly_stochastic(weights, mask, target).item() == pytest.approx(0.5 / 8)
 
 
 @pytest.mark.parametrize("overrides", [

@@ -12,7 +12,10 @@ import eeap  # noqa: F401
 from eeap.errors import ConfigError, DataError
 from eeap.inference import load_task
 from eeap.inference import main as predict_main
-from eeap.registry import DATA, EMBED, PREDICT
+from eeap.predict.base import ClassifierHead
+from eeap.registry import DATA, EMBED
+from eeap.task import build_predict
+from eeap.tasks.classification.module import ClsToken
 from eeap.run import train
 from tests.conftest import ROOT
 
@@ -20,8 +23,7 @@ CONFIGS = ROOT / "configs" / "classification"
 
 
 def test_attention_pooling_by_hand():
-    head = PREDICT.build({"type": "classifier"}, "model.predict", input_dim=2, embed_dim=2, num_classes=2,
-                          attend={"type": "dot"})
+    head = build_predict({"type": "classifier"}, {"type": "dot"}, ClassifierHead, input_dim=2, num_classes=2)
     with torch.no_grad():
         head.query.copy_(torch.tensor([1.0, 0.0]))
         head.output[-1].weight.copy_(torch.eye(2))
@@ -36,18 +38,21 @@ def test_attention_pooling_by_hand():
 
 def test_mean_and_cls_pooling():
     x, mask = torch.randn(2, 4, 3), torch.tensor([[True, True, False, False], [True] * 4])
-    mean = PREDICT.build({"type": "classifier", "pool": "mean"}, "p", input_dim=3, embed_dim=3, num_classes=2,
-                         attend=None).eval()
+    mean = build_predict({"type": "classifier", "pool": "mean"}, "none", ClassifierHead, input_dim=3,
+                         num_classes=2).eval()
     with torch.no_grad():
         mean.output[-1].weight.copy_(torch.eye(2, 3))
         mean.output[-1].bias.zero_()
     logits, weights = mean(x, mask)
     assert weights is None and torch.allclose(logits[0], x[0, :2, :2].mean(0))
-    cls = PREDICT.build({"type": "classifier", "pool": "cls"}, "p", input_dim=5, embed_dim=3, num_classes=2,
-                        attend=None)
-    y, new_mask = cls.prepare(x, mask)
-    assert torch.equal(y[:, 0], cls.cls_token[0].expand(2, 3)) and torch.equal(y[:, 1:], x)
+    head = build_predict({"type": "classifier", "pool": "cls"}, "none", ClassifierHead, input_dim=5, num_classes=2)
+    assert head.prepends_token and not mean.prepends_token
+    cls = ClsToken(3)
+    y, new_mask = cls(x, mask)
+    assert torch.equal(y[:, 0], cls.token[0].expand(2, 3)) and torch.equal(y[:, 1:], x)
     assert new_mask[:, 0].all() and torch.equal(new_mask[:, 1:], mask)
+    with pytest.raises(ConfigError, match="^model.predict: pool: attention needs an attention"):
+        build_predict({"type": "classifier"}, "none", ClassifierHead, input_dim=5, num_classes=2)
 
 
 def test_patch_embedding_is_a_linear_map_of_each_patch():
@@ -58,7 +63,7 @@ def test_patch_embedding_is_a_linear_map_of_each_patch():
     patches = images.unfold(2, 2, 2).unfold(3, 2, 2).reshape(3, 6, 4)  # row-major patches, each 2×2 flattened
     manual = patches @ embed.project.weight.reshape(5, 4).T + embed.project.bias + embed.positions[0]
     assert torch.allclose(out, manual, atol=1e-6)
-    with pytest.raises(ConfigError, match="patch_size: 4 does not divide the image size 4×6"):
+    with pytest.raises(ConfigError, match="^model.embed: patch_size 4 does not divide the image size 4×6"):
         EMBED.build({"type": "patch", "patch_size": 4}, "model.embed", in_channels=1, image_size=[4, 6])
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from eeap.errors import ConfigError, DataError
 from eeap.metrics import ForegroundIoU
 from eeap.registry import DATA, TASK
-from tasks.segmentation.data import SegmentationInfo, collate, make_shapes
+from eeap.tasks.segmentation.data import SegmentationInfo, collate, make_shapes
 from tests.conftest import QUIET, ROOT
 
 SHAPES = ROOT / "configs" / "segmentation" / "shapes.yaml"
@@ -101,8 +101,10 @@ def test_any_image_size_is_padded_and_cropped_back_and_gates_are_per_skip():
     plain = build_task(attend="none").eval()
     _, gates, aux = plain(torch.rand(1, 3, 32, 32))
     assert gates == [] and aux == []
-    with pytest.raises(ConfigError, match="attention gate .* got 'additive'"):
+    with pytest.raises(ConfigError) as e:  # the role decides, not a list of names
         build_task(attend={"type": "additive"})
+    assert str(e.value) == ("model.attend.type: 'additive' is a score attention, but here a U-Net skip gate is "
+                            "needed. Valid options: attention_gate")
 
 
 def test_padding_does_not_change_what_the_model_sees_inside():
@@ -130,8 +132,8 @@ def test_pretrained_weights_offline_fail_with_one_line(tmp_path):
                              f"run_dir={tmp_path / 'run'}", *QUIET], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: encoder weights: could not load 'imagenet'")
-    assert "weights=null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.encode: weights: could not load 'imagenet'")
+    assert "weights to null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_loss_and_metrics_by_hand():

@@ -11,8 +11,7 @@ import eeap  # noqa: F401
 from eeap.errors import DataError
 from eeap.registry import DATA
 from eeap.text import Tokenizer, fit_tokenizer
-from tasks.translation.dates import DateGenerator, cldr_patterns
-from tasks.translation.data import collate
+from eeap.tasks.translation.dates import DateGenerator, cldr_patterns
 
 
 def test_dates_are_seeded_valid_and_follow_the_conventions():
@@ -52,12 +51,13 @@ def test_dates_splits_do_not_overlap():
 def test_number_words_pairs_and_held_out_numbers():
     data = DATA.build({"type": "number_words", "max_number": 999, "train_size": 300, "val_size": 50,
                        "test_size": 50, "src_tokenizer": "word"}, "data", seed=0)
-    train, val, test = data.make_pairs()
+    splits, _ = data.make_splits()
+    pairs = {name: [(e["src_text"], e["tgt_text"]) for e in examples] for name, examples in splits.items()}
     inverse = {num2words(n, lang="en"): n for n in range(1000)}
-    for s, t in train + val + test:
+    for s, t in pairs["train"] + pairs["val"] + pairs["test"]:
         assert t == num2words(inverse[s], lang="de")
     assert num2words(71, lang="de") == "einundsiebzig"
-    assert not {s for s, _ in train} & {s for s, _ in test}
+    assert not {s for s, _ in pairs["train"]} & {s for s, _ in pairs["test"]}
     with pytest.raises(DataError, match="num2words has no language 'xx'"):
         DATA.build({"type": "number_words", "target_lang": "xx"}, "data", seed=0)
 
@@ -71,7 +71,7 @@ def test_parallel_files_in_every_format(tmp_path):
     catalog.append(polib.POEntry(msgid="Save", msgstr="Speichern"))
     catalog.append(polib.POEntry(msgid="Open", msgstr=""))  # untranslated: left out
     catalog.save(str(tmp_path / "de.po"))
-    from tasks.translation.files import read_pairs
+    from eeap.tasks.translation.files import read_pairs
 
     assert read_pairs(str(tmp_path / "a.tsv"), "x") == [("hello", "hallo"), ("world", "welt")]
     assert read_pairs(str(tmp_path / "a.csv"), "x") == [("hello, you", "hallo")]
@@ -81,7 +81,7 @@ def test_parallel_files_in_every_format(tmp_path):
 
 
 def test_parallel_file_errors(tmp_path):
-    from tasks.translation.files import read_pairs
+    from eeap.tasks.translation.files import read_pairs
 
     (tmp_path / "bad.tsv").write_text("a\tb\nonly one column\n")
     with pytest.raises(DataError, match=r"bad.tsv line 2 has 1 columns, expected 2"):
@@ -119,7 +119,8 @@ def test_tokenizers_round_trip_through_their_state(kind):
 
 
 def test_collate_pads_and_adds_bos_eos():
-    batch = collate([{"src": [5, 6, 7], "tgt": [8], "src_text": "a", "tgt_text": "b"},
+    data = DATA.build({"type": "dates"}, "data", seed=0)
+    batch = data.collate([{"src": [5, 6, 7], "tgt": [8], "src_text": "a", "tgt_text": "b"},
                      {"src": [5], "tgt": [8, 9], "src_text": "c", "tgt_text": "d"}])
     assert batch["src"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["src_mask"].tolist() == [[True, True, True], [True, False, False]]

@@ -3,8 +3,15 @@
 import pytest
 import torch
 
-import eeap  # noqa: F401
-from eeap.registry import PREDICT
+from eeap import kernels
+from eeap.errors import ConfigError
+from eeap.predict.base import SequenceDecoder
+from eeap.task import build_predict
+
+
+def build(section, attend):
+    """A decoder with its attention, as the translation task's builder wires them."""
+    return build_predict(section, attend or "none", SequenceDecoder, vocab_size=10, encoder_dim=16)
 
 ATTENDS = [{"type": "additive"}, {"type": "general"}, {"type": "multihead", "num_heads": 2},
            {"type": "local", "mode": "monotonic", "window": 2}, {"type": "local", "mode": "predictive", "window": 2},
@@ -25,12 +32,19 @@ def memory(batch=3, src=6, dim=16):
     {"type": "rnn_decoder", "style": "luong", "cell": "lstm", "layers": 2, "hidden": 16, "embed_dim": 8},
     {"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 16, "embed_dim": 8},  # Show, Attend, Tell
     {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "layers": 2, "hidden": 16, "embed_dim": 8},
-    {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "fused": False, "hidden": 16, "embed_dim": 8},
     {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "cell": "lstm", "hidden": 16, "embed_dim": 8},
     {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},
 ])
-def test_forward_equals_stepwise_decoding(section, attend):
-    decoder = PREDICT.build(section, "model.predict", vocab_size=10, encoder_dim=16, attend=attend).eval()
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_forward_equals_stepwise_decoding(section, attend, backend):
+    """The teacher-forced forward (the parallel path where nothing feeds back, the fused kernels where they
+    apply) computes what the reference step-by-step equations compute."""
+    kernels.use(backend)
+    if attend is None and section["type"] == "transformer_decoder":
+        with pytest.raises(ConfigError, match="model.attend: predict 'transformer_decoder' needs an attention"):
+            build(section, attend)
+        return
+    decoder = build(section, attend).eval()
     mem, mask = memory()
     tokens = torch.randint(4, 10, (3, 5))
     logits, weights = decoder(tokens, mem, mask, need_weights=True)
@@ -45,8 +59,8 @@ def test_forward_equals_stepwise_decoding(section, attend):
 
 
 def test_transformer_decoder_is_causal():
-    decoder = PREDICT.build({"type": "transformer_decoder", "dim": 16, "heads": 2, "dropout": 0.0},
-                            "model.predict", vocab_size=10, encoder_dim=16, attend=None).eval()
+    decoder = build({"type": "transformer_decoder", "dim": 16, "heads": 2, "dropout": 0.0},
+                    {"type": "multihead", "num_heads": 2}).eval()
     mem, mask = memory()
     tokens = torch.randint(4, 10, (3, 5))
     changed = tokens.clone()
@@ -57,8 +71,8 @@ def test_transformer_decoder_is_causal():
 
 
 def test_teacher_forcing_zero_feeds_own_predictions():
-    decoder = PREDICT.build({"type": "rnn_decoder", "hidden": 16, "embed_dim": 8, "teacher_forcing": 0.0},
-                            "model.predict", vocab_size=10, encoder_dim=16, attend={"type": "additive"}).train()
+    decoder = build({"type": "rnn_decoder", "hidden": 16, "embed_dim": 8, "teacher_forcing": 0.0},
+                    {"type": "additive"}).train()
     mem, mask = memory()
     tokens = torch.randint(4, 10, (3, 5))
     other = tokens.clone()
@@ -69,8 +83,7 @@ def test_teacher_forcing_zero_feeds_own_predictions():
 
 
 def test_no_attention_baseline_uses_mean_memory():
-    decoder = PREDICT.build({"type": "rnn_decoder", "hidden": 16, "embed_dim": 8}, "model.predict",
-                            vocab_size=10, encoder_dim=16, attend=None).eval()
+    decoder = build({"type": "rnn_decoder", "hidden": 16, "embed_dim": 8}, None).eval()
     mem, mask = memory()
     shuffled = mem[:, torch.tensor([1, 0, 2, 3, 5, 4])]
     shuffled_mask = mask[:, torch.tensor([1, 0, 2, 3, 5, 4])]

@@ -3,8 +3,9 @@
 import sacrebleu
 import torchmetrics
 
-from eeap.metrics import CorpusBLEU, CorpusChrF
-from tasks.translation.module import BLEU_TOKENIZE, bleu_signature
+from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
+
+BLEU_TOKENIZE = "13a"  # translation's
 
 HYPS = ["the cat sat on the mat", "a quick brown fox jumps", "hello there world", "2021-03-04"]
 REFS = ["the cat sat on a mat", "the quick brown fox jumped", "hello world", "2021-03-04"]

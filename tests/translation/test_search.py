@@ -4,14 +4,14 @@ import itertools
 
 import torch
 
-from eeap.predict.base import Decoder
+from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import beam_search, length_penalty
 from eeap.text import BOS, EOS
 
 VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4 and 5 words
 
 
-class MarkovDecoder(Decoder):
+class MarkovDecoder(SequenceDecoder):
     """log p(next | last token) from a fixed table; the source is ignored."""
 
     def __init__(self, table):
@@ -23,6 +23,9 @@ class MarkovDecoder(Decoder):
 
     def step(self, tokens, state):
         return self.table[tokens[:, -1]], state, torch.softmax(state["memory"][..., 0], -1)
+
+    def forward(self, tokens, memory, mask, need_weights=False):
+        return self.table[tokens], None  # (batch, len, vocab): the same table at every position
 
 
 def log_probs_of(table, sequence):

@@ -1,0 +1,165 @@
+"""The ``eeap`` command: ``train``, ``test``, ``predict`` and ``components``.
+
+- ``eeap train CONFIG [key=value ...]``: train, then test (``train.py`` is the same);
+- ``eeap test CHECKPOINT [key=value ...]``: evaluate a trained model on its test split (or ``data.test_file=...``)
+  without training;
+- ``eeap predict CHECKPOINT [--input FILE] ...``: run a trained model on new input (``predict.py`` is the same);
+- ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from eeap.errors import EEAPError
+
+USAGE = """usage: eeap COMMAND ...
+
+commands:
+  train CONFIG [key=value ...]     train a model from a YAML config, then test it
+  test CHECKPOINT [key=value ...]  evaluate a trained model on its test split, without training
+  predict CHECKPOINT [options]     run a trained model on new input (one example per line)
+  components [KIND [NAME]]         list what a config can name, with keys, types and defaults
+
+'eeap COMMAND --help' says more."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch to a command; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    commands: dict[str, Callable[[list[str]], int]] = {
+        "train": train_command, "test": test_command, "predict": predict_command, "components": components_command,
+    }
+    if args[0] not in commands:
+        print(f"error: unknown command '{args[0]}'. Valid commands: {', '.join(commands)}", file=sys.stderr)
+        return 2
+    return commands[args[0]](args[1:])
+
+
+def train_command(args: list[str]) -> int:
+    from eeap.run import main as train_main
+
+    return train_main(args, prog="eeap train")
+
+
+def predict_command(args: list[str]) -> int:
+    from eeap.inference import main as predict_main
+
+    return predict_main(args, prog="eeap predict")
+
+
+def test_command(args: list[str]) -> int:
+    """``eeap test CHECKPOINT [key=value ...]``: rebuild the checkpoint's data (with the overrides, e.g.
+    ``data.test_file=other.tsv``), check that it matches the model, and test; prints the metrics as JSON."""
+    parser = argparse.ArgumentParser(prog="eeap test", description="Evaluate a trained model on its test split.")
+    parser.add_argument("checkpoint", help="a .ckpt written by eeap train")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides of the run's config, e.g. data.test_file=x.tsv")
+    options = parser.parse_intermixed_args(args)
+    try:
+        metrics = evaluate(options.checkpoint, options.overrides)
+    except EEAPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Test a trained model on the test split of its run's data (its config with ``overrides``)."""
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from eeap.config import RunConfig, apply_overrides, validate
+    from eeap.data import DataModule
+    from eeap.errors import DataError
+    from eeap.inference import load_task
+    from eeap.registry import DATA
+
+    task = load_task(checkpoint)
+    cfg = apply_overrides(OmegaConf.create(task.eeap_config), list(overrides))
+    run = validate(OmegaConf.to_container(cfg, resolve=True), RunConfig)
+    data = DATA.build(OmegaConf.to_container(cfg.data, resolve=True), "data", role=DataModule, seed=run.seed)
+    data.prepare()
+    if data.info().state() != task.eeap_data_state:
+        raise DataError(f"{checkpoint}: the data this config makes has other vocabularies or classes than the "
+                        "model was trained with; test on the same training data (data.test_file changes only the "
+                        "test split)")
+    trainer = L.Trainer(accelerator=run.trainer.accelerator, devices=1, precision=run.trainer.precision,
+                        logger=False, enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=run.trainer.enable_progress_bar,
+                        limit_test_batches=run.trainer.limit_test_batches)
+    results = trainer.test(task, datamodule=data, verbose=False)
+    return {key: float(value) for key, value in results[0].items()}
+
+
+def components_command(args: list[str]) -> int:
+    """``eeap components [KIND [NAME]]``: every kind's names; a kind's components with their keys; one in full."""
+    from eeap.registry import REGISTRIES
+
+    parser = argparse.ArgumentParser(prog="eeap components", description="List what a config can name.")
+    parser.add_argument("kind", nargs="?", help=f"one of {', '.join(REGISTRIES)}")
+    parser.add_argument("name", nargs="?", help="a component's name, e.g. additive")
+    options = parser.parse_args(args)
+    try:
+        print(describe(options.kind, options.name))
+    except EEAPError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def describe(kind: str | None = None, name: str | None = None) -> str:
+    """The text ``eeap components`` prints. Without a kind it reads the sources only (no component is imported)."""
+    from eeap.errors import ConfigError
+    from eeap.registry import REGISTRIES
+
+    if kind is None:
+        lines = []
+        for registry in REGISTRIES.values():
+            lines.append(f"{registry.kind}:")
+            lines += [f"  {n:<22} {registry.summary(n)}" for n in registry.names()]
+        lines.append("\n'eeap components KIND' lists each one's keys, types and defaults.")
+        return "\n".join(lines)
+    if kind not in REGISTRIES:
+        raise ConfigError(f"unknown kind '{kind}'. Valid kinds: {', '.join(REGISTRIES)}")
+    registry = REGISTRIES[kind]
+    names = [name] if name else registry.names()
+    return "\n\n".join(describe_component(registry, n, full=bool(name)) for n in names)
+
+
+def describe_component(registry: Any, name: str, full: bool = False) -> str:
+    """A component's name, role, first docstring line and keys (``key: type = default``); ``full`` adds its
+    whole docstring."""
+    from eeap.registry import accepted_parameters, parameter_types, role_of, type_name
+
+    cls = registry.get(name, where=f"{registry.kind}")
+    supplied = supplied_parameters(cls)
+    hints = parameter_types(cls)
+    lines = [f"{name}  ({role_of(cls, article=False)})",
+             f"  {registry.summary(name)}"]
+    keys = []
+    for key, parameter in accepted_parameters(cls).items():
+        if key in supplied:
+            continue
+        text = f"    {key}: {type_name(hints[key]) if key in hints else 'any'}"
+        if parameter.default is not inspect.Parameter.empty:
+            text += f" = {json.dumps(parameter.default, default=str)}"
+        keys.append(text)
+    lines += ["  keys:", *keys] if keys else ["  keys: (none)"]
+    if supplied:
+        lines.append(f"  supplied by the task: {', '.join(sorted(supplied & set(accepted_parameters(cls))))}")
+    if full and cls.__doc__:
+        lines += ["", inspect.cleandoc(cls.__doc__)]
+    return "\n".join(lines)
+
+
+def supplied_parameters(cls: type) -> set[str]:
+    """The parameters the framework supplies to components of ``cls``'s role (declared by the role)."""
+    return {key for klass in cls.__mro__ for key in vars(klass).get("supplied", ())}

@@ -54,6 +54,7 @@ class Attention(nn.Module, Role):
     registry_kind = "attend"
     role_name = "attention (alignment function)"
     supplied = ("query_dim", "key_dim")
+    normalized = True  # weights sum to 1 over what a query attends to (local-p's Gaussian leaves them below)
 
     def __init__(self, query_dim: int, key_dim: int) -> None:
         super().__init__()

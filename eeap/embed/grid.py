@@ -9,6 +9,8 @@ from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import PyramidEncoder
 from eeap.registry import EMBED, NonNegativeInt
 
+DEFAULT_ENCODER = {"type": "smp", "name": "resnet18", "depth": 5, "weights": None}
+
 
 @EMBED.register("image_grid")
 class ImageGrid(ImageEmbedder):
@@ -18,15 +20,16 @@ class ImageGrid(ImageEmbedder):
     # Parameters
     in_channels, image_size: supplied by the task from its data; the sides must be multiples of the encoder's
         coarsest stride.
-    encoder: the image encoder, built from its section (``{type: unet_conv}``, or ``{type: smp, name: resnet18,
-        depth: 4}`` with any segmentation-models-pytorch or timm ``tu-*`` encoder).
+    encoder: the image encoder, built from its section (default ``{type: smp, name: resnet18, depth: 5, weights:
+        null}``; ``{type: unet_conv}``, or ``smp`` with any segmentation-models-pytorch or timm ``tu-*`` encoder).
     dim: project the features to this size (0 keeps the encoder's channels).
 
     # Shapes
     images (batch, in_channels, H, W) -> (batch, H/s · W/s, output_dim); ``grid`` = (H/s, W/s).
     """
 
-    def __init__(self, in_channels: int, image_size: list, encoder: PyramidEncoder, dim: NonNegativeInt = 0) -> None:
+    def __init__(self, in_channels: int, image_size: list, encoder: PyramidEncoder = DEFAULT_ENCODER,  # type: ignore[assignment]
+                 dim: NonNegativeInt = 0) -> None:
         super().__init__()
         self.encoder = encoder
         stride = encoder.size_divisibility

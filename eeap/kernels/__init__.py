@@ -21,6 +21,7 @@ on the CPU outside autocast; elsewhere (a GPU, bf16) the components run the refe
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -93,6 +94,7 @@ def extension() -> Any:
     _tried = True
     if _mode == "auto" and not can_build():
         return None
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found": CPU only
     from torch.utils.cpp_extension import load
 
     flags = build_flags()

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from eeap import kernels
+from eeap.attend.base import Attention
 from eeap.errors import ConfigError
 from eeap.predict.base import SequenceDecoder
+from eeap.registry import ATTEND
 from eeap.task import build_predict
 
 
@@ -13,10 +15,10 @@ def build(section, attend):
     """A decoder with its attention, as the translation task's builder wires them."""
     return build_predict(section, attend or "none", SequenceDecoder, vocab_size=10, encoder_dim=16)
 
-ATTENDS = [{"type": "additive"}, {"type": "general"}, {"type": "multihead", "num_heads": 2},
-           {"type": "local", "mode": "monotonic", "window": 2}, {"type": "local", "mode": "predictive", "window": 2},
-           {"type": "location", "max_len": 8}, {"type": "cosine"}, {"type": "hard", "score": {"type": "additive"}},
-           {"type": "gated", "score": {"type": "general"}}, None]
+# Every attention by its defaults, and variants.
+ATTENDS = [{"type": name} for name in ATTEND.filling(Attention)] + [
+    {"type": "local", "mode": "monotonic", "window": 2}, {"type": "location", "max_len": 8},
+    {"type": "hard", "score": {"type": "additive"}}, None]
 
 
 def memory(batch=3, src=6, dim=16):

@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
+from eeap.attend.base import Attention
 from eeap.inference import load_task
 from eeap.inference import main as predict_main
+from eeap.registry import ATTEND
 from eeap.run import train
 from tests.conftest import DATES, ROOT, TINY_DATES
 
@@ -67,18 +69,15 @@ def test_predict_cli_bad_checkpoint(tmp_path, capsys):
     assert predict_main([str(tmp_path / "none.ckpt")]) == 2
 
 
-ATTENDS = [
-    [], ["model.attend.type=general"], ["model.attend.type=scaled_dot", "model.encode.bidirectional=false"],
-    ["model.attend.type=dot", "model.encode.bidirectional=false"],
-    ["model.attend.type=cosine", "model.encode.bidirectional=false", "model.attend.learn_sharpness=true"],
-    ["model.attend.type=location", "model.attend.max_len=48"], ["model.attend.type=multihead", "model.attend.num_heads=2"],
-    ["model.attend.type=local", "model.attend.mode=monotonic"], ["model.attend.type=local", "model.attend.mode=predictive"],
-    ["model.attend.type=hard"], ["model.attend.type=hard", "model.attend.estimator=gumbel"],
+# Every attention by its defaults (queries and keys of one size, for the dot-product family), and variants.
+ATTENDS = [[f"model.attend.type={name}", "model.encode.bidirectional=false"] for name in ATTEND.filling(Attention)] + [
+    [], ["model.attend.type=cosine", "model.encode.bidirectional=false", "model.attend.learn_sharpness=true"],
+    ["model.attend.type=local", "model.attend.mode=monotonic"], ["model.attend.type=hard", "model.attend.estimator=gumbel"],
     ["model.attend.type=gated", "model.attend.score={type: additive}"], ["model.attend=none"],
 ]
 
 
-@pytest.mark.parametrize("overrides", ATTENDS, ids=lambda o: "-".join(x.split("=")[1] for x in o[:1]) or "additive")
+@pytest.mark.parametrize("overrides", ATTENDS, ids=lambda o: "-".join(x.split("=")[1] for x in o) or "default")
 def test_every_attention_trains_in_the_translation_task(tiny, overrides):
     metrics = train(tiny("trainer.fast_dev_run=2", *overrides))
     assert 0.0 <= metrics["test/exact_match"] <= 1.0 and metrics["steps"] == 2

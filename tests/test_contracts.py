@@ -1,0 +1,191 @@
+"""Contract tests: every registered component fills its role, over ``registry.names()`` (no hand-kept lists), so a
+component added as one new file is checked here without an edit."""
+
+import inspect
+
+import pytest
+import torch
+
+from eeap.attend.base import Attention, SkipGate
+from eeap.data import DataInfo, DataModule
+from eeap.embed.base import ImageEmbedder, TokenEmbedder
+from eeap.encode.base import PyramidEncoder, SequenceEncoder
+from eeap.errors import ConfigError
+from eeap.predict.base import ClassifierHead, SegmentationHead, SequenceDecoder
+from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, REGISTRIES, TASK, Registry
+from eeap.task import Task, build_predict
+
+DIM = 8
+ROLES = {"embed": (TokenEmbedder, ImageEmbedder), "encode": (SequenceEncoder, PyramidEncoder),
+         "attend": (Attention, SkipGate), "predict": (SequenceDecoder, ClassifierHead, SegmentationHead),
+         "task": (Task,), "data": (DataModule,)}
+
+
+def names(registry, role=None):
+    return [n for n in registry.names() if role is None or issubclass(registry.get(n), role)]
+
+
+@pytest.mark.parametrize("kind, name", [(k, n) for k, r in REGISTRIES.items() for n in r.names()])
+def test_every_component_fills_a_role_of_its_kind_and_is_documented(kind, name):
+    cls = REGISTRIES[kind].get(name)
+    assert issubclass(cls, ROLES[kind]) and not inspect.isabstract(cls), f"{kind} '{name}' fills no role"
+    assert cls.registered_name == name and REGISTRIES[kind].summary(name), "a docstring says what it is"
+
+
+def test_the_sources_name_every_component_without_importing_them(tmp_path, monkeypatch):
+    package = tmp_path / "plugins_for_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "thing.py").write_text('from tests.test_contracts import THINGS\n\n\n@THINGS.register("widget")\n'
+                                      'class Widget:\n    """A widget. More words."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("thing", "THINGS", ("plugins_for_test",))
+    globals()["THINGS"] = registry
+    assert registry.names() == ["widget"] and registry.summary("widget") == "A widget."
+    import sys
+
+    assert "plugins_for_test.thing" not in sys.modules
+    assert registry.get("widget").__name__ == "Widget" and "plugins_for_test.thing" in sys.modules
+
+
+@pytest.mark.parametrize("name", names(ATTEND, Attention))
+def test_attention_contract(name):
+    """Shapes, weights in [0, 1] summing to 1 (where the attention normalises), no weight on padding, a fully
+    masked row gives zeros and no NaN, gradients reach query, keys and values; one query or many."""
+    torch.manual_seed(0)
+    attention = ATTEND.build({"type": name}, "model.attend", role=Attention, query_dim=DIM, key_dim=DIM).train()
+    query = torch.randn(3, 4, DIM, requires_grad=True)
+    keys = torch.randn(3, 6, DIM, requires_grad=True)
+    values = torch.randn(3, 6, DIM, requires_grad=True)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2] = False  # nothing to attend to
+    context, weights = attention(query, keys, values, mask, need_weights=True)
+    assert context.shape == (3, 4, attention.context_dim(DIM)) and weights.shape[-2:] == (4, 6)
+    weights = weights if weights.dim() == 3 else weights.mean(1)  # per-head weights, averaged
+    assert torch.isfinite(context).all() and torch.isfinite(weights).all()
+    assert (weights >= 0).all() and (weights <= 1 + 1e-6).all()
+    assert (weights[1, :, 4:] == 0).all() and (weights[2] == 0).all()
+    sums = weights[:2].sum(-1)
+    if attention.normalized:
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+    else:
+        assert (sums <= 1 + 1e-6).all()
+    (context[:2].sum() + attention.auxiliary_loss(torch.randn(3))).backward()
+    for tensor in (query, values):
+        assert tensor.grad is not None and torch.isfinite(tensor.grad).all()
+    attention.eval()
+    single, single_weights = attention(query[:, 0].detach(), keys.detach(), values.detach(), mask, need_weights=True)
+    full, _ = attention(query[:, :1].detach(), keys.detach(), values.detach(), mask, need_weights=True)
+    torch.testing.assert_close(single, full[:, 0])
+
+
+@pytest.mark.parametrize("name", names(ATTEND, SkipGate))
+def test_skip_gate_contract(name):
+    gate = ATTEND.build({"type": name}, "model.attend", role=SkipGate, in_channels=4, gating_channels=6).eval()
+    x = torch.randn(2, 4, 8, 8)
+    out, alpha = gate(x, torch.randn(2, 6, 4, 4))
+    assert out.shape == x.shape and alpha.shape == (2, 1, 8, 8) and ((alpha >= 0) & (alpha <= 1)).all()
+
+
+@pytest.mark.parametrize("name", names(EMBED, TokenEmbedder))
+def test_token_embedding_contract(name):
+    embed = EMBED.build({"type": name}, "model.embed", role=TokenEmbedder, vocab_size=11)
+    assert embed(torch.randint(0, 11, (2, 5))).shape == (2, 5, embed.output_dim)
+
+
+@pytest.mark.parametrize("name", names(EMBED, ImageEmbedder))
+def test_image_embedding_contract(name):
+    embed = EMBED.build({"type": name}, "model.embed", role=ImageEmbedder, in_channels=3, image_size=[32, 64])
+    height, width = embed.grid
+    assert embed(torch.rand(2, 3, 32, 64)).shape == (2, height * width, embed.output_dim)
+
+
+@pytest.mark.parametrize("name", names(ENCODE, SequenceEncoder))
+def test_sequence_encoder_contract(name):
+    encoder = ENCODE.build({"type": name}, "model.encode", role=SequenceEncoder, input_dim=DIM).eval()
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    x = torch.randn(2, 5, DIM)
+    out = encoder(x, mask)
+    assert out.shape == (2, 5, encoder.output_dim)
+    if name != "identity":  # the identity passes its input through as it is
+        assert (out[1, 2:] == 0).all()
+        changed = x.clone()
+        changed[1, 2:] = 9.0  # what stands at padding cannot change what a real position reads
+        torch.testing.assert_close(encoder(changed, mask)[1, :2], out[1, :2])
+
+
+@pytest.mark.parametrize("name", names(ENCODE, PyramidEncoder))
+def test_pyramid_encoder_contract(name):
+    encoder = ENCODE.build({"type": name}, "model.encode", role=PyramidEncoder, in_channels=3).eval()
+    features = encoder(torch.rand(1, 3, 64, 96))
+    assert len(features) == len(encoder.out_channels) == len(encoder.strides)
+    for feature, channels, stride in zip(features, encoder.out_channels, encoder.strides):
+        assert feature.shape == (1, channels, 64 // stride, 96 // stride)
+    assert encoder.size_divisibility == encoder.strides[-1]
+
+
+@pytest.mark.parametrize("name", names(PREDICT, SequenceDecoder))
+def test_sequence_decoder_contract(name):
+    decoder = build_predict({"type": name}, {"type": "additive"}, SequenceDecoder, vocab_size=9,
+                            encoder_dim=DIM).eval()
+    memory, mask = torch.randn(2, 5, DIM), torch.ones(2, 5, dtype=torch.bool)
+    logits, weights = decoder(torch.randint(4, 9, (2, 3)), memory, mask, need_weights=True)
+    assert logits.shape == (2, 3, 9) and weights.shape == (2, 3, 5)
+    step_logits, _, step_weights = decoder.step(torch.full((2, 1), 2), decoder.start(memory, mask))
+    assert step_logits.shape == (2, 9) and step_weights.shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", names(PREDICT, ClassifierHead))
+def test_classifier_head_contract(name):
+    head = build_predict({"type": name}, {"type": "additive"}, ClassifierHead, input_dim=DIM, num_classes=3)
+    logits, _ = head(torch.randn(2, 5, DIM), torch.ones(2, 5, dtype=torch.bool))
+    assert logits.shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", names(PREDICT, SegmentationHead))
+def test_segmentation_head_contract(name):
+    head = build_predict({"type": name}, {"type": "attention_gate"}, SegmentationHead, encoder_channels=[4, 8, 16],
+                         encoder_strides=[1, 2, 4], num_classes=2).eval()
+    logits, gates, _ = head([torch.randn(1, 4, 16, 16), torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)])
+    assert logits.shape == (1, 2, 16, 16) and [g.shape[-1] for g in gates] == [16, 8]
+
+
+@pytest.mark.parametrize("name", TASK.names())
+def test_task_contract(name):
+    cls = TASK.get(name)
+    assert callable(cls.from_config) and cls.monitor[1] in ("min", "max")
+    assert "info" in inspect.signature(cls.from_config).parameters
+
+
+@pytest.mark.parametrize("name", DATA.names())
+def test_data_contract(name):
+    cls = DATA.get(name)
+    assert issubclass(cls.info_class, DataInfo) and "seed" in inspect.signature(cls.__init__).parameters
+
+
+@pytest.mark.parametrize("kind, section, role, wired, message", [
+    ("encode", {"type": "unet_conv"}, SequenceEncoder, {"input_dim": 4},
+     "model.encode.type: 'unet_conv' is an image pyramid encoder, but here a sequence encoder is needed. "
+     "Valid options: identity, rnn, transformer"),
+    ("embed", {"type": "patch"}, TokenEmbedder, {"vocab_size": 4},
+     "model.embed.type: 'patch' is an image embedding (images → a grid of vectors), but here a token embedding "
+     "(token ids → vectors) is needed. Valid options: token"),
+    ("predict", {"type": "classifier"}, SequenceDecoder, {"vocab_size": 4, "encoder_dim": 4},
+     "model.predict.type: 'classifier' is a classifier head, but here a sequence decoder is needed. "
+     "Valid options: rnn_decoder, transformer_decoder"),
+])
+def test_a_part_of_another_role_is_refused_in_one_line(kind, section, role, wired, message):
+    with pytest.raises(ConfigError) as e:
+        REGISTRIES[kind].build(section, f"model.{kind}", role=role, **wired)
+    assert str(e.value) == message
+
+
+def test_nested_parts_report_their_own_path():
+    with pytest.raises(ConfigError) as e:
+        EMBED.build({"type": "image_grid", "encoder": {"type": "unet_conv", "channels": [8, 0]}}, "model.embed",
+                    in_channels=1, image_size=[16, 16])
+    assert str(e.value) == "model.embed.encoder.channels: expected a list of int ≥ 1 for encode 'unet_conv', got list [8, 0]"
+    with pytest.raises(ConfigError, match=r"^model.embed.encoder.type: 'rnn' is a sequence encoder, but here an image"):
+        EMBED.build({"type": "image_grid", "encoder": {"type": "rnn"}}, "model.embed", in_channels=1,
+                    image_size=[16, 16])

@@ -105,8 +105,9 @@ def main() -> None:
     for length in args.lengths:
         rows = {}
         for name in ("sdpa", "eeap", "naive"):
-            child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", name, str(length)],
-                                   capture_output=True, text=True)
+            child = subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--one", name, str(length)], capture_output=True, text=True
+            )
             if child.returncode != 0:
                 print(f"{length:>7} {name:>6}  failed: {child.stderr.strip().splitlines()[-1]}")
                 continue

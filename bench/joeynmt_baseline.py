@@ -48,35 +48,65 @@ def write_data(folder: Path) -> int:
 
 def config(folder: Path, epochs: int, validation_freq: int) -> dict:
     side = {"level": "char", "lowercase": False, "max_length": 48, "voc_min_freq": 1}
-    rnn = {"type": "recurrent", "rnn_type": "gru", "hidden_size": 128, "num_layers": 1, "dropout": 0.0, "embeddings": {"embedding_dim": 64}}
+    rnn = {
+        "type": "recurrent",
+        "rnn_type": "gru",
+        "hidden_size": 128,
+        "num_layers": 1,
+        "dropout": 0.0,
+        "embeddings": {"embedding_dim": 64},
+    }
     return {
         "name": "dates_joeynmt",
-        "data": {"train": str(folder / "train"), "dev": str(folder / "dev"), "test": str(folder / "test"),
-                 "dataset_type": "plain", "src": {"lang": "src", **side}, "trg": {"lang": "trg", **side}},
+        "data": {
+            "train": str(folder / "train"),
+            "dev": str(folder / "dev"),
+            "test": str(folder / "test"),
+            "dataset_type": "plain",
+            "src": {"lang": "src", **side},
+            "trg": {"lang": "trg", **side},
+        },
         "testing": {"beam_size": 1, "eval_metrics": ["sequence_accuracy"], "max_output_length": 12},
-        "training": {"random_seed": 0, "optimizer": "adam", "learning_rate": 0.003, "batch_size": 64,
-                     "batch_type": "sentence", "epochs": epochs, "validation_freq": validation_freq,
-                     "logging_freq": 50 if validation_freq % 50 == 0 else validation_freq,  # it must divide the above
-                     "early_stopping_metric": "loss", "clip_grad_norm": 1.0,
-                     "scheduling": "exponential", "decrease_factor": 1.0,  # a constant learning rate
-                     "model_dir": str(folder / "model"), "overwrite": True, "use_cuda": False},
-        "model": {"encoder": {**rnn, "bidirectional": True},
-                  "decoder": {**rnn, "attention": "bahdanau", "input_feeding": False, "init_hidden": "bridge"}},
+        "training": {
+            "random_seed": 0,
+            "optimizer": "adam",
+            "learning_rate": 0.003,
+            "batch_size": 64,
+            "batch_type": "sentence",
+            "epochs": epochs,
+            "validation_freq": validation_freq,
+            "logging_freq": 50 if validation_freq % 50 == 0 else validation_freq,  # it must divide the above
+            "early_stopping_metric": "loss",
+            "clip_grad_norm": 1.0,
+            "scheduling": "exponential",
+            "decrease_factor": 1.0,  # a constant learning rate
+            "model_dir": str(folder / "model"),
+            "overwrite": True,
+            "use_cuda": False,
+        },
+        "model": {
+            "encoder": {**rnn, "bidirectional": True},
+            "decoder": {**rnn, "attention": "bahdanau", "input_feeding": False, "init_hidden": "bridge"},
+        },
     }
 
 
 def stamp(line: str) -> datetime | None:
     match = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d+)", line)
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(microsecond=int(match.group(2)) * 1000) \
-        if match else None
+    return (
+        datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(microsecond=int(match.group(2)) * 1000)
+        if match
+        else None
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("python", help="the Python of a virtual environment with joeynmt==2.3.0")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--validation-freq", type=int,
-                        help="validate every this many steps (default: a quarter epoch, as dates.yaml)")
+    parser.add_argument(
+        "--validation-freq", type=int, help="validate every this many steps (default: a quarter epoch, as dates.yaml)"
+    )
     parser.add_argument("--log", help="also write JoeyNMT's log to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,8 +114,9 @@ def main() -> None:
         steps = write_data(folder)
         freq = args.validation_freq or steps // 4
         (folder / "config.yaml").write_text(yaml.safe_dump(config(folder, args.epochs, freq)))
-        run = subprocess.run([args.python, "-m", "joeynmt", "train", str(folder / "config.yaml")],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [args.python, "-m", "joeynmt", "train", str(folder / "config.yaml")], capture_output=True, text=True
+        )
         log = run.stdout + run.stderr
         if run.returncode != 0:
             sys.exit(f"JoeyNMT failed:\n{log[-3000:]}")

@@ -46,8 +46,13 @@ def main() -> None:
     device = torch.device(args.device)
     images = torch.as_tensor(data["train_images"])
     masks = torch.as_tensor(data["train_masks"])
-    model = AttentionUnet(spatial_dims=2, in_channels=images.shape[1], out_channels=1 if binary else classes,
-                          channels=args.channels, strides=[2] * (len(args.channels) - 1)).to(device)
+    model = AttentionUnet(
+        spatial_dims=2,
+        in_channels=images.shape[1],
+        out_channels=1 if binary else classes,
+        channels=args.channels,
+        strides=[2] * (len(args.channels) - 1),
+    ).to(device)
     memory = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory)
     loss_fn = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
@@ -107,8 +112,11 @@ def main() -> None:
                 overlap[c] += 2 * ((predicted == c) & (truth == c)).sum().item()
                 sizes[c] += (predicted == c).sum().item() + (truth == c).sum().item()
     dice = float(np.mean([overlap[c] / sizes[c] for c in range(1, classes) if sizes[c] > 0]))
-    print(json.dumps({"images_per_s": seen / busy, "test_dice": dice,
-                      "parameters": sum(p.numel() for p in model.parameters())}))
+    print(
+        json.dumps(
+            {"images_per_s": seen / busy, "test_dice": dice, "parameters": sum(p.numel() for p in model.parameters())}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,13 @@ def main() -> None:
             self.data = trainer.datamodule
 
     meter = Meter()
-    overrides = ["logger=none", "trainer.enable_progress_bar=false", "model.plot_examples=0",
-                 f"run_dir={ROOT / 'runs' / 'bench' / f'segmentation-{int(time.time())}'}", *args.overrides]
+    overrides = [
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "model.plot_examples=0",
+        f"run_dir={ROOT / 'runs' / 'bench' / f'segmentation-{int(time.time())}'}",
+        *args.overrides,
+    ]
     cfg = load_config(ROOT / "configs" / "segmentation" / "shapes.yaml", overrides)
     metrics = train(cfg, [meter])
     ours = meter.images / meter.busy
@@ -77,18 +82,42 @@ def main() -> None:
         data = meter.data
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "data.npz"
-            np.savez(path, classes=len(data.info().classes),
-                     **{f"{split}_images": np.stack([image for image, _ in data.splits[split]]) for split in
-                        ("train", "test")},
-                     **{f"{split}_masks": np.stack([mask for _, mask in data.splits[split]]) for split in
-                        ("train", "test")})
+            np.savez(
+                path,
+                classes=len(data.info().classes),
+                **{
+                    f"{split}_images": np.stack([image for image, _ in data.splits[split]])
+                    for split in ("train", "test")
+                },
+                **{f"{split}_masks": np.stack([mask for _, mask in data.splits[split]]) for split in ("train", "test")},
+            )
             model, trainer, optim = cfg.model, cfg.trainer, cfg.model.optim
-            gpu = trainer.accelerator in ("gpu", "cuda") or (trainer.accelerator == "auto" and torch.cuda.is_available())
-            command = [args.monai, str(ROOT / "bench" / "monai_baseline.py"), str(path),
-                       "--channels", *[str(c) for c in model.encode.channels], "--epochs", str(trainer.max_epochs),
-                       "--batch", str(cfg.data.batch_size), "--lr", str(optim.lr),
-                       "--weight-decay", str(optim.weight_decay), "--warmup-steps", str(optim.warmup_steps),
-                       "--warmup", str(WARMUP_BATCHES), "--device", "cuda" if gpu else "cpu", "--seed", str(cfg.seed)]
+            gpu = trainer.accelerator in ("gpu", "cuda") or (
+                trainer.accelerator == "auto" and torch.cuda.is_available()
+            )
+            command = [
+                args.monai,
+                str(ROOT / "bench" / "monai_baseline.py"),
+                str(path),
+                "--channels",
+                *[str(c) for c in model.encode.channels],
+                "--epochs",
+                str(trainer.max_epochs),
+                "--batch",
+                str(cfg.data.batch_size),
+                "--lr",
+                str(optim.lr),
+                "--weight-decay",
+                str(optim.weight_decay),
+                "--warmup-steps",
+                str(optim.warmup_steps),
+                "--warmup",
+                str(WARMUP_BATCHES),
+                "--device",
+                "cuda" if gpu else "cpu",
+                "--seed",
+                str(cfg.seed),
+            ]
             if "bf16" in str(trainer.precision):
                 command.append("--bf16")
             if model.get("channels_last"):
@@ -97,10 +126,14 @@ def main() -> None:
         baseline = json.loads(result.stdout.strip().splitlines()[-1])
         rate = baseline["images_per_s"]
         print(f"MONAI AttentionUnet: {rate:,.1f} training images/s, test Dice {baseline['test_dice']:.4f}")
-        print(f"EEAP / MONAI: {ours / rate:.2f}× images/s (target ≥ 1.3×), Dice {metrics['test/dice']:.4f} vs "
-              f"{baseline['test_dice']:.4f} (target: equal or better)")
-    print(f"reference: MONAI on an H100 (bf16, channels_last, batch 32, 256²) did {MONAI_GPU_IMAGES_PER_S:,.0f} "
-          f"images/s; target ≥ {1.3 * MONAI_GPU_IMAGES_PER_S:,.0f}")
+        print(
+            f"EEAP / MONAI: {ours / rate:.2f}× images/s (target ≥ 1.3×), Dice {metrics['test/dice']:.4f} vs "
+            f"{baseline['test_dice']:.4f} (target: equal or better)"
+        )
+    print(
+        f"reference: MONAI on an H100 (bf16, channels_last, batch 32, 256²) did {MONAI_GPU_IMAGES_PER_S:,.0f} "
+        f"images/s; target ≥ {1.3 * MONAI_GPU_IMAGES_PER_S:,.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,16 +73,24 @@ def main() -> None:
                 self.reached = elapsed
 
     meter = Meter()
-    overrides = ["logger=none", "trainer.enable_progress_bar=false", f"run_dir={ROOT / 'runs' / 'bench' / str(int(time.time()))}"]
+    overrides = [
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"run_dir={ROOT / 'runs' / 'bench' / str(int(time.time()))}",
+    ]
     metrics = train(load_config(ROOT / "configs" / "translation" / "dates.yaml", overrides + sys.argv[1:]), [meter])
     rate = meter.tokens / meter.busy
-    print(f"training throughput: {rate:,.0f} target tokens/s ({rate / JOEYNMT_TOKENS_PER_S:.2f}× JoeyNMT's "
-          f"{JOEYNMT_TOKENS_PER_S:,.0f}; target 2×)")
+    print(
+        f"training throughput: {rate:,.0f} target tokens/s ({rate / JOEYNMT_TOKENS_PER_S:.2f}× JoeyNMT's "
+        f"{JOEYNMT_TOKENS_PER_S:,.0f}; target 2×)"
+    )
     if meter.reached is None:
         print("never reached 100% validation exact match")
     else:
-        print(f"time to 100% validation exact match: {meter.reached:.1f} s ({meter.reached / JOEYNMT_TIME_TO_FULL_S:.2f}× "
-              f"JoeyNMT's {JOEYNMT_TIME_TO_FULL_S:.0f} s; target ≤ 0.5×), {metrics['epochs']} epochs")
+        print(
+            f"time to 100% validation exact match: {meter.reached:.1f} s ({meter.reached / JOEYNMT_TIME_TO_FULL_S:.2f}× "
+            f"JoeyNMT's {JOEYNMT_TIME_TO_FULL_S:.0f} s; target ≤ 0.5×), {metrics['epochs']} epochs"
+        )
     print("validation exact match: " + ", ".join(meter.history))
     print(f"test exact match: {metrics['test/exact_match']:.4f}")
 

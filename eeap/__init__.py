@@ -13,7 +13,7 @@ only when it is built. The Python API:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
 
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = ["ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
 
 
-def build(config: Any, overrides: list[str] = ()) -> tuple[Any, Any]:
+def build(config: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     """A config (a YAML path, or a config from ``eeap.config.load_config``) → (task module, prepared data module)."""
     from eeap.run import build_run
 
@@ -35,7 +35,7 @@ def load(checkpoint: Any, map_location: Any = "cpu") -> Any:
     return load_task(checkpoint, map_location)
 
 
-def train(config: Any, overrides: list[str] = ()) -> dict[str, Any]:
+def train(config: Any, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and test the run a config describes; returns the final metrics (also in the run's metrics.json)."""
     from eeap.config import load_config
     from eeap.run import train as run

@@ -13,7 +13,7 @@ import argparse
 import inspect
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 from eeap.errors import EEAPError
 
@@ -35,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     commands: dict[str, Callable[[list[str]], int]] = {
-        "train": train_command, "test": test_command, "predict": predict_command, "components": components_command,
+        "train": train_command,
+        "test": test_command,
+        "predict": predict_command,
+        "components": components_command,
     }
     if args[0] not in commands:
         print(f"error: unknown command '{args[0]}'. Valid commands: {', '.join(commands)}", file=sys.stderr)
@@ -85,16 +88,26 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
     task = load_task(checkpoint)
     cfg = apply_overrides(OmegaConf.create(task.eeap_config), list(overrides))
     run = validate(OmegaConf.to_container(cfg, resolve=True), RunConfig)
-    data = DATA.build(OmegaConf.to_container(cfg.data, resolve=True), "data", role=DataModule, seed=run.seed)
+    data = DATA.build(
+        cast(dict, OmegaConf.to_container(cfg.data, resolve=True)), "data", role=DataModule, seed=run.seed
+    )
     data.prepare()
     if data.info().state() != task.eeap_data_state:
-        raise DataError(f"{checkpoint}: the data this config makes has other vocabularies or classes than the "
-                        "model was trained with; test on the same training data (data.test_file changes only the "
-                        "test split)")
-    trainer = L.Trainer(accelerator=run.trainer.accelerator, devices=1, precision=run.trainer.precision,
-                        logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=run.trainer.enable_progress_bar,
-                        limit_test_batches=run.trainer.limit_test_batches)
+        raise DataError(
+            f"{checkpoint}: the data this config makes has other vocabularies or classes than the "
+            "model was trained with; test on the same training data (data.test_file changes only the "
+            "test split)"
+        )
+    trainer = L.Trainer(
+        accelerator=run.trainer.accelerator,
+        devices=1,
+        precision=run.trainer.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=run.trainer.enable_progress_bar,
+        limit_test_batches=run.trainer.limit_test_batches,
+    )
     results = trainer.test(task, datamodule=data, verbose=False)
     return {key: float(value) for key, value in results[0].items()}
 
@@ -142,8 +155,7 @@ def describe_component(registry: Any, name: str, full: bool = False) -> str:
     cls = registry.get(name, where=f"{registry.kind}")
     supplied = supplied_parameters(cls)
     hints = parameter_types(cls)
-    lines = [f"{name}  ({role_of(cls, article=False)})",
-             f"  {registry.summary(name)}"]
+    lines = [f"{name}  ({role_of(cls, article=False)})", f"  {registry.summary(name)}"]
     keys = []
     for key, parameter in accepted_parameters(cls).items():
         if key in supplied:
@@ -163,3 +175,7 @@ def describe_component(registry: Any, name: str, full: bool = False) -> str:
 def supplied_parameters(cls: type) -> set[str]:
     """The parameters the framework supplies to components of ``cls``'s role (declared by the role)."""
     return {key for klass in cls.__mro__ for key in vars(klass).get("supplied", ())}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Sequence, Union, cast
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -140,7 +140,7 @@ def compose_dict(path: Path, seen: tuple[Path, ...]) -> dict:
     try:
         for part in [compose_dict(path.parent / d, seen + (path.resolve(),)) for d in defaults] + [data]:
             drop_retyped(merged, part)
-            merged = OmegaConf.to_container(OmegaConf.merge(merged, part), resolve=False)
+            merged = cast(dict, OmegaConf.to_container(OmegaConf.merge(merged, part), resolve=False))
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path}: {one_line(e)}") from None
     return merged
@@ -194,7 +194,7 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     """Compose, override, resolve and validate a run config."""
     cfg = apply_overrides(compose(path), list(overrides))
     try:
@@ -210,7 +210,7 @@ def validate(values: Any, schema: type, where: str = "") -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'}: expected a section of keys, got {type(values).__name__} {values!r}")
     hints = typing.get_type_hints(schema)
-    nested = {name: t for name, t in hints.items() if dataclasses.is_dataclass(t)}
+    nested: dict[str, Any] = {name: t for name, t in hints.items() if dataclasses.is_dataclass(t)}
     flat = {k: v for k, v in values.items() if k not in nested}
     check_arguments(schema, flat, where, label=f"the {where or 'top'} section")
     built = {k: validate(values[k], nested[k], join(where, k)) for k in nested if k in values}

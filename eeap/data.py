@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 import lightning as L
 import numpy as np
@@ -31,7 +31,7 @@ class DataInfo(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_state(cls, state: dict) -> "DataInfo":
+    def from_state(cls, state: dict) -> DataInfo:
         """The inverse of ``state``."""
 
 
@@ -51,10 +51,20 @@ class DataModule(L.LightningDataModule, Role):
     supplied = ("seed",)
     info_class: type[DataInfo]
 
-    def __init__(self, seed: int, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt = 256,
-                 num_workers: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt = 256,
+        num_workers: NonNegativeInt = 0,
+    ) -> None:
         super().__init__()
-        self.seed, self.batch_size, self.eval_batch_size, self.num_workers = seed, batch_size, eval_batch_size, num_workers
+        self.seed, self.batch_size, self.eval_batch_size, self.num_workers = (
+            seed,
+            batch_size,
+            eval_batch_size,
+            num_workers,
+        )
         self.splits: dict[str, list] = {}
         self._info: Optional[DataInfo] = None
 
@@ -91,8 +101,16 @@ class DataModule(L.LightningDataModule, Role):
         return None
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], self.batch_size, self.train_collate, self.seed, True,
-                           self.num_workers, self.lengths("train"), self.trainer)
+        return make_loader(
+            self.splits["train"],
+            self.batch_size,
+            self.train_collate,
+            self.seed,
+            True,
+            self.num_workers,
+            self.lengths("train"),
+            self.trainer,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], self.eval_batch_size, self.collate, self.seed, False, self.num_workers)
@@ -119,8 +137,10 @@ def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resiz
         raise DataError(f"{path}: not a readable image") from None
     if size and image.size != (size[1], size[0]):
         if not resize:
-            raise DataError(f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
-                            f"resize the images or set data.resize=true")
+            raise DataError(
+                f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
+                f"resize the images or set data.resize=true"
+            )
         image = image.resize((size[1], size[0]))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
@@ -137,8 +157,10 @@ def demo_import(module: str, needed_for: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DataError(f"{needed_for} needs the package '{module.split('.')[0]}', which comes with EEAP's demo data "
-                        "extra: pip install 'eeap[demos]'") from None
+        raise DataError(
+            f"{needed_for} needs the package '{module.split('.')[0]}', which comes with EEAP's demo data "
+            "extra: pip install 'eeap[demos]'"
+        ) from None
 
 
 class EpochShuffle(Sampler[int]):
@@ -220,6 +242,10 @@ def make_loader(
         if 0 < done < -(-len(data) // batch_size):
             sampler.resume(trainer.current_epoch, done * batch_size)
     return DataLoader(
-        data, batch_size=batch_size, sampler=sampler,
-        collate_fn=collate_fn, num_workers=num_workers, generator=torch.Generator().manual_seed(seed),
+        cast(Any, data),
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
     )

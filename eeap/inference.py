@@ -47,8 +47,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: the model's test beam size)")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per batch")
     parser.add_argument("--plot-attention", metavar="DIR", default=None, help="write an attention PNG per example")
-    parser.add_argument("--out-dir", metavar="DIR", default=None,
-                        help="where tasks that output files (segmentation masks) write them (default: predictions/)")
+    parser.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=None,
+        help="where tasks that output files (segmentation masks) write them (default: predictions/)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.beam is not None and args.beam < 1:
@@ -63,8 +67,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
         extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
         if args.out_dir and not extra:
             raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
-        outputs, problems = task.predict_lines(lines, beam_size=args.beam, batch_size=args.batch_size,
-                                               plot_dir=args.plot_attention, **extra)
+        outputs, problems = task.predict_lines(
+            lines, beam_size=args.beam, batch_size=args.batch_size, plot_dir=args.plot_attention, **extra
+        )
     except EEAPError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,21 +19,33 @@ def build_loggers(run: Any, run_dir: Path) -> list:
 
     unknown = [name for name in run.logger.use if name not in LOGGERS]
     if unknown:
-        raise ConfigError(f"logger.use: unknown logger '{unknown[0]}'. Valid options: {', '.join(LOGGERS)} (or logger=none)")
-    loggers = []
+        raise ConfigError(
+            f"logger.use: unknown logger '{unknown[0]}'. Valid options: {', '.join(LOGGERS)} (or logger=none)"
+        )
+    loggers: list[Any] = []
     if "csv" in run.logger.use:
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if "wandb" in run.logger.use:
         wb = run.logger.wandb
         mode = wb.mode
         if mode == "online" and not has_wandb_credentials():
-            warnings.warn("logger.wandb.mode=online but no W&B account is set up (WANDB_API_KEY or `wandb login`); "
-                          "logging offline instead, `wandb sync` uploads later", stacklevel=2)
+            warnings.warn(
+                "logger.wandb.mode=online but no W&B account is set up (WANDB_API_KEY or `wandb login`); "
+                "logging offline instead, `wandb sync` uploads later",
+                stacklevel=2,
+            )
             mode = "offline"
         run_dir.mkdir(parents=True, exist_ok=True)
         loggers.append(
-            WandbLogger(project=wb.project, entity=wb.entity, name=f"{run.name}-{run_dir.name}", save_dir=str(run_dir),
-                        mode=mode, tags=list(wb.tags), log_model=wb.log_model)
+            WandbLogger(
+                project=wb.project,
+                entity=wb.entity,
+                name=f"{run.name}-{run_dir.name}",
+                save_dir=str(run_dir),
+                mode=mode,
+                tags=list(wb.tags),
+                log_model=wb.log_model,
+            )
         )
     return loggers
 

@@ -21,6 +21,7 @@ class SacrebleuCorpus(torchmetrics.Metric):
     """
 
     full_state_update = False
+    stats: torch.Tensor
 
     def __init__(self, metric: Any, size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -90,12 +91,15 @@ class ForegroundIoU(torchmetrics.Metric):
     """
 
     full_state_update = False
+    stats: torch.Tensor
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.add_state("intersection", default=torch.zeros(num_classes - 1, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("union", default=torch.zeros(num_classes - 1, dtype=torch.float64), dist_reduce_fx="sum")
+        self.intersection: torch.Tensor
+        self.union: torch.Tensor
 
     def update(self, predicted: torch.Tensor, target: torch.Tensor) -> None:
         classes = torch.arange(1, self.num_classes, device=target.device).view(-1, 1, 1, 1)  # (C-1, 1, 1, 1)

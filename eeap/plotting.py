@@ -30,8 +30,9 @@ def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str]
     box = (height - bottom - top) / height
     axis = figure.add_axes((left / width, bottom / height, (width - left - right) / width, box))
     bar = figure.add_axes(((width - right + 0.1) / width, bottom / height, 0.12 / width, box))
-    image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max(initial=0.0)), 1e-6),
-                        aspect="auto")
+    image = axis.imshow(
+        weights, cmap="viridis", vmin=0.0, vmax=max(float(weights.max(initial=0.0)), 1e-6), aspect="auto"
+    )
     axis.set_xticks(range(len(source)), x_labels, rotation=90, fontsize=7)
     axis.set_yticks(range(len(target)), y_labels, fontsize=7)
     axis.set_xlabel("source", labelpad=2)
@@ -51,8 +52,13 @@ def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str 
     heat = np.asarray(weights, dtype=np.float32).reshape(grid)
     figure, axis = plt.subplots(figsize=(3, 3))
     axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-    axis.imshow(heat, cmap="jet", alpha=0.45, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
-                interpolation="nearest")
+    axis.imshow(
+        heat,
+        cmap="jet",
+        alpha=0.45,
+        extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
+        interpolation="nearest",
+    )
     axis.axis("off")
     if title:
         axis.set_title(title, fontsize=8)
@@ -84,8 +90,15 @@ def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any
     for i, gate in enumerate(gates):
         axis = axes[1 + i]
         axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        axis.imshow(np.asarray(gate, dtype=np.float32), cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0, extent=extent,
-                    interpolation="bilinear")
+        axis.imshow(
+            np.asarray(gate, dtype=np.float32),
+            cmap="jet",
+            alpha=0.5,
+            vmin=0.0,
+            vmax=1.0,
+            extent=extent,
+            interpolation="bilinear",
+        )
         axis.set_title(f"gate {i + 1} ({np.asarray(gate).shape[0]}×{np.asarray(gate).shape[1]})", fontsize=8)
     for j, (title, mask) in enumerate(masks):
         axis = axes[1 + len(gates) + j]
@@ -97,8 +110,9 @@ def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any
     return figure
 
 
-def caption_overlays(image: Any, weights: Any, grid: Sequence[int], tokens: Sequence[str], title: str = "",
-                     columns: int = 4) -> plt.Figure:
+def caption_overlays(
+    image: Any, weights: Any, grid: Sequence[int], tokens: Sequence[str], title: str = "", columns: int = 4
+) -> plt.Figure:
     """One panel per generated token: the image with that token's attention over its grid laid on top.
 
     image (C, H, W); weights (tokens, rows·cols); tokens: the generated pieces (``</s>`` included).

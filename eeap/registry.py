@@ -17,7 +17,8 @@ import importlib.util
 import inspect
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
@@ -118,7 +119,7 @@ class Registry:
             return self.index()[name][1]
         return first_line(self._classes[name].__doc__)
 
-    def get(self, name: str, where: str = "") -> type:
+    def get(self, name: str, where: str = "") -> Any:
         """The class registered under ``name``; an unknown name raises ConfigError with a did-you-mean."""
         if name not in self._classes and isinstance(name, str) and name in self.index():
             importlib.import_module(self.index()[name][0])
@@ -134,16 +135,21 @@ class Registry:
         """The names whose classes fill ``role`` (imports every module of this kind)."""
         return [name for name in self.names() if issubclass(self.get(name), role)]
 
-    def settings(self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None,
-                 wired: Iterable[str] = ()) -> tuple[type, dict[str, Any]]:
+    def settings(
+        self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None, wired: Iterable[str] = ()
+    ) -> tuple[Any, dict[str, Any]]:
         """The class a section ``{type: NAME, ...}`` names, and its settings: the section's keys, checked against
         the class's signature (names, types, ranges, ``role``), with every default filled in. ``wired``: the
         parameters the framework supplies, which a config may not set."""
         where = where or self.kind
         if section is None:
-            raise ConfigError(f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}")
+            raise ConfigError(
+                f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}"
+            )
         if not isinstance(section, Mapping):
-            raise ConfigError(f"{where}: expected a section with a 'type' key, got {type(section).__name__} {section!r}")
+            raise ConfigError(
+                f"{where}: expected a section with a 'type' key, got {type(section).__name__} {section!r}"
+            )
         if "type" not in section:
             raise ConfigError(f"{where}: missing 'type'. Valid options: {', '.join(self.names())}")
         cls = self.get(section["type"], where=f"{where}.type")
@@ -155,12 +161,16 @@ class Registry:
         kwargs = {k: v for k, v in section.items() if k != "type"}
         wired = set(wired)
         check_arguments(cls, kwargs, where, wired=wired)
-        defaults = {name: p.default for name, p in accepted_parameters(cls).items()
-                    if name not in kwargs and name not in wired and p.default is not inspect.Parameter.empty}
+        defaults = {
+            name: p.default
+            for name, p in accepted_parameters(cls).items()
+            if name not in kwargs and name not in wired and p.default is not inspect.Parameter.empty
+        }
         return cls, {**kwargs, **defaults}
 
-    def build(self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None,
-              **wired: Any) -> Any:
+    def build(
+        self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None, **wired: Any
+    ) -> Any:
         """Build a component from ``{type: NAME, ...}``.
 
         ``role``: the abstract class the component must fill (an attention, a sequence encoder...); another kind of
@@ -174,8 +184,8 @@ class Registry:
         for key, part_role in part_parameters(cls).items():
             value = kwargs.get(key)
             if isinstance(value, Mapping):
-                registry = REGISTRIES[part_role.registry_kind]
-                inner = registry.get(value.get("type"), f"{join(where, key)}.type") if "type" in value else None
+                registry = REGISTRIES[getattr(part_role, "registry_kind")]  # noqa: B009  (every Role has one)
+                inner = registry.get(str(value["type"]), f"{join(where, key)}.type") if "type" in value else None
                 offered = {k: v for k, v in wired.items() if inner is not None and k in accepted_parameters(inner)}
                 kwargs[key] = registry.build(value, join(where, key), role=part_role, **offered)
         try:
@@ -184,7 +194,7 @@ class Registry:
             raise ConfigError(f"{where}: {one_line(e)}") from None
 
 
-class Role(abc.ABC):
+class Role(abc.ABC):  # noqa: B024  (a marker: each role declares its own abstract methods)
     """Marks an abstract base class as a role that components fill (an attention, a sequence encoder, ...).
 
     ``registry_kind`` names the registry whose components fill it; ``role_name`` says what it is, in messages.
@@ -203,7 +213,7 @@ def role_name(role: type, article: bool = True) -> str:
 def role_of(cls: type, article: bool = True) -> str:
     """The most specific role a component class fills, for messages."""
     for klass in cls.__mro__:
-        if "role_name" in vars(klass) and klass.role_name:
+        if vars(klass).get("role_name"):
             return role_name(klass, article)
     return f"a {getattr(cls, 'registry_kind', 'component')}"
 
@@ -213,8 +223,13 @@ def part_parameters(cls: type) -> dict[str, type]:
     parts = {}
     params = accepted_parameters(cls)
     for key, annotation in parameter_types(cls).items():
-        if key in params and typing.get_origin(annotation) is None and isinstance(annotation, type) \
-                and issubclass(annotation, Role) and annotation.registry_kind:
+        if (
+            key in params
+            and typing.get_origin(annotation) is None
+            and isinstance(annotation, type)
+            and issubclass(annotation, Role)
+            and annotation.registry_kind
+        ):
             parts[key] = annotation
     return parts
 
@@ -258,10 +273,15 @@ def registered_in(path: Path, variable: str) -> list[tuple[str, str]]:
         if not isinstance(node, ast.ClassDef):
             continue
         for decorator in node.decorator_list:
-            if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
-                    and decorator.func.attr == "register" and isinstance(decorator.func.value, ast.Name)
-                    and decorator.func.value.id == variable and decorator.args
-                    and isinstance(decorator.args[0], ast.Constant)):
+            if (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Attribute)
+                and decorator.func.attr == "register"
+                and isinstance(decorator.func.value, ast.Name)
+                and decorator.func.value.id == variable
+                and decorator.args
+                and isinstance(decorator.args[0], ast.Constant)
+            ):
                 found.append((str(decorator.args[0].value), first_line(ast.get_docstring(node))))
     return found
 
@@ -271,12 +291,15 @@ def accepted_parameters(cls: type) -> dict[str, inspect.Parameter]:
     ``**kwargs`` passes on to the base class's."""
     params: dict[str, inspect.Parameter] = {}
     if getattr(cls, "from_config", None) is not None:
-        return {name: p for name, p in inspect.signature(cls.from_config).parameters.items()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {
+            name: p
+            for name, p in inspect.signature(getattr(cls, "from_config")).parameters.items()  # noqa: B009
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
-        signature = inspect.signature(klass.__init__)
+        signature = inspect.signature(vars(klass)["__init__"])
         for name, p in signature.parameters.items():
             if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
                 params.setdefault(name, p)
@@ -290,12 +313,12 @@ def parameter_types(cls: type) -> dict[str, Any]:
     if dataclasses.is_dataclass(cls):
         return typing.get_type_hints(cls, include_extras=True)
     if getattr(cls, "from_config", None) is not None:
-        return typing.get_type_hints(cls.from_config, include_extras=True)
+        return typing.get_type_hints(getattr(cls, "from_config"), include_extras=True)  # noqa: B009
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         if "__init__" in vars(klass) and klass is not object:
             try:
-                hints.update(typing.get_type_hints(klass.__init__, include_extras=True))
+                hints.update(typing.get_type_hints(vars(klass)["__init__"], include_extras=True))
             except (NameError, TypeError):
                 continue
     return hints
@@ -307,7 +330,7 @@ def join(where: str, key: str) -> str:
 
 
 def check_arguments(
-    cls: type, kwargs: Mapping[str, Any], where: str, wired: set[str] = frozenset(), label: str = ""
+    cls: type, kwargs: Mapping[str, Any], where: str, wired: AbstractSet[str] = frozenset(), label: str = ""
 ) -> None:
     """Raise ConfigError for keys ``cls`` does not take, keys the framework sets, values of the wrong type,
     and required keys that are missing. ``label`` names ``cls`` in messages."""
@@ -350,7 +373,7 @@ def type_matches(value: Any, annotation: Any) -> bool:
         return value in typing.get_args(annotation)
     if annotation is type(None):
         return value is None
-    if origin in (list, tuple) or annotation in (list, tuple):
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
         if not isinstance(value, (list, tuple)):
             return False
         args = typing.get_args(annotation)
@@ -378,7 +401,7 @@ def type_name(annotation: Any) -> str:
     if origin is Annotated:
         base, *extras = typing.get_args(annotation)
         return " ".join([type_name(base)] + [str(r) for r in extras if isinstance(r, Range)])
-    if origin in (list, tuple):
+    if origin in (list, tuple, Sequence):
         args = typing.get_args(annotation)
         if origin is tuple and args and Ellipsis not in args:
             if len(set(args)) == 1:

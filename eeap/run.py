@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         prog=prog, description="Train an EEAP model from a YAML config, then test it on the test split."
     )
     parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot")
+    parser.add_argument(
+        "overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot"
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = parser.parse_intermixed_args(argv)
     try:
@@ -56,7 +58,7 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
 
     if not isinstance(cfg, DictConfig):
         cfg = load_config(cfg, list(overrides))
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     run = validate(container, RunConfig)
     kernels.use(run.kernels)
     L.seed_everything(run.seed, workers=True, verbose=False)
@@ -95,9 +97,12 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
-    metrics = {k: float(v) for k, v in results[0].items()}
+    metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
     metrics.update(
-        run_dir=str(run_dir), best_checkpoint=best, epochs=trainer.current_epoch, steps=trainer.global_step,
+        run_dir=str(run_dir),
+        best_checkpoint=best,
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
         fit_time_s=round(fit_time, 2),
     )
     if trainer.is_global_zero:
@@ -157,14 +162,24 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
     ck = run.checkpoint
     callbacks.append(
         ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-            monitor=ck.monitor or monitor, mode=ck.mode or mode, save_top_k=ck.save_top_k, save_last=False,
+            dirpath=run_dir / "checkpoints",
+            filename="best-epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            monitor=ck.monitor or monitor,
+            mode=ck.mode or mode,
+            save_top_k=ck.save_top_k,
+            save_last=False,
         )
     )
     if ck.save_last:  # Lightning's own save_last only writes when a best checkpoint is written; ours every epoch
         callbacks.append(
-            ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                            enable_version_counter=False)
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints",
+                filename="last",
+                monitor=None,
+                save_top_k=1,
+                enable_version_counter=False,
+            )
         )
     es = run.early_stopping
     if es.patience is not None or es.stopping_threshold is not None:
@@ -177,9 +192,12 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             threshold = float(np.nextafter(np.float32(threshold), toward))
         callbacks.append(
             EarlyStopping(
-                monitor=es.monitor or monitor, mode=es_mode, min_delta=es.min_delta,
+                monitor=es.monitor or monitor,
+                mode=es_mode,
+                min_delta=es.min_delta,
                 patience=es.patience if es.patience is not None else sys.maxsize,
-                stopping_threshold=threshold, check_on_train_epoch_end=False,
+                stopping_threshold=threshold,
+                check_on_train_epoch_end=False,
             )
         )
     loggers = build_loggers(run, run_dir)
@@ -187,7 +205,9 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     try:
         return L.Trainer(
-            **dataclasses.asdict(run.trainer), default_root_dir=run_dir, logger=loggers or False,
+            **dataclasses.asdict(run.trainer),
+            default_root_dir=run_dir,
+            logger=loggers or False,
             callbacks=callbacks,
         )
     except (MisconfigurationException, ValueError, RuntimeError, ImportError) as e:

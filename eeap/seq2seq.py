@@ -23,8 +23,11 @@ from eeap.text import PAD, Tokenizer
 
 def auxiliary_attentions(module: nn.Module) -> list[Attention]:
     """The attentions inside ``module`` that have an auxiliary loss of their own (hard, gated)."""
-    return [m for m in module.modules() if isinstance(m, Attention)
-            and type(m).auxiliary_loss is not Attention.auxiliary_loss]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, Attention) and type(m).auxiliary_loss is not Attention.auxiliary_loss
+    ]
 
 
 class Seq2Seq(nn.Module):
@@ -41,19 +44,36 @@ class Seq2Seq(nn.Module):
         tokens by spaces, such as formula markup).
     """
 
-    def __init__(self, decoder: SequenceDecoder, target: Tokenizer, max_output_len: int, label_smoothing: float = 0.0,
-                 beam_size: int = 1, length_penalty: float = 0.0, attention_penalty: float = 0.0,
-                 bleu_tokenize: str = "13a") -> None:
+    def __init__(
+        self,
+        decoder: SequenceDecoder,
+        target: Tokenizer,
+        max_output_len: int,
+        label_smoothing: float = 0.0,
+        beam_size: int = 1,
+        length_penalty: float = 0.0,
+        attention_penalty: float = 0.0,
+        bleu_tokenize: str = "13a",
+    ) -> None:
         super().__init__()
         self.decoder, self.target = decoder, target
         self.max_output_len, self.label_smoothing = max_output_len, label_smoothing
         self.beam_size, self.length_penalty, self.attention_penalty = beam_size, length_penalty, attention_penalty
         self.bleu_tokenize = bleu_tokenize
         self.auxiliary = auxiliary_attentions(decoder)
-        self.metrics = nn.ModuleDict({split: nn.ModuleDict({
-            "exact_match": torchmetrics.MeanMetric(), "token_accuracy": torchmetrics.MeanMetric(),
-            "bleu": CorpusBLEU(tokenize=bleu_tokenize), "chrf": CorpusChrF(),
-        }) for split in ("val", "test")})
+        self.metrics = nn.ModuleDict(
+            {
+                split: nn.ModuleDict(
+                    {
+                        "exact_match": torchmetrics.MeanMetric(),
+                        "token_accuracy": torchmetrics.MeanMetric(),
+                        "bleu": CorpusBLEU(tokenize=bleu_tokenize),
+                        "chrf": CorpusChrF(),
+                    }
+                )
+                for split in ("val", "test")
+            }
+        )
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Token cross-entropy (with label smoothing) over non-padding tokens; logits (batch, tgt_len, vocab)."""
@@ -91,23 +111,26 @@ class Seq2Seq(nn.Module):
 
     def decode(self, memory: Tensor, mask: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
         """Greedy (beam 1) or beam search over memory (batch, src_len, dim): the best output of each example."""
-        return beam_search(self.decoder, memory, mask, self.max_output_len + 1, beam_size or self.beam_size,
-                           self.length_penalty)
+        return beam_search(
+            self.decoder, memory, mask, self.max_output_len + 1, beam_size or self.beam_size, self.length_penalty
+        )
 
-    def evaluate(self, memory: Tensor, mask: Tensor, batch: dict, split: str, beam_size: int
-                 ) -> tuple[Tensor, Hypotheses, dict[str, Any]]:
+    def evaluate(
+        self, memory: Tensor, mask: Tensor, batch: dict, split: str, beam_size: int
+    ) -> tuple[Tensor, Hypotheses, dict[str, Any]]:
         """Loss, decoded outputs, and this split's metrics updated with the batch (returned for logging)."""
         logits, _ = self.decoder(batch["tgt_in"], memory, mask)
         loss = self.loss(logits, batch["tgt_out"])
-        metrics = self.metrics[split]
+        metrics: Any = self.metrics[split]
         real = batch["tgt_out"] != PAD
         correct = (logits.argmax(-1) == batch["tgt_out"]) & real
         metrics["token_accuracy"].update(correct.sum() / real.sum(), real.sum())
         hyps = self.decode(memory, mask, beam_size)
         outputs = [self.target.decode(row) for row in hyps.tokens.tolist()]
         references = [[t] for t in batch["tgt_text"]]
-        metrics["exact_match"].update(torch.tensor([o == t for o, t in zip(outputs, batch["tgt_text"])],
-                                                   dtype=torch.float32))
+        metrics["exact_match"].update(
+            torch.tensor([o == t for o, t in zip(outputs, batch["tgt_text"])], dtype=torch.float32)
+        )
         metrics["bleu"].update(outputs, references)
         metrics["chrf"].update(outputs, references)
         return loss, hyps, dict(metrics.items())

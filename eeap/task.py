@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, cast
 
 import lightning as L
 import numpy as np
@@ -14,7 +14,7 @@ import torchmetrics
 
 from eeap.config import validate
 from eeap.errors import ConfigError
-from eeap.registry import ATTEND, PREDICT, Fraction, Role, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from eeap.registry import ATTEND, PREDICT, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Role
 
 
 @dataclass
@@ -57,28 +57,35 @@ class Task(L.LightningModule, Role):
     def configure_optimizers(self) -> Any:
         o = self.optim
         params = [p for p in self.parameters() if p.requires_grad]
+        optimizer: torch.optim.Optimizer
         if o.name == "sgd":
             optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         else:
             cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-            optimizer = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                            fused=self.fused_optimizer(params))
+            optimizer = cls(
+                params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=self.fused_optimizer(params)
+            )
         if o.scheduler == "none":
             return optimizer
         if o.scheduler == "plateau":
             metric, mode = self.monitor
-            schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=o.patience)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "monitor": metric}}
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode=cast(Any, mode), factor=0.5, patience=o.patience
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": metric}}
         warmup = max(o.warmup_steps, 1)
         total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
         if o.scheduler == "cosine":
+
             def factor(step: int) -> float:
                 if step < warmup:
                     return (step + 1) / warmup
                 return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         else:
+
             def factor(step: int) -> float:
                 return min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
+
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -95,8 +102,13 @@ class Task(L.LightningModule, Role):
     def log_metrics(self, split: str, metrics: dict[str, Any], batch_size: int, prog_bar: str = "") -> None:
         """Log ``{name: value or torchmetrics.Metric}`` as ``split/name``; ``prog_bar`` names the one shown."""
         for name, value in metrics.items():
-            self.log(f"{split}/{name}", value, batch_size=batch_size, prog_bar=name == prog_bar,
-                     sync_dist=split != "train" and not isinstance(value, torchmetrics.Metric))
+            self.log(
+                f"{split}/{name}",
+                value,
+                batch_size=batch_size,
+                prog_bar=name == prog_bar,
+                sync_dist=split != "train" and not isinstance(value, torchmetrics.Metric),
+            )
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
@@ -147,8 +159,10 @@ def build_predict(predict: dict, attend: AttendSection, role: type, **sizes: Any
     cls, settings = PREDICT.settings(predict, "model.predict", role=role, wired=[*sizes, "attention"])
     section = attend_section(attend)
     if section is None and cls.requires_attention:
-        raise ConfigError(f"model.attend: predict '{cls.registered_name}' needs an attention; "
-                          f"none was given (e.g. model.attend={{type: multihead}})")
+        raise ConfigError(
+            f"model.attend: predict '{cls.registered_name}' needs an attention; "
+            f"none was given (e.g. model.attend={{type: multihead}})"
+        )
     slots = cls.attention_slots(settings, **sizes) if section is not None else []
     attention = [ATTEND.build(section, "model.attend", role=cls.attention_role, **slot) for slot in slots]
     return PREDICT.build(predict, "model.predict", role=role, attention=attention, **sizes)
@@ -156,9 +170,12 @@ def build_predict(predict: dict, attend: AttendSection, role: type, **sizes: Any
 
 def rng_state() -> dict:
     """torch, numpy and Python random states in types torch.load(weights_only=True) accepts."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position,
-                                                       has_gauss, cached), "python": random.getstate()}
+    kind, keys, position, has_gauss, cached = cast(tuple, np.random.get_state())
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "python": random.getstate(),
+    }
 
 
 def set_rng_state(state: dict) -> None:

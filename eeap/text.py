@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -68,13 +68,14 @@ class Tokenizer:
         return {"kind": self.kind, "vocab": self.vocab}
 
     @staticmethod
-    def from_state(state: dict) -> "Tokenizer":
-        cls = {"char": CharTokenizer, "word": WordTokenizer, "space": SpaceTokenizer,
-               "subword": SubwordTokenizer}[state["kind"]]
+    def from_state(state: dict) -> Tokenizer:
+        cls: Any = {"char": CharTokenizer, "word": WordTokenizer, "space": SpaceTokenizer, "subword": SubwordTokenizer}[
+            state["kind"]
+        ]
         return cls.restore(state)
 
     @classmethod
-    def restore(cls, state: dict) -> "Tokenizer":
+    def restore(cls, state: dict) -> Tokenizer:
         return cls(state["vocab"])
 
 
@@ -148,7 +149,7 @@ class SubwordTokenizer(Tokenizer):
         return {"kind": self.kind, "model": self.model}
 
     @classmethod
-    def restore(cls, state: dict) -> "SubwordTokenizer":
+    def restore(cls, state: dict) -> SubwordTokenizer:
         return cls(state["model"])
 
 
@@ -159,14 +160,23 @@ def fit_tokenizer(kind: str, texts: list[str], vocab_size: int = 8000, min_freq:
     if kind == "space":
         return SpaceTokenizer(counted_vocab((w for t in texts for w in t.split()), min_freq, vocab_size))
     if kind == "word":
-        return WordTokenizer(counted_vocab((w for t in texts for w in WordTokenizer.pattern.findall(t)), min_freq,
-                                           vocab_size))
+        return WordTokenizer(
+            counted_vocab((w for t in texts for w in WordTokenizer.pattern.findall(t)), min_freq, vocab_size)
+        )
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, hard_vocab_limit=False, character_coverage=1.0,
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=PAD,
+        unk_id=UNK,
+        bos_id=BOS,
+        eos_id=EOS,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
         minloglevel=2,
     )
     return SubwordTokenizer(model.getvalue())

@@ -13,10 +13,17 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "model.plot_examples=0"]
 TINY_DATES = QUIET + [
-    "data.train_size=300", "data.val_size=40", "data.test_size=40", "data.batch_size=32",
-    "model.embed.dim=16", "model.encode.hidden=16", "model.predict.embed_dim=16", "model.predict.hidden=16",
+    "data.train_size=300",
+    "data.val_size=40",
+    "data.test_size=40",
+    "data.batch_size=32",
+    "model.embed.dim=16",
+    "model.encode.hidden=16",
+    "model.predict.embed_dim=16",
+    "model.predict.hidden=16",
     # a constant learning rate and one validation per epoch, so changing max_epochs changes nothing else
-    "model.optim.scheduler=none", "trainer.val_check_interval=1.0",
+    "model.optim.scheduler=none",
+    "trainer.val_check_interval=1.0",
 ]
 
 

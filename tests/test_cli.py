@@ -15,22 +15,36 @@ def run_main(capsys, *args):
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model.attend.type=addtive"], "error: model.attend.type: unknown attend type 'addtive'. Valid options: "),
-    (["model.encode.hiden=3"], "error: model.encode.hiden: unknown key for encode 'rnn'"),
-    (["data.type=dats"], "error: data.type: unknown data type 'dats'. Valid options: caption_folder, dates, digits, "),
-    (["model.attend.type=dot"], "error: model.attend: 'dot' attention needs query and key of one size, got 128 and 256"),
-    (["data.type=parallel", "data.train=nothere.tsv"], "error: data.train: file not found: nothere.tsv"),
-    (["trainer.accelerator=tpu"], "error: trainer: Requirement 'torch_xla"),
-    (["logger.use=[wandb, tensorboard]"], "error: logger.use: unknown logger 'tensorboard'"),
-    (["data.batch_size=0"], "error: data.batch_size: expected int ≥ 1 for data 'dates', got int 0"),
-    (["model.optim.lr=-1"], "error: model.optim.lr: expected float > 0 for the model.optim section, got int -1"),
-    (["model.optim.betas=[0.9]"], "error: model.optim.betas: expected a list of 2 values, each float in [0, 1) "),
-    (["model.label_smoothing=2.0"], "error: model.label_smoothing: expected float in [0, 1] for task 'translation'"),
-    (["model.encode.dropout=1.5"], "error: model.encode.dropout: expected float in [0, 1) for encode 'rnn'"),
-    (["model.attend={type: multihead, num_heads: 3, dim: 64}"],
-     "error: model.attend: multihead dim 64 is not divisible by num_heads 3"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.attend.type=addtive"], "error: model.attend.type: unknown attend type 'addtive'. Valid options: "),
+        (["model.encode.hiden=3"], "error: model.encode.hiden: unknown key for encode 'rnn'"),
+        (
+            ["data.type=dats"],
+            "error: data.type: unknown data type 'dats'. Valid options: caption_folder, dates, digits, ",
+        ),
+        (
+            ["model.attend.type=dot"],
+            "error: model.attend: 'dot' attention needs query and key of one size, got 128 and 256",
+        ),
+        (["data.type=parallel", "data.train=nothere.tsv"], "error: data.train: file not found: nothere.tsv"),
+        (["trainer.accelerator=tpu"], "error: trainer: Requirement 'torch_xla"),
+        (["logger.use=[wandb, tensorboard]"], "error: logger.use: unknown logger 'tensorboard'"),
+        (["data.batch_size=0"], "error: data.batch_size: expected int ≥ 1 for data 'dates', got int 0"),
+        (["model.optim.lr=-1"], "error: model.optim.lr: expected float > 0 for the model.optim section, got int -1"),
+        (["model.optim.betas=[0.9]"], "error: model.optim.betas: expected a list of 2 values, each float in [0, 1) "),
+        (
+            ["model.label_smoothing=2.0"],
+            "error: model.label_smoothing: expected float in [0, 1] for task 'translation'",
+        ),
+        (["model.encode.dropout=1.5"], "error: model.encode.dropout: expected float in [0, 1) for encode 'rnn'"),
+        (
+            ["model.attend={type: multihead, num_heads: 3, dim: 64}"],
+            "error: model.attend: multihead dim 64 is not divisible by num_heads 3",
+        ),
+    ],
+)
 def test_bad_input_one_line_nonzero(capsys, tmp_path, overrides, message):
     code, out, err = run_main(capsys, DATES, *overrides, f"run_dir={tmp_path}/run")
     assert code == 2
@@ -48,8 +62,15 @@ def test_existing_checkpoints_are_never_overwritten(capsys, tmp_path):
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "last.ckpt").write_bytes(b"good")
-    code, _, err = run_main(capsys, DATES, f"run_dir={tmp_path}/run", "logger=none", "data.train_size=50",
-                            "data.val_size=5", "data.test_size=5")
+    code, _, err = run_main(
+        capsys,
+        DATES,
+        f"run_dir={tmp_path}/run",
+        "logger=none",
+        "data.train_size=50",
+        "data.val_size=5",
+        "data.test_size=5",
+    )
     assert code == 2 and "already holds checkpoints; continue it with resume=" in err
     assert (checkpoints / "last.ckpt").read_bytes() == b"good"
 
@@ -60,8 +81,9 @@ def test_missing_resume_checkpoint(capsys, tmp_path):
 
 
 def test_real_command_line_prints_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "train.py", "configs/translation/nope.yaml"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "train.py", "configs/translation/nope.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr == "error: config file not found: configs/translation/nope.yaml\n"
 

@@ -50,34 +50,48 @@ def test_overrides_are_typed_and_type_change_resets_section():
 def test_logger_none_and_interpolation(tmp_path):
     cfg = load_config(DATES, ["logger=none"])
     assert list(cfg.logger.use) == []
-    top = write(tmp_path / "i.yaml", f"""\
+    top = write(
+        tmp_path / "i.yaml",
+        f"""\
         defaults: [{DATES}]
         size: 32
         model:
           encode: {{hidden: '${{size}}'}}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError, match="size: unknown key for the top section"):
         load_config(top)
-    write(top, f"""\
+    write(
+        top,
+        f"""\
         defaults: [{DATES}]
         model:
           encode: {{hidden: '${{model.predict.hidden}}'}}
-        """)
+        """,
+    )
     assert load_config(top).model.encode.hidden == 128
 
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.max_epochs=abc", "trainer.max_epochs: expected int ≥ -1 for the trainer section, got str 'abc'"),
-    ("trainer.val_check_interval=5.0",
-     r"trainer.val_check_interval: expected int ≥ 1 or float in \(0, 1\] for the trainer section, got float 5.0"),
-    ("seed=-1", r"seed: expected int in \[0, 4294967295\] for the top section, got int -1"),
-    ("early_stopping.patience=-1", "early_stopping.patience: expected int ≥ 0 or null for the early_stopping section"),
-    ("trainer.max_epoch=3", "trainer.max_epoch: unknown key for the trainer section.*Did you mean 'max_epochs'"),
-    ("nme=x", "nme: unknown key for the top section.*Did you mean 'name'"),
-    ("logger.wandb.mode=onlin", "logger.wandb.mode: expected one of 'offline', 'online', 'disabled'"),
-    ("early_stopping.patience=soon", "early_stopping.patience: expected int ≥ 0 or null"),
-    ("trainer.max_epochs", "override 'trainer.max_epochs' is not of the form key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs: expected int ≥ -1 for the trainer section, got str 'abc'"),
+        (
+            "trainer.val_check_interval=5.0",
+            r"trainer.val_check_interval: expected int ≥ 1 or float in \(0, 1\] for the trainer section, got float 5.0",
+        ),
+        ("seed=-1", r"seed: expected int in \[0, 4294967295\] for the top section, got int -1"),
+        (
+            "early_stopping.patience=-1",
+            "early_stopping.patience: expected int ≥ 0 or null for the early_stopping section",
+        ),
+        ("trainer.max_epoch=3", "trainer.max_epoch: unknown key for the trainer section.*Did you mean 'max_epochs'"),
+        ("nme=x", "nme: unknown key for the top section.*Did you mean 'name'"),
+        ("logger.wandb.mode=onlin", "logger.wandb.mode: expected one of 'offline', 'online', 'disabled'"),
+        ("early_stopping.patience=soon", "early_stopping.patience: expected int ≥ 0 or null"),
+        ("trainer.max_epochs", "override 'trainer.max_epochs' is not of the form key=value"),
+    ],
+)
 def test_bad_values_give_one_line(override, message):
     with pytest.raises(ConfigError, match=message) as e:
         load_config(DATES, [override])
@@ -108,12 +122,15 @@ def test_apply_overrides_adds_new_keys():
 
 
 def test_a_new_type_in_a_file_replaces_the_section(tmp_path):
-    top = write(tmp_path / "t.yaml", f"""\
+    top = write(
+        tmp_path / "t.yaml",
+        f"""\
         defaults: [{DATES}]
         model:
           encode: {{type: transformer, layers: 1}}
           attend: {{hidden_dim: 7}}
-        """)
+        """,
+    )
     cfg = load_config(top)
     assert dict(cfg.model.encode) == {"type": "transformer", "layers": 1}
     assert dict(cfg.model.attend) == {"type": "additive", "hidden_dim": 7}  # same type: merged

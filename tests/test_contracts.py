@@ -16,9 +16,14 @@ from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, REGISTRIES, TASK
 from eeap.task import Task, build_predict
 
 DIM = 8
-ROLES = {"embed": (TokenEmbedder, ImageEmbedder), "encode": (SequenceEncoder, PyramidEncoder),
-         "attend": (Attention, SkipGate), "predict": (SequenceDecoder, ClassifierHead, SegmentationHead),
-         "task": (Task,), "data": (DataModule,)}
+ROLES = {
+    "embed": (TokenEmbedder, ImageEmbedder),
+    "encode": (SequenceEncoder, PyramidEncoder),
+    "attend": (Attention, SkipGate),
+    "predict": (SequenceDecoder, ClassifierHead, SegmentationHead),
+    "task": (Task,),
+    "data": (DataModule,),
+}
 
 
 def names(registry, role=None):
@@ -36,8 +41,10 @@ def test_the_sources_name_every_component_without_importing_them(tmp_path, monke
     package = tmp_path / "plugins_for_test"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "thing.py").write_text('from tests.test_contracts import THINGS\n\n\n@THINGS.register("widget")\n'
-                                      'class Widget:\n    """A widget. More words."""\n')
+    (package / "thing.py").write_text(
+        'from tests.test_contracts import THINGS\n\n\n@THINGS.register("widget")\n'
+        'class Widget:\n    """A widget. More words."""\n'
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry("thing", "THINGS", ("plugins_for_test",))
     globals()["THINGS"] = registry
@@ -127,8 +134,7 @@ def test_pyramid_encoder_contract(name):
 
 @pytest.mark.parametrize("name", names(PREDICT, SequenceDecoder))
 def test_sequence_decoder_contract(name):
-    decoder = build_predict({"type": name}, {"type": "additive"}, SequenceDecoder, vocab_size=9,
-                            encoder_dim=DIM).eval()
+    decoder = build_predict({"type": name}, {"type": "additive"}, SequenceDecoder, vocab_size=9, encoder_dim=DIM).eval()
     memory, mask = torch.randn(2, 5, DIM), torch.ones(2, 5, dtype=torch.bool)
     logits, weights = decoder(torch.randint(4, 9, (2, 3)), memory, mask, need_weights=True)
     assert logits.shape == (2, 3, 9) and weights.shape == (2, 3, 5)
@@ -145,8 +151,14 @@ def test_classifier_head_contract(name):
 
 @pytest.mark.parametrize("name", names(PREDICT, SegmentationHead))
 def test_segmentation_head_contract(name):
-    head = build_predict({"type": name}, {"type": "attention_gate"}, SegmentationHead, encoder_channels=[4, 8, 16],
-                         encoder_strides=[1, 2, 4], num_classes=2).eval()
+    head = build_predict(
+        {"type": name},
+        {"type": "attention_gate"},
+        SegmentationHead,
+        encoder_channels=[4, 8, 16],
+        encoder_strides=[1, 2, 4],
+        num_classes=2,
+    ).eval()
     logits, gates, _ = head([torch.randn(1, 4, 16, 16), torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)])
     assert logits.shape == (1, 2, 16, 16) and [g.shape[-1] for g in gates] == [16, 8]
 
@@ -164,17 +176,35 @@ def test_data_contract(name):
     assert issubclass(cls.info_class, DataInfo) and "seed" in inspect.signature(cls.__init__).parameters
 
 
-@pytest.mark.parametrize("kind, section, role, wired, message", [
-    ("encode", {"type": "unet_conv"}, SequenceEncoder, {"input_dim": 4},
-     "model.encode.type: 'unet_conv' is an image pyramid encoder, but here a sequence encoder is needed. "
-     "Valid options: identity, rnn, transformer"),
-    ("embed", {"type": "patch"}, TokenEmbedder, {"vocab_size": 4},
-     "model.embed.type: 'patch' is an image embedding (images → a grid of vectors), but here a token embedding "
-     "(token ids → vectors) is needed. Valid options: token"),
-    ("predict", {"type": "classifier"}, SequenceDecoder, {"vocab_size": 4, "encoder_dim": 4},
-     "model.predict.type: 'classifier' is a classifier head, but here a sequence decoder is needed. "
-     "Valid options: rnn_decoder, transformer_decoder"),
-])
+@pytest.mark.parametrize(
+    "kind, section, role, wired, message",
+    [
+        (
+            "encode",
+            {"type": "unet_conv"},
+            SequenceEncoder,
+            {"input_dim": 4},
+            "model.encode.type: 'unet_conv' is an image pyramid encoder, but here a sequence encoder is needed. "
+            "Valid options: identity, rnn, transformer",
+        ),
+        (
+            "embed",
+            {"type": "patch"},
+            TokenEmbedder,
+            {"vocab_size": 4},
+            "model.embed.type: 'patch' is an image embedding (images → a grid of vectors), but here a token embedding "
+            "(token ids → vectors) is needed. Valid options: token",
+        ),
+        (
+            "predict",
+            {"type": "classifier"},
+            SequenceDecoder,
+            {"vocab_size": 4, "encoder_dim": 4},
+            "model.predict.type: 'classifier' is a classifier head, but here a sequence decoder is needed. "
+            "Valid options: rnn_decoder, transformer_decoder",
+        ),
+    ],
+)
 def test_a_part_of_another_role_is_refused_in_one_line(kind, section, role, wired, message):
     with pytest.raises(ConfigError) as e:
         REGISTRIES[kind].build(section, f"model.{kind}", role=role, **wired)
@@ -183,9 +213,17 @@ def test_a_part_of_another_role_is_refused_in_one_line(kind, section, role, wire
 
 def test_nested_parts_report_their_own_path():
     with pytest.raises(ConfigError) as e:
-        EMBED.build({"type": "image_grid", "encoder": {"type": "unet_conv", "channels": [8, 0]}}, "model.embed",
-                    in_channels=1, image_size=[16, 16])
-    assert str(e.value) == "model.embed.encoder.channels: expected a list of int ≥ 1 for encode 'unet_conv', got list [8, 0]"
+        EMBED.build(
+            {"type": "image_grid", "encoder": {"type": "unet_conv", "channels": [8, 0]}},
+            "model.embed",
+            in_channels=1,
+            image_size=[16, 16],
+        )
+    assert (
+        str(e.value)
+        == "model.embed.encoder.channels: expected a list of int ≥ 1 for encode 'unet_conv', got list [8, 0]"
+    )
     with pytest.raises(ConfigError, match=r"^model.embed.encoder.type: 'rnn' is a sequence encoder, but here an image"):
-        EMBED.build({"type": "image_grid", "encoder": {"type": "rnn"}}, "model.embed", in_channels=1,
-                    image_size=[16, 16])
+        EMBED.build(
+            {"type": "image_grid", "encoder": {"type": "rnn"}}, "model.embed", in_channels=1, image_size=[16, 16]
+        )

@@ -49,8 +49,13 @@ def test_resume_skips_the_first_indices_of_that_epoch_once():
 
 def test_batch_transfer_moves_tensors_and_leaves_texts():
     texts = ["4 July 1776", "1/2/03"]
-    batch = {"src": torch.ones(2, 3), "nested": {"mask": torch.ones(2, dtype=torch.bool)}, "src_text": texts,
-             "ids": [torch.zeros(1)], "empty": []}
+    batch = {
+        "src": torch.ones(2, 3),
+        "nested": {"mask": torch.ones(2, dtype=torch.bool)},
+        "src_text": texts,
+        "ids": [torch.zeros(1)],
+        "empty": [],
+    }
     data = DATA.build({"type": "dates"}, "data", seed=0)
     moved = data.transfer_batch_to_device(batch, torch.device("meta"), 0)
     assert moved["src"].is_meta and moved["nested"]["mask"].is_meta and moved["ids"][0].is_meta

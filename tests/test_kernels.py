@@ -12,10 +12,10 @@ import eeap  # noqa: F401
 from eeap import kernels
 from eeap.errors import ConfigError
 from eeap.kernels import gru as fused_gru
-from eeap.predict.base import SequenceDecoder
-from eeap.task import build_predict
 from eeap.kernels.additive import additive_scores
+from eeap.predict.base import SequenceDecoder
 from eeap.registry import ATTEND, ENCODE
+from eeap.task import build_predict
 
 pytestmark = pytest.mark.skipif(kernels.extension() is None, reason="the fused kernels could not be built here")
 
@@ -91,9 +91,13 @@ def test_additive_scores_match_the_plain_formula(queries):
 def test_components_give_the_same_results_fused_or_reference(style):
     torch.manual_seed(3)
     encoder = ENCODE.build({"type": "rnn", "hidden": 8}, "model.encode", input_dim=5)
-    decoder = build_predict({"type": "rnn_decoder", "hidden": 8, "embed_dim": 4, "style": style,
-                             "input_feeding": False}, {"type": "additive"}, SequenceDecoder, vocab_size=11,
-                            encoder_dim=16)
+    decoder = build_predict(
+        {"type": "rnn_decoder", "hidden": 8, "embed_dim": 4, "style": style, "input_feeding": False},
+        {"type": "additive"},
+        SequenceDecoder,
+        vocab_size=11,
+        encoder_dim=16,
+    )
     x = torch.randn(len(LENGTHS), 7, 5)
     mask = torch.arange(7)[None] < LENGTHS[:, None]
     tokens = torch.randint(4, 11, (len(LENGTHS), 6))
@@ -115,8 +119,9 @@ def test_kernels_apply_to_float32_on_cpu_outside_autocast_only():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not kernels.applies(x)
     attention = ATTEND.build({"type": "additive"}, "model.attend", query_dim=3, key_dim=3).double()
-    context, weights = attention(x.double()[:, None].expand(2, 4, 3) + 1, torch.rand(2, 5, 3).double(),
-                                 torch.rand(2, 5, 3).double())  # the plain path, in float64
+    context, weights = attention(
+        x.double()[:, None].expand(2, 4, 3) + 1, torch.rand(2, 5, 3).double(), torch.rand(2, 5, 3).double()
+    )  # the plain path, in float64
     assert context.dtype == torch.float64 and torch.allclose(weights.sum(-1), torch.ones(2, 4).double())
 
 

@@ -5,7 +5,16 @@ import pytest
 import eeap  # noqa: F401
 from eeap.errors import ConfigError
 from eeap.registry import (
-    ATTEND, DATA, ENCODE, Fraction, PositiveFloat, PositiveInt, Probability, Range, Registry, type_matches,
+    ATTEND,
+    DATA,
+    ENCODE,
+    Fraction,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Range,
+    Registry,
+    type_matches,
 )
 
 
@@ -18,8 +27,11 @@ def test_unknown_name_lists_choices_and_suggests():
 
 
 def test_unknown_key_names_component_and_valid_keys():
-    with pytest.raises(ConfigError, match=r"model.attend.hiden_dim: unknown key for attend 'additive'. "
-                                          r"Valid keys: hidden_dim. Did you mean 'hidden_dim'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.attend.hiden_dim: unknown key for attend 'additive'. "
+        r"Valid keys: hidden_dim. Did you mean 'hidden_dim'\?",
+    ):
         ATTEND.build({"type": "additive", "hiden_dim": 8}, "model.attend", query_dim=4, key_dim=4)
 
 
@@ -97,29 +109,49 @@ def test_value_errors_of_a_constructor_become_one_line():
     assert str(e.value) == "model.attend: multihead dim 4 is not divisible by num_heads 3"
 
 
-@pytest.mark.parametrize("bounds, inside, outside, text", [
-    (Range(low=1), [1, 7], [0, -1], "≥ 1"),
-    (Range(low=0, open_low=True), [1e-9, 3], [0, -2], "> 0"),
-    (Range(high=5), [5, -10], [5.5], "≤ 5"),
-    (Range(0, 1, open_high=True), [0, 0.5, 0.999], [1, -0.1], "in [0, 1)"),
-    (Range(0, 1, open_low=True), [1, 0.1], [0, 1.5], "in (0, 1]"),
-    (Range(0, 2**32 - 1), [0, 4294967295], [-1, 4294967296], "in [0, 4294967295]"),
-    (Range(-0.5, 2.5), [-0.5, 2.5], [-0.6], "in [-0.5, 2.5]"),
-])
+@pytest.mark.parametrize(
+    "bounds, inside, outside, text",
+    [
+        (Range(low=1), [1, 7], [0, -1], "≥ 1"),
+        (Range(low=0, open_low=True), [1e-9, 3], [0, -2], "> 0"),
+        (Range(high=5), [5, -10], [5.5], "≤ 5"),
+        (Range(0, 1, open_high=True), [0, 0.5, 0.999], [1, -0.1], "in [0, 1)"),
+        (Range(0, 1, open_low=True), [1, 0.1], [0, 1.5], "in (0, 1]"),
+        (Range(0, 2**32 - 1), [0, 4294967295], [-1, 4294967296], "in [0, 4294967295]"),
+        (Range(-0.5, 2.5), [-0.5, 2.5], [-0.6], "in [-0.5, 2.5]"),
+    ],
+)
 def test_range(bounds, inside, outside, text):
     assert all(v in bounds for v in inside) and not any(v in bounds for v in outside)
     assert str(bounds) == text
 
 
-@pytest.mark.parametrize("value, annotation, ok", [
-    (1, float, True), (1.5, int, False), (None, "Optional[int]", True), ([1, 2], "list[int]", True),
-    ([1, "x"], "list[int]", False), ("x", "Union[int, str]", True), ({"a": 1}, dict, True),
-    (1, PositiveInt, True), (0, PositiveInt, False), (2.0, PositiveInt, False), (0, PositiveFloat, False),
-    (0.5, Fraction, True), (1, Fraction, False), (1, Probability, True), (None, "Optional[PositiveInt]", True),
-    ([0.9, 0.999], "tuple[Fraction, Fraction]", True), ([0.9], "tuple[Fraction, Fraction]", False),
-    ([0.9, 1.0], "tuple[Fraction, Fraction]", False), ([3, 0], "list[PositiveInt]", False),
-    (5.0, "Union[PositiveInt, Fraction]", False), (3, "Union[PositiveInt, Fraction]", True),
-])
+@pytest.mark.parametrize(
+    "value, annotation, ok",
+    [
+        (1, float, True),
+        (1.5, int, False),
+        (None, "Optional[int]", True),
+        ([1, 2], "list[int]", True),
+        ([1, "x"], "list[int]", False),
+        ("x", "Union[int, str]", True),
+        ({"a": 1}, dict, True),
+        (1, PositiveInt, True),
+        (0, PositiveInt, False),
+        (2.0, PositiveInt, False),
+        (0, PositiveFloat, False),
+        (0.5, Fraction, True),
+        (1, Fraction, False),
+        (1, Probability, True),
+        (None, "Optional[PositiveInt]", True),
+        ([0.9, 0.999], "tuple[Fraction, Fraction]", True),
+        ([0.9], "tuple[Fraction, Fraction]", False),
+        ([0.9, 1.0], "tuple[Fraction, Fraction]", False),
+        ([3, 0], "list[PositiveInt]", False),
+        (5.0, "Union[PositiveInt, Fraction]", False),
+        (3, "Union[PositiveInt, Fraction]", True),
+    ],
+)
 def test_type_matches(value, annotation, ok):
     from typing import Optional, Union  # noqa: F401
 

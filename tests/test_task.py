@@ -35,4 +35,3 @@ def test_fused_adam_steps_like_the_plain_loop():
             model(x).square().sum().backward()
             opt.step()
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
-

@@ -37,4 +37,3 @@ class AdditiveAttention(ScoreAttention):
         if kernels.applies(q, keys):
             return additive_scores(q, keys, self.energy.weight.view(-1))  # (batch, tgt_len, src_len)
         return self.energy((q.unsqueeze(2) + keys.unsqueeze(1)).tanh()).squeeze(-1)  # (batch, tgt_len, src_len)
-

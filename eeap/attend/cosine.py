@@ -21,8 +21,9 @@ class CosineAttention(ScoreAttention):
     learn_sharpness: make β a trained parameter.
     """
 
-    def __init__(self, query_dim: int, key_dim: int, sharpness: PositiveFloat = 1.0,
-                 learn_sharpness: bool = False) -> None:
+    def __init__(
+        self, query_dim: int, key_dim: int, sharpness: PositiveFloat = 1.0, learn_sharpness: bool = False
+    ) -> None:
         super().__init__(query_dim, key_dim)
         require_same_size("cosine", query_dim, key_dim)
         self.sharpness = nn.Parameter(torch.tensor(float(sharpness)), requires_grad=learn_sharpness)

@@ -27,8 +27,9 @@ class AttentionGate(SkipGate):
     α (batch, 1, H, W).
     """
 
-    def __init__(self, in_channels: int, gating_channels: int, inter_channels: NonNegativeInt = 0,
-                 subsample: PositiveInt = 2) -> None:
+    def __init__(
+        self, in_channels: int, gating_channels: int, inter_channels: NonNegativeInt = 0, subsample: PositiveInt = 2
+    ) -> None:
         super().__init__()
         inter = inter_channels or max(in_channels // 2, 1)
         self.theta = nn.Conv2d(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)
@@ -42,4 +43,3 @@ class AttentionGate(SkipGate):
         alpha = self.psi(F.relu(theta + phi)).sigmoid()  # (batch, 1, H/s, W/s)
         alpha = F.interpolate(alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (batch, 1, H, W)
         return self.out(alpha * x), alpha
-

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, expand_mask
+from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention
 from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 
 
@@ -73,7 +73,11 @@ class GatedAttention(WrappedAttention):
         score_keys, gate_keys = keys
         scores = self.inner.score(query, score_keys, step)  # (batch, tgt_len, src_len)
         logits = self.gate_logits(query, gate_keys)  # (batch, tgt_len, src_len)
-        valid = torch.ones_like(scores, dtype=torch.bool) if mask is None else expand_mask(mask).expand_as(scores)
+        valid = (
+            torch.ones_like(scores, dtype=torch.bool)
+            if mask is None
+            else mask.view(mask.shape[0], -1, mask.shape[-1]).expand_as(scores)
+        )
         probs = torch.sigmoid(logits)
         if self.training:
             u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)

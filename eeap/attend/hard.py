@@ -44,6 +44,7 @@ class HardAttention(WrappedAttention):
         super().__init__(query_dim, key_dim, score)
         self.estimator, self.temperature = estimator, temperature
         self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
+        self.baseline: Tensor
         self.register_buffer("baseline", torch.zeros(()))
         self.log_probs: list[Tensor] = []
         self.entropies: list[Tensor] = []

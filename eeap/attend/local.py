@@ -40,8 +40,9 @@ class LocalAttention(WrappedAttention):
         self.normalized = mode == "monotonic"  # local-p multiplies the weights by a Gaussian, as in the paper
         if mode == "predictive":
             hidden_dim = hidden_dim or query_dim
-            self.position = nn.Sequential(nn.Linear(query_dim, hidden_dim, bias=False), nn.Tanh(),
-                                          nn.Linear(hidden_dim, 1, bias=False))  # v_p^T tanh(W_p h_t)
+            self.position = nn.Sequential(
+                nn.Linear(query_dim, hidden_dim, bias=False), nn.Tanh(), nn.Linear(hidden_dim, 1, bias=False)
+            )  # v_p^T tanh(W_p h_t)
 
     def centres(self, query: Tensor, lengths: Tensor, step: Optional[int]) -> Tensor:
         """p_t for each query; query (batch, tgt_len, query_dim), lengths (batch,) -> (batch, tgt_len)."""

@@ -83,8 +83,9 @@ class MultiHeadAttention(Attention):
         q = self._heads(self.q_proj(query))  # (batch, heads, tgt_len, head_dim)
         k = self._heads(self.k_proj(keys))  # (batch, heads, src_len, head_dim)
         v = self._heads(self.v_proj(values))  # (batch, heads, src_len, head_dim)
-        out, weights = attend_heads(q, k, v, expand_mask(mask), self.causal, self.dropout if self.training else 0.0,
-                                    need_weights)  # (batch, heads, tgt_len, head_dim)
+        out, weights = attend_heads(
+            q, k, v, expand_mask(mask), self.causal, self.dropout if self.training else 0.0, need_weights
+        )  # (batch, heads, tgt_len, head_dim)
         if weights is not None and self.average_heads:
             weights = weights.mean(1)  # (batch, tgt_len, src_len)
         context = self.out_proj(out.transpose(1, 2).reshape(batch, tgt_len, self.dim))  # (batch, tgt_len, dim)

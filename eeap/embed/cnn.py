@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -22,13 +24,16 @@ class ConvGrid(ImageEmbedder):
     images (batch, in_channels, H, W) -> (batch, H' · W', channels[-1]); ``grid`` = (H', W').
     """
 
-    def __init__(self, in_channels: int, image_size: list, channels: list[PositiveInt] = (32, 64)) -> None:
+    def __init__(self, in_channels: int, image_size: list, channels: Sequence[PositiveInt] = (32, 64)) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         height, width = image_size
         for i, out in enumerate(channels):
-            blocks += [nn.Conv2d(in_channels if i == 0 else channels[i - 1], out, 3, padding=1), nn.BatchNorm2d(out),
-                       nn.ReLU()]
+            blocks += [
+                nn.Conv2d(in_channels if i == 0 else channels[i - 1], out, 3, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
             if i + 1 < len(channels):
                 blocks.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2

@@ -28,14 +28,21 @@ class ImageGrid(ImageEmbedder):
     images (batch, in_channels, H, W) -> (batch, H/s · W/s, output_dim); ``grid`` = (H/s, W/s).
     """
 
-    def __init__(self, in_channels: int, image_size: list, encoder: PyramidEncoder = DEFAULT_ENCODER,  # type: ignore[assignment]
-                 dim: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: list,
+        encoder: PyramidEncoder = DEFAULT_ENCODER,  # type: ignore[assignment]
+        dim: NonNegativeInt = 0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         stride = encoder.size_divisibility
         if image_size[0] % stride or image_size[1] % stride:
-            raise ValueError(f"images of {image_size[0]}×{image_size[1]} do not divide by the encoder's stride {stride}; "
-                             f"choose image sides that are multiples of {stride}")
+            raise ValueError(
+                f"images of {image_size[0]}×{image_size[1]} do not divide by the encoder's stride {stride}; "
+                f"choose image sides that are multiples of {stride}"
+            )
         self.grid = (image_size[0] // stride, image_size[1] // stride)
         channels = encoder.out_channels[-1]
         self.project = nn.Linear(channels, dim) if dim else nn.Identity()

@@ -23,8 +23,14 @@ class PatchEmbedding(ImageEmbedder):
     images (batch, in_channels, H, W) -> (batch, H/p · W/p, dim); ``grid`` = (H/p, W/p).
     """
 
-    def __init__(self, in_channels: int, image_size: list, patch_size: PositiveInt = 4, dim: PositiveInt = 64,
-                 dropout: Fraction = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: list,
+        patch_size: PositiveInt = 4,
+        dim: PositiveInt = 64,
+        dropout: Fraction = 0.0,
+    ) -> None:
         super().__init__()
         height, width = image_size
         if height % patch_size or width % patch_size:

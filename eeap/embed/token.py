@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +72,7 @@ class TokenEmbedding(TokenEmbedder):
             if end > self.max_len:
                 raise DataError(f"sequence of length {end} is longer than the embedding's max_len={self.max_len}")
             index = torch.arange(offset, end, device=tokens.device)
-            table = self.position_table(index) if self.positions == "learned" else self.position_table[index]
+            table: Any = self.position_table  # an Embedding (learned) or a buffer (sinusoidal)
+            table = table(index) if self.positions == "learned" else table[index]
             x = x + table  # (batch, len, dim)
         return self.dropout(x)

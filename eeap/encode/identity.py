@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from eeap.encode.base import SequenceEncoder
 from eeap.registry import ENCODE

@@ -7,7 +7,7 @@ divisible by ``strides[-1]`` (tasks pad them).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -18,8 +18,12 @@ from eeap.registry import ENCODE, PositiveInt, Range
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     """(Conv 3×3 → BatchNorm → ReLU) twice: the building block of U-Nets."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(True),
     )
 
 
@@ -35,12 +39,13 @@ class ConvEncoder(PyramidEncoder):
     images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i].
     """
 
-    def __init__(self, in_channels: int, channels: list[PositiveInt] = (16, 32, 64, 128, 256)) -> None:
+    def __init__(self, in_channels: int, channels: Sequence[PositiveInt] = (16, 32, 64, 128, 256)) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"channels: needs at least 2 levels, got {list(channels)}")
-        self.levels = nn.ModuleList(double_conv(in_channels if i == 0 else channels[i - 1], c)
-                                    for i, c in enumerate(channels))
+        self.levels = nn.ModuleList(
+            double_conv(in_channels if i == 0 else channels[i - 1], c) for i, c in enumerate(channels)
+        )
         self.pool = nn.MaxPool2d(2)
         self.out_channels = list(channels)
         self.strides = [2**i for i in range(len(channels))]
@@ -69,8 +74,13 @@ class SmpEncoder(PyramidEncoder):
     images (batch, in_channels, H, W) -> [(batch, out_channels[i], H / 2^(i+1), W / 2^(i+1)) for i < depth].
     """
 
-    def __init__(self, in_channels: int, name: str = "resnet18", depth: Annotated[int, Range(1, 5)] = 5,
-                 weights: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        name: str = "resnet18",
+        depth: Annotated[int, Range(1, 5)] = 5,
+        weights: Optional[str] = None,
+    ) -> None:
         super().__init__()
         import segmentation_models_pytorch as smp
 
@@ -80,10 +90,12 @@ class SmpEncoder(PyramidEncoder):
             import difflib
 
             close = difflib.get_close_matches(name, names, n=3)
-            raise ValueError(f"name: unknown smp encoder '{name}'"
-                              + (f"; did you mean {', '.join(close)}?" if close else "")
-                              + " (segmentation_models_pytorch.encoders.get_encoder_names() lists them; "
-                              "'tu-' + any timm model name also works)")
+            raise ValueError(
+                f"name: unknown smp encoder '{name}'"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+                + " (segmentation_models_pytorch.encoders.get_encoder_names() lists them; "
+                "'tu-' + any timm model name also works)"
+            )
         try:
             self.encoder = smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=weights)
         except KeyError as e:  # smp's message lists the weights this encoder has

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -44,14 +44,22 @@ class RNNEncoder(SequenceEncoder):
         super().__init__()
         self.cell = cell
         rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(input_dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional,
-                       dropout=dropout if layers > 1 else 0.0)
+        self.rnn = rnn(
+            input_dim,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.output_dim = hidden * (2 if bidirectional else 1)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         if self.cell == "gru" and kernels.applies(x):
-            return self.dropout(fused_gru.gru(self.rnn, x, mask)) * mask.unsqueeze(-1)  # (batch, len, output_dim)
+            return self.dropout(fused_gru.gru(cast(nn.GRU, self.rnn), x, mask)) * mask.unsqueeze(
+                -1
+            )  # (batch, len, output_dim)
         lengths = mask.sum(1).clamp_min(1).cpu()  # (batch,)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)

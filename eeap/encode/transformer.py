@@ -44,8 +44,14 @@ class TransformerEncoder(SequenceEncoder):
     x (batch, len, input_dim), mask (batch, len) True = token -> (batch, len, input_dim).
     """
 
-    def __init__(self, input_dim: int, layers: PositiveInt = 2, heads: PositiveInt = 4, ff_dim: PositiveInt = 256,
-                 dropout: Fraction = 0.1) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        layers: PositiveInt = 2,
+        heads: PositiveInt = 4,
+        ff_dim: PositiveInt = 256,
+        dropout: Fraction = 0.1,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(input_dim, heads, ff_dim, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(input_dim)

@@ -51,8 +51,10 @@ def use(mode: str) -> None:
         raise ConfigError(f"kernels: unknown mode '{mode}'. Valid options: {', '.join(MODES)}")
     _mode = mode
     if mode == "fused" and extension() is None:
-        raise ConfigError("kernels=fused: EEAP's fused CPU kernels could not be built here (a C++ compiler and "
-                          "Python's headers are needed); use kernels=reference or kernels=auto")
+        raise ConfigError(
+            "kernels=fused: EEAP's fused CPU kernels could not be built here (a C++ compiler and "
+            "Python's headers are needed); use kernels=reference or kernels=auto"
+        )
 
 
 def mode() -> str:
@@ -105,18 +107,29 @@ def extension() -> Any:
             target = folder / name
             if not target.is_file():
                 shutil.copyfile(Path(__file__).parent / name, target)
-        _extension = load(f"eeap_kernels_{folder.name}", [str(folder / name) for name in SOURCES],
-                          extra_cflags=flags, build_directory=str(folder), verbose=False)
+        _extension = load(
+            f"eeap_kernels_{folder.name}",
+            [str(folder / name) for name in SOURCES],
+            extra_cflags=flags,
+            build_directory=str(folder),
+            verbose=False,
+        )
     except Exception as e:  # noqa: BLE001  (a compiler that fails, a full disk: the reference does the work)
         if _mode == "auto":
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            warnings.warn(f"EEAP: the fused CPU kernels could not be built ({first}); using the reference "
-                          "(plain torch); kernels=reference silences this", stacklevel=2)
+            warnings.warn(
+                f"EEAP: the fused CPU kernels could not be built ({first}); using the reference "
+                "(plain torch); kernels=reference silences this",
+                stacklevel=2,
+            )
     return _extension
 
 
 def applies(*tensors: Tensor) -> bool:
     """Whether the fused kernels take these tensors: float32 on the CPU outside autocast, with the kernels on."""
-    return (_mode != "reference"
-            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-            and not torch.is_autocast_enabled("cpu") and extension() is not None)
+    return (
+        _mode != "reference"
+        and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+        and not torch.is_autocast_enabled("cpu")
+        and extension() is not None
+    )

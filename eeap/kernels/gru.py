@@ -35,15 +35,16 @@ class GRULayerFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *grads: Optional[Tensor]):
         d = ctx.directions
-        w_hh, gh, gates, before = (list(ctx.saved_tensors[i * d:(i + 1) * d]) for i in range(4))
+        w_hh, gh, gates, before = (list(ctx.saved_tensors[i * d : (i + 1) * d]) for i in range(4))
         grad_out = [torch.zeros_like(b) if g is None else g for g, b in zip(grads[:d], before)]
         grad_h = [torch.zeros_like(b[0]) if g is None else g for g, b in zip(grads[d:], before)]
         flat = extension().gru_backward_directions(grad_out, grad_h, ctx.mask, w_hh, gh, gates, before)
         return (None, *flat)  # per direction: gi, h0, w_hh, b_hh
 
 
-def gru_layer(x: Tensor, mask: Optional[Tensor], h0: Tensor,
-              directions: list[tuple[Tensor, Tensor, Tensor, Tensor]]) -> tuple[list[Tensor], list[Tensor]]:
+def gru_layer(
+    x: Tensor, mask: Optional[Tensor], h0: Tensor, directions: list[tuple[Tensor, Tensor, Tensor, Tensor]]
+) -> tuple[list[Tensor], list[Tensor]]:
     """x (len, batch, input), mask (len, batch) float 1 = token or None, h0 (batch, hidden), and per direction its
     (w_ih, w_hh, b_ih, b_hh), the second one reading backwards -> per direction the outputs (len, batch, hidden),
     zero where masked, and the last state (batch, hidden)."""
@@ -52,7 +53,7 @@ def gru_layer(x: Tensor, mask: Optional[Tensor], h0: Tensor,
         gi = nn.functional.linear(x, w_ih, b_ih)  # (len, batch, 3·hidden), all steps in one product
         tensors += [gi, h0, w_hh, b_hh]
     results = GRULayerFunction.apply(mask, *tensors)
-    return list(results[:len(directions)]), list(results[len(directions):])
+    return list(results[: len(directions)]), list(results[len(directions) :])
 
 
 def gru(module: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
@@ -64,8 +65,10 @@ def gru(module: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
     layer_input = x.transpose(0, 1)  # (len, batch, input)
     h0 = x.new_zeros(x.shape[0], module.hidden_size)
     for layer in range(module.num_layers):
-        directions = [tuple(getattr(module, f"{kind}_l{layer}{suffix}") for kind in PARAMETERS)
-                      for suffix in ["", "_reverse"][: 2 if module.bidirectional else 1]]
+        directions = [
+            tuple(getattr(module, f"{kind}_l{layer}{suffix}") for kind in PARAMETERS)
+            for suffix in ["", "_reverse"][: 2 if module.bidirectional else 1]
+        ]
         outputs, _ = gru_layer(layer_input, steps, h0, directions)
         layer_input = torch.cat(outputs, -1) if len(outputs) > 1 else outputs[0]  # (len, batch, directions·hidden)
         if layer + 1 < module.num_layers and module.dropout > 0:

@@ -4,7 +4,7 @@ teacher-forced), classifier heads and segmentation heads; and helpers the decode
 from __future__ import annotations
 
 import abc
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import torch
 from torch import Tensor, nn
@@ -95,8 +95,9 @@ class SegmentationHead(PredictPart):
     attention_role = SkipGate
 
     @abc.abstractmethod
-    def forward(self, features: list[Tensor], size: Optional[tuple[int, int]] = None
-                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def forward(
+        self, features: list[Tensor], size: Optional[tuple[int, int]] = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Logits (batch, classes, H, W), gate maps [(batch, 1, h, w)], aux logits [(batch, classes, H, W)]."""
 
 
@@ -113,4 +114,4 @@ def no_attention(memory: Tensor, mask: Tensor) -> tuple[Tensor, None]:
 
 def stack_weights(weights: list[Optional[Tensor]]) -> Optional[Tensor]:
     """Per-step weights (batch, src_len) → (batch, steps, src_len), or None without attention."""
-    return None if not weights or weights[0] is None else torch.stack(weights, 1)
+    return None if not weights or weights[0] is None else torch.stack(cast(list[Tensor], weights), 1)

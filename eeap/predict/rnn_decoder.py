@@ -115,7 +115,7 @@ class RNNDecoder(SequenceDecoder):
 
     def cell_step(self, i: int, x: Tensor, state: State) -> tuple[Tensor, Optional[Tensor]]:
         """Layer i's cell on input x (batch, input) from its state in ``state`` -> its new h (and c)."""
-        cell = self.cells[i]
+        cell: Any = self.cells[i]
         if self.cell_kind == "lstm":
             h, c = cell(x, (state["h"][:, i], state["c"][:, i]))
             return h, c
@@ -172,7 +172,8 @@ class RNNDecoder(SequenceDecoder):
             own = torch.rand(tokens.shape[1], device=tokens.device) >= self.teacher_forcing
         if own is None and self.style == "luong" and not self.input_feeding:
             return self.forward_parallel(gold, state)
-        outputs, weights = [], []
+        outputs: list[Tensor] = []
+        weights: list[Optional[Tensor]] = []
         for t, y in enumerate(gold.unbind(1)):
             if own is not None and own[t] and t > 0:
                 y = self.embedding(self.output(outputs[-1]).argmax(-1))
@@ -186,7 +187,8 @@ class RNNDecoder(SequenceDecoder):
         """Luong style without input feeding under teacher forcing: the RNN reads only the gold tokens, so it runs
         over all steps first, then one attention call takes every state as its query."""
         x = gold  # (batch, tgt_len, embed_dim)
-        for i, cell in enumerate(self.cells):
+        for i, layer in enumerate(self.cells):
+            cell: Any = layer
             h = state["h"][:, i]  # (batch, hidden)
             if self.cell_kind == "gru" and kernels.applies(x, h):  # the fused backend: all steps in one call
                 params = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)

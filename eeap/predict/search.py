@@ -77,7 +77,7 @@ def beam_search(
     normalised = scores / length_penalty(lengths.view(batch, k), alpha)  # (batch, k)
     done = finished.view(batch, k)
     normalised = normalised.masked_fill(~done & done.any(-1, keepdim=True), float("-inf"))  # finished ones first
-    chosen = (offsets.squeeze(1) + normalised.argmax(-1))  # (batch,)
+    chosen = offsets.squeeze(1) + normalised.argmax(-1)  # (batch,)
     return Hypotheses(
         tokens=tokens[chosen, 1:],
         lengths=lengths[chosen],

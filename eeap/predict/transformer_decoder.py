@@ -17,8 +17,9 @@ from eeap.registry import PREDICT, Fraction, PositiveInt
 class DecoderLayer(nn.Module):
     """x + SelfAttn(LN x) (causal); x + W·Cross(LN x, memory); x + FF(LN x). (batch, len, dim) -> same."""
 
-    def __init__(self, dim: int, encoder_dim: int, heads: int, ff_dim: int, dropout: float,
-                 cross_attention: Attention) -> None:
+    def __init__(
+        self, dim: int, encoder_dim: int, heads: int, ff_dim: int, dropout: float, cross_attention: Attention
+    ) -> None:
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(3))
         self.self_attention = MultiHeadAttention(dim, dim, num_heads=heads, dropout=dropout, causal=True)
@@ -65,10 +66,12 @@ class TransformerDecoder(SequenceDecoder):
     ) -> None:
         super().__init__()
         if len(attention) != layers:
-            raise ValueError(f"a transformer decoder of {layers} layers needs {layers} cross-attention modules, "
-                             f"got {len(attention)}")
-        self.embedding = TokenEmbedding(vocab_size, dim, positions="sinusoidal", max_len=max_len, dropout=dropout,
-                                        scale=True)
+            raise ValueError(
+                f"a transformer decoder of {layers} layers needs {layers} cross-attention modules, got {len(attention)}"
+            )
+        self.embedding = TokenEmbedding(
+            vocab_size, dim, positions="sinusoidal", max_len=max_len, dropout=dropout, scale=True
+        )
         self.layers = nn.ModuleList(
             DecoderLayer(dim, encoder_dim, heads, ff_dim, dropout, cross) for cross in attention
         )

@@ -33,15 +33,23 @@ class AttentionUNetDecoder(SegmentationHead):
     gates [(batch, 1, H / s_i, W / s_i) for each skip level, finest first], aux [(batch, num_classes, H, W)].
     """
 
-    def __init__(self, encoder_channels: list, encoder_strides: list, num_classes: int,
-                 attention: Sequence[SkipGate] = (), decoder_channels: Optional[list[PositiveInt]] = None,
-                 deep_supervision: bool = False) -> None:
+    def __init__(
+        self,
+        encoder_channels: list,
+        encoder_strides: list,
+        num_classes: int,
+        attention: Sequence[SkipGate] = (),
+        decoder_channels: Optional[list[PositiveInt]] = None,
+        deep_supervision: bool = False,
+    ) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])
         decoder_channels = list(decoder_channels or skips)
         if len(decoder_channels) != len(skips):
-            raise ValueError(f"decoder_channels: expected {len(skips)} levels (one per skip connection of the "
-                             f"encoder), got {len(decoder_channels)}")
+            raise ValueError(
+                f"decoder_channels: expected {len(skips)} levels (one per skip connection of the "
+                f"encoder), got {len(decoder_channels)}"
+            )
         if attention and len(attention) != len(skips):
             raise ValueError(f"{len(skips)} skip levels need {len(skips)} gates, got {len(attention)}")
         self.strides = list(encoder_strides)
@@ -52,23 +60,30 @@ class AttentionUNetDecoder(SegmentationHead):
             self.blocks.append(double_conv(coarser + skips[level], decoder_channels[level]))
             coarser = decoder_channels[level]
         self.head = nn.Conv2d(decoder_channels[0], num_classes, 1)
-        self.aux_heads = nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:]) \
-            if deep_supervision else nn.ModuleList()
+        self.aux_heads = (
+            nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:])
+            if deep_supervision
+            else nn.ModuleList()
+        )
 
     @classmethod
-    def attention_slots(cls, settings: dict[str, Any], encoder_channels: Sequence[int] = (), **sizes: Any
-                        ) -> list[dict[str, Any]]:
+    def attention_slots(
+        cls, settings: dict[str, Any], encoder_channels: Sequence[int] = (), **sizes: Any
+    ) -> list[dict[str, Any]]:
         """A gate per skip level, coarse to fine: the skip's channels, gated by the next coarser level's."""
         skips = list(encoder_channels[:-1])
         decoder_channels = list(settings["decoder_channels"] or skips)
         if len(decoder_channels) != len(skips):
             return []  # the constructor says what is wrong
         coarser = [encoder_channels[-1], *decoder_channels[::-1]]  # gating channels, coarse to fine
-        return [{"in_channels": skips[level], "gating_channels": coarser[i]}
-                for i, level in enumerate(reversed(range(len(skips))))]
+        return [
+            {"in_channels": skips[level], "gating_channels": coarser[i]}
+            for i, level in enumerate(reversed(range(len(skips))))
+        ]
 
-    def forward(self, features: list[Tensor], size: Optional[tuple[int, int]] = None
-                ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def forward(
+        self, features: list[Tensor], size: Optional[tuple[int, int]] = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Logits at ``size`` (default: the finest feature map's size times its stride), gate maps, aux logits."""
         size = size or tuple(s * self.strides[0] for s in features[0].shape[-2:])
         x = features[-1]  # (batch, C_bottleneck, H / s_last, W / s_last)
@@ -85,6 +100,12 @@ class AttentionUNetDecoder(SegmentationHead):
         logits = self.head(x)
         if logits.shape[-2:] != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        aux = [F.interpolate(head(level), size=size, mode="bilinear", align_corners=False)
-               for head, level in zip(self.aux_heads, levels[1:])] if self.training else []
+        aux = (
+            [
+                F.interpolate(head(level), size=size, mode="bilinear", align_corners=False)
+                for head, level in zip(self.aux_heads, levels[1:])
+            ]
+            if self.training
+            else []
+        )
         return logits, gates, aux  # logits (batch, num_classes, H, W)

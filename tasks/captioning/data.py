@@ -8,7 +8,7 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -33,13 +33,18 @@ class CaptioningInfo(DataInfo):
     max_tgt_len: int
 
     def state(self) -> dict:
-        return {"target": self.target.state(), "channels": self.channels, "image_size": list(self.image_size),
-                "max_tgt_len": self.max_tgt_len}
+        return {
+            "target": self.target.state(),
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "max_tgt_len": self.max_tgt_len,
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "CaptioningInfo":
-        return cls(Tokenizer.from_state(state["target"]), state["channels"], tuple(state["image_size"]),
-                   state["max_tgt_len"])
+    def from_state(cls, state: dict) -> CaptioningInfo:
+        return cls(
+            Tokenizer.from_state(state["target"]), state["channels"], tuple(state["image_size"]), state["max_tgt_len"]
+        )
 
 
 class CaptioningData(DataModule):
@@ -57,10 +62,17 @@ class CaptioningData(DataModule):
 
     info_class = CaptioningInfo
 
-    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "word",
-                 vocab_size: PositiveInt = 8000, min_freq: PositiveInt = 1, max_len: PositiveInt = 64,
-                 batch_size: PositiveInt = 32, eval_batch_size: PositiveInt = 128,
-                 num_workers: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        tokenizer: Literal["char", "word", "space", "subword"] = "word",
+        vocab_size: PositiveInt = 8000,
+        min_freq: PositiveInt = 1,
+        max_len: PositiveInt = 64,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 0,
+    ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
 
@@ -77,16 +89,20 @@ class CaptioningData(DataModule):
     def lengths(self, split: str) -> Optional[list[int]]:
         return [len(e["tgt"]) for e in self.splits[split]]
 
-    def tokenized(self, parts: dict[str, list], channels: int, size: tuple[int, int]
-                  ) -> tuple[dict[str, list], CaptioningInfo]:
+    def tokenized(
+        self, parts: dict[str, list], channels: int, size: tuple[int, int]
+    ) -> tuple[dict[str, list], CaptioningInfo]:
         """{split: [(image (C, H, W), caption, name)]} → the splits with captions encoded by a tokenizer fitted on
         the training captions, and the info."""
-        tokenizer = fit_tokenizer(self.kind, [caption for _, caption, _ in parts["train"]], self.vocab_size,
-                                  self.min_freq)
+        tokenizer = fit_tokenizer(
+            self.kind, [caption for _, caption, _ in parts["train"]], self.vocab_size, self.min_freq
+        )
         splits = {}
         for split, examples in parts.items():
-            encoded = [{"image": image, "tgt": tokenizer.encode(caption)[: self.max_len], "tgt_text": caption,
-                        "name": name} for image, caption, name in examples]
+            encoded = [
+                {"image": image, "tgt": tokenizer.encode(caption)[: self.max_len], "tgt_text": caption, "name": name}
+                for image, caption, name in examples
+            ]
             if split == "train":
                 encoded = [e for e in encoded if len(tokenizer.encode(e["tgt_text"])) <= self.max_len]
             splits[split] = encoded
@@ -108,8 +124,15 @@ def random_formula(rng: random.Random, terms: int, depth: int = 0) -> list[str]:
         elif kind < (0.55 if depth == 0 else 1.0):
             tokens += [atom, rng.choice("^_"), "{", rng.choice(LETTERS + list("0123456789")), "}"]
         elif kind < 0.7:
-            tokens += [r"\frac", "{", *random_formula(rng, 2, depth + 1), "}", "{",
-                       *random_formula(rng, 2, depth + 1), "}"]
+            tokens += [
+                r"\frac",
+                "{",
+                *random_formula(rng, 2, depth + 1),
+                "}",
+                "{",
+                *random_formula(rng, 2, depth + 1),
+                "}",
+            ]
         elif kind < 0.85:
             tokens += [r"\sqrt", "{", *random_formula(rng, 2, depth + 1), "}"]
         else:
@@ -139,7 +162,7 @@ def render_formula(markup: str, size: tuple[int, int], dpi: int) -> np.ndarray:
     if ink.shape[0] > height or ink.shape[1] > width:
         scale = min(height / ink.shape[0], width / ink.shape[1])
         shape = (max(1, int(ink.shape[1] * scale)), max(1, int(ink.shape[0] * scale)))
-        ink = np.asarray(Image.fromarray(ink).resize(shape, Image.BILINEAR))
+        ink = np.asarray(Image.fromarray(ink).resize(shape, Image.Resampling.BILINEAR))
     canvas = np.zeros((1, height, width), dtype=np.float32)
     top, left = (height - ink.shape[0]) // 2, (width - ink.shape[1]) // 2
     canvas[0, top : top + ink.shape[0], left : left + ink.shape[1]] = ink / 255.0
@@ -159,26 +182,36 @@ class FormulaData(CaptioningData):
     dpi: rendering resolution (font size); each formula is drawn at a random dpi in [dpi − 10, dpi + 10].
     """
 
-    def __init__(self, seed: int, train_size: PositiveInt = 6000, val_size: PositiveInt = 300,
-                 test_size: PositiveInt = 500, image_size: list[PositiveInt] = (32, 128), max_terms: PositiveInt = 3,
-                 dpi: PositiveInt = 90, tokenizer: Literal["char", "word", "space", "subword"] = "space",
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        train_size: PositiveInt = 6000,
+        val_size: PositiveInt = 300,
+        test_size: PositiveInt = 500,
+        image_size: Sequence[PositiveInt] = (32, 128),
+        max_terms: PositiveInt = 3,
+        dpi: PositiveInt = 90,
+        tokenizer: Literal["char", "word", "space", "subword"] = "space",
+        **kwargs,
+    ) -> None:
         super().__init__(seed, tokenizer=tokenizer, **kwargs)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        self.size, self.max_terms, self.dpi = tuple(image_size), max_terms, dpi
+        self.size, self.max_terms, self.dpi = cast(tuple[int, int], tuple(image_size)), max_terms, dpi
 
     def make_splits(self) -> tuple[dict[str, list], CaptioningInfo]:
         rng = random.Random(self.seed)
         seen: set[str] = set()
         parts: dict[str, list] = {}
         for split in ("test", "val", "train"):  # held-out formulas first, so training never repeats them
-            examples = []
+            examples: list[tuple] = []
             attempts = 0
             while len(examples) < self.sizes[split]:
                 attempts += 1
                 if attempts > 50 * self.sizes[split] + 1000:
-                    raise DataError(f"data: could not draw {self.sizes[split]} distinct {split} formulas; "
-                                    "raise max_terms or lower the split sizes")
+                    raise DataError(
+                        f"data: could not draw {self.sizes[split]} distinct {split} formulas; "
+                        "raise max_terms or lower the split sizes"
+                    )
                 tokens = random_formula(rng, self.max_terms)
                 markup = " ".join(tokens)
                 if markup in seen or len(tokens) > self.max_len:
@@ -204,9 +237,18 @@ class CaptionFolderData(CaptioningData):
     val_fraction, test_fraction: held-out shares of the images (all captions of an image stay in one split).
     """
 
-    def __init__(self, seed: int, root: str, captions: Optional[str] = None, channels: Literal[1, 3] = 3,
-                 image_size: Optional[list[PositiveInt]] = None, resize: bool = False, val_fraction: Fraction = 0.1,
-                 test_fraction: Fraction = 0.2, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        root: str,
+        captions: Optional[str] = None,
+        channels: Literal[1, 3] = 3,
+        image_size: Optional[list[PositiveInt]] = None,
+        resize: bool = False,
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.2,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
@@ -222,24 +264,34 @@ class CaptionFolderData(CaptioningData):
                 if not row or not "".join(row).strip():
                     continue
                 if len(row) < 2 or not row[1].strip():
-                    raise DataError(f"{self.captions} line {number}: expected FILE{'<TAB>' if delimiter == chr(9) else ','}"
-                                    f"caption, got {delimiter.join(row)!r}")
+                    raise DataError(
+                        f"{self.captions} line {number}: expected FILE{'<TAB>' if delimiter == chr(9) else ','}"
+                        f"caption, got {delimiter.join(row)!r}"
+                    )
                 by_image.setdefault(row[0].strip(), []).append(row[1].strip())
         names = sorted(by_image)
         if len(names) < 3:
-            raise DataError(f"data.captions: {len(names)} images captioned; at least 3 are needed (train, "
-                            "validation and test)")
+            raise DataError(
+                f"data.captions: {len(names)} images captioned; at least 3 are needed (train, validation and test)"
+            )
         missing = [n for n in names if not (self.root / "images" / n).is_file()]
         if missing:
-            raise DataError(f"data.captions: {len(missing)} captioned images are not in {self.root / 'images'}, "
-                            f"e.g. {missing[0]}")
-        size = tuple(self.size) if self.size else read_image(self.root / "images" / names[0], self.channels, None,
-                                                             False).shape[1:]
+            raise DataError(
+                f"data.captions: {len(missing)} captioned images are not in {self.root / 'images'}, e.g. {missing[0]}"
+            )
+        size = cast(
+            tuple[int, int],
+            tuple(self.size)
+            if self.size
+            else read_image(self.root / "images" / names[0], self.channels, None, False).shape[1:],
+        )
         images = {n: read_image(self.root / "images" / n, self.channels, size, self.resize) for n in names}
         random.Random(self.seed).shuffle(names)
         n_val = max(1, round(len(names) * self.fractions[0]))
         n_test = max(1, round(len(names) * self.fractions[1]))
         groups = {"val": names[:n_val], "test": names[n_val : n_val + n_test], "train": names[n_val + n_test :]}
-        parts = {split: [(images[n], caption, n) for n in group for caption in by_image[n]]
-                 for split, group in groups.items()}
-        return self.tokenized(parts, self.channels, tuple(size))
+        parts = {
+            split: [(images[n], caption, n) for n in group for caption in by_image[n]]
+            for split, group in groups.items()
+        }
+        return self.tokenized(parts, self.channels, size)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from eeap.tasks.captioning.data import CaptioningInfo
 from torch import Tensor
 
 from eeap.data import read_image
@@ -26,7 +27,6 @@ from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq
 from eeap.task import AttendSection, Task, build_predict
-from eeap.tasks.captioning.data import CaptioningInfo
 
 DEFAULT_ATTEND = {"type": "additive"}
 
@@ -46,8 +46,15 @@ class CaptioningTask(Task):
 
     monitor = ("val/bleu", "max")
 
-    def __init__(self, info: CaptioningInfo, embed: ImageEmbedder, encoder: SequenceEncoder, seq2seq: Seq2Seq,
-                 optim: Optional[dict] = None, plot_examples: int = 4) -> None:
+    def __init__(
+        self,
+        info: CaptioningInfo,
+        embed: ImageEmbedder,
+        encoder: SequenceEncoder,
+        seq2seq: Seq2Seq,
+        optim: Optional[dict] = None,
+        plot_examples: int = 4,
+    ) -> None:
         super().__init__(optim)
         self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
         self.plot_examples = plot_examples
@@ -67,7 +74,7 @@ class CaptioningTask(Task):
         max_output_len: Optional[PositiveInt] = None,
         plot_examples: NonNegativeInt = 4,
         attention_penalty: NonNegativeFloat = 1.0,
-    ) -> "CaptioningTask":
+    ) -> CaptioningTask:
         """The builder: the ``model`` section's parts, built and wired.
 
         ::
@@ -88,13 +95,23 @@ class CaptioningTask(Task):
         attention_penalty: λ of the doubly stochastic regularisation (default 1, as in the paper).
         optim, label_smoothing, beam_size, length_penalty, max_output_len, plot_examples: as for translation.
         """
-        embedding = EMBED.build(embed, "model.embed", role=ImageEmbedder, in_channels=info.channels,
-                                image_size=list(info.image_size))
+        embedding = EMBED.build(
+            embed, "model.embed", role=ImageEmbedder, in_channels=info.channels, image_size=list(info.image_size)
+        )
         encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
-        decoder = build_predict(predict, attend, SequenceDecoder, vocab_size=len(info.target),
-                                encoder_dim=encoder.output_dim)
-        seq2seq = Seq2Seq(decoder, info.target, max_output_len or info.max_tgt_len, label_smoothing, beam_size,
-                          length_penalty, attention_penalty, bleu_tokenize="none")  # captions: space-separated tokens
+        decoder = build_predict(
+            predict, attend, SequenceDecoder, vocab_size=len(info.target), encoder_dim=encoder.output_dim
+        )
+        seq2seq = Seq2Seq(
+            decoder,
+            info.target,
+            max_output_len or info.max_tgt_len,
+            label_smoothing,
+            beam_size,
+            length_penalty,
+            attention_penalty,
+            bleu_tokenize="none",
+        )  # captions: space-separated tokens
         return cls(info, embedding, encoder, seq2seq, optim, plot_examples)
 
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -145,8 +162,9 @@ class CaptioningTask(Task):
         return caption_overlays(image.float().cpu(), weights, self.embed.grid, pieces, title)
 
     @torch.no_grad()
-    def predict_lines(self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64,
-                      plot_dir: Optional[str] = None) -> tuple[list[str], Problems]:
+    def predict_lines(
+        self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64, plot_dir: Optional[str] = None
+    ) -> tuple[list[str], Problems]:
         """Caption the image at each line's path; a missing, unreadable or wrongly sized image gives an empty output
         and a message."""
         problems = Problems()
@@ -157,11 +175,11 @@ class CaptioningTask(Task):
                 problems.skip(f"line {number}: empty input")
                 continue
             try:
-                image = read_image(Path(line.strip()), self.info.channels, self.info.image_size, resize=False)
+                pixels = read_image(Path(line.strip()), self.info.channels, self.info.image_size, resize=False)
             except DataError as e:
                 problems.skip(f"line {number}: {e}")
                 continue
-            todo.append((number - 1, torch.as_tensor(image)))
+            todo.append((number - 1, torch.as_tensor(pixels)))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             hyps = self.decode(torch.stack([image for _, image in chunk]).to(self.device), beam_size)

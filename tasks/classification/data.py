@@ -8,7 +8,7 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -36,15 +36,20 @@ class ClassificationInfo(DataInfo):
     def embed_inputs(self) -> dict:
         """What an embedding of these inputs is built with."""
         if self.is_text:
-            return {"vocab_size": len(self.tokenizer)}
+            return {"vocab_size": len(cast(Tokenizer, self.tokenizer))}
         return {"in_channels": self.channels, "image_size": list(self.image_size)}
 
     def state(self) -> dict:
-        return {"classes": self.classes, "tokenizer": self.tokenizer.state() if self.tokenizer else None,
-                "channels": self.channels, "image_size": list(self.image_size), "max_len": self.max_len}
+        return {
+            "classes": self.classes,
+            "tokenizer": self.tokenizer.state() if self.tokenizer else None,
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "max_len": self.max_len,
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "ClassificationInfo":
+    def from_state(cls, state: dict) -> ClassificationInfo:
         tokenizer = Tokenizer.from_state(state["tokenizer"]) if state["tokenizer"] else None
         return cls(state["classes"], tokenizer, state["channels"], tuple(state["image_size"]), state["max_len"])
 
@@ -66,8 +71,10 @@ def split(items: list, labels: list[int], val_fraction: float, test_fraction: fl
 
 
 def collate_images(examples: list) -> dict:
-    return {"inputs": torch.stack([torch.as_tensor(x) for x, _ in examples]),
-            "labels": torch.tensor([y for _, y in examples])}
+    return {
+        "inputs": torch.stack([torch.as_tensor(x) for x, _ in examples]),
+        "labels": torch.tensor([y for _, y in examples]),
+    }
 
 
 def collate_text(examples: list) -> dict:
@@ -75,8 +82,11 @@ def collate_text(examples: list) -> dict:
     inputs = torch.full((len(examples), longest), PAD, dtype=torch.long)
     for i, ((ids, _), _) in enumerate(examples):
         inputs[i, : len(ids)] = torch.tensor(ids)
-    return {"inputs": inputs, "labels": torch.tensor([y for _, y in examples]),
-            "texts": [text for (_, text), _ in examples]}
+    return {
+        "inputs": inputs,
+        "labels": torch.tensor([y for _, y in examples]),
+        "texts": [text for (_, text), _ in examples],
+    }
 
 
 class ClassificationData(DataModule):
@@ -92,16 +102,24 @@ class ClassificationData(DataModule):
 
     info_class = ClassificationInfo
 
-    def __init__(self, seed: int, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt = 256,
-                 val_fraction: Fraction = 0.1, test_fraction: Fraction = 0.2, num_workers: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt = 256,
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.2,
+        num_workers: NonNegativeInt = 0,
+    ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.fractions = (val_fraction, test_fraction)
 
     def collate(self, examples: list) -> dict:
         return collate_text(examples) if self.info().is_text else collate_images(examples)
 
-    def image_splits(self, images: np.ndarray, labels: list[int], classes: list[str]
-                     ) -> tuple[dict[str, list], ClassificationInfo]:
+    def image_splits(
+        self, images: np.ndarray, labels: list[int], classes: list[str]
+    ) -> tuple[dict[str, list], ClassificationInfo]:
         """Images (n, channels, H, W) in [0, 1] and their labels, split by class; the info."""
         info = ClassificationInfo(classes, channels=images.shape[1], image_size=tuple(images.shape[2:]))
         return split(list(images.astype(np.float32)), labels, *self.fractions, self.seed), info
@@ -128,8 +146,15 @@ class ImageFolderData(ClassificationData):
     resize: resize images of another size instead of refusing them.
     """
 
-    def __init__(self, seed: int, root: str, channels: Literal[1, 3] = 1, image_size: Optional[list] = None,
-                 resize: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        root: str,
+        channels: Literal[1, 3] = 1,
+        image_size: Optional[list] = None,
+        resize: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
 
@@ -137,8 +162,12 @@ class ImageFolderData(ClassificationData):
         if not self.root.is_dir():
             raise DataError(f"data.root: folder not found: {self.root}")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        files = [(f, i) for i, c in enumerate(classes) for f in sorted((self.root / c).iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES]
+        files = [
+            (f, i)
+            for i, c in enumerate(classes)
+            for f in sorted((self.root / c).iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
         if len(classes) < 2 or not files:
             raise DataError(f"data.root: {self.root} needs a sub-folder of images per class (at least 2 classes)")
         size = tuple(self.size) if self.size else None
@@ -157,22 +186,31 @@ class TextData(ClassificationData):
     max_len: texts are cut to this many pieces.
     """
 
-    def __init__(self, seed: int, tokenizer: Literal["char", "word", "space", "subword"] = "char",
-                 vocab_size: PositiveInt = 8000, min_freq: PositiveInt = 1, max_len: PositiveInt = 128,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        tokenizer: Literal["char", "word", "space", "subword"] = "char",
+        vocab_size: PositiveInt = 8000,
+        min_freq: PositiveInt = 1,
+        max_len: PositiveInt = 128,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.kind, self.vocab_size, self.min_freq, self.max_len = tokenizer, vocab_size, min_freq, max_len
 
-    def text_splits(self, texts: list[str], labels: list[int], classes: list[str]
-                    ) -> tuple[dict[str, list], ClassificationInfo]:
+    def text_splits(
+        self, texts: list[str], labels: list[int], classes: list[str]
+    ) -> tuple[dict[str, list], ClassificationInfo]:
         """Texts and their labels, split by class and tokenized by a tokenizer fitted on the train split; the info."""
         kept = [(t.strip(), y) for t, y in zip(texts, labels) if t.strip()]
         if len(kept) < len(texts):
             warnings.warn(f"data: left out {len(texts) - len(kept)} empty texts", stacklevel=2)
         parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.seed)
         tokenizer = fit_tokenizer(self.kind, [t for t, _ in parts["train"]], self.vocab_size, self.min_freq)
-        splits = {name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
-                  for name, examples in parts.items()}
+        splits = {
+            name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
+            for name, examples in parts.items()
+        }
         return splits, ClassificationInfo(classes, tokenizer, max_len=self.max_len)
 
 
@@ -186,8 +224,15 @@ class TextFileData(TextData):
     header: the first row holds column names.
     """
 
-    def __init__(self, seed: int, path: str, text_column: NonNegativeInt = 0, label_column: NonNegativeInt = 1,
-                 header: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        path: str,
+        text_column: NonNegativeInt = 0,
+        label_column: NonNegativeInt = 1,
+        header: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
 
@@ -199,8 +244,10 @@ class TextFileData(TextData):
             rows = [r for r in csv.reader(f, delimiter=delimiter) if r][1 if self.header else 0 :]
         for number, row in enumerate(rows, 2 if self.header else 1):
             if len(row) <= max(self.columns):
-                raise DataError(f"{self.path} line {number} has {len(row)} columns; "
-                                f"text_column={self.columns[0]} and label_column={self.columns[1]} need more")
+                raise DataError(
+                    f"{self.path} line {number} has {len(row)} columns; "
+                    f"text_column={self.columns[0]} and label_column={self.columns[1]} need more"
+                )
         classes = sorted({r[self.columns[1]] for r in rows})
         index = {c: i for i, c in enumerate(classes)}
         return self.text_splits([r[self.columns[0]] for r in rows], [index[r[self.columns[1]]] for r in rows], classes)
@@ -226,9 +273,14 @@ class PoLanguageData(TextData):
     min_chars: shorter texts (placeholders, single words) are left out.
     """
 
-    def __init__(self, seed: int, locale_dirs: Optional[list[str]] = None,
-                 languages: list = ("de", "en_GB", "es", "fr", "it", "nl", "pl", "pt", "sv"),
-                 min_chars: NonNegativeInt = 12, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        locale_dirs: Optional[list[str]] = None,
+        languages: Sequence[str] = ("de", "en_GB", "es", "fr", "it", "nl", "pl", "pt", "sv"),
+        min_chars: NonNegativeInt = 12,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.locale_dirs, self.languages, self.min_chars = locale_dirs, list(languages), min_chars
 
@@ -236,8 +288,10 @@ class PoLanguageData(TextData):
         polib = demo_import("polib", "data 'po_language'")
         folders = self.locale_dirs or django_locales()
         if not folders:
-            raise DataError("data.locale_dirs: not set, and Django (whose translations are the default) is not "
-                            "installed; pip install 'eeap[demos]', or list folders of <lang>/LC_MESSAGES/*.po")
+            raise DataError(
+                "data.locale_dirs: not set, and Django (whose translations are the default) is not "
+                "installed; pip install 'eeap[demos]', or list folders of <lang>/LC_MESSAGES/*.po"
+            )
         texts, labels = [], []
         for label, language in enumerate(self.languages):
             files = sorted(f for folder in folders for f in (Path(folder) / language / "LC_MESSAGES").glob("*.po"))

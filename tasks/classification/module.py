@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import torch
 import torch.nn.functional as F
 import torchmetrics
+from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from torch import Tensor, nn
 
 from eeap.data import read_image
@@ -20,7 +21,6 @@ from eeap.plotting import attention_heatmap, attention_overlay, save_figure
 from eeap.predict.base import ClassifierHead
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
 from eeap.task import AttendSection, Task, build_predict
-from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from eeap.text import PAD
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -59,9 +59,17 @@ class ClassificationTask(Task):
 
     monitor = ("val/accuracy", "max")
 
-    def __init__(self, info: ClassificationInfo, embed: Embedding, encoder: SequenceEncoder, head: ClassifierHead,
-                 cls_token: Optional[ClsToken] = None, optim: Optional[dict] = None, label_smoothing: float = 0.0,
-                 plot_examples: int = 4) -> None:
+    def __init__(
+        self,
+        info: ClassificationInfo,
+        embed: Embedding,
+        encoder: SequenceEncoder,
+        head: ClassifierHead,
+        cls_token: Optional[ClsToken] = None,
+        optim: Optional[dict] = None,
+        label_smoothing: float = 0.0,
+        plot_examples: int = 4,
+    ) -> None:
         super().__init__(optim)
         self.info, self.embed, self.encoder, self.head, self.cls_token = info, embed, encoder, head, cls_token
         self.label_smoothing, self.plot_examples = label_smoothing, plot_examples
@@ -81,7 +89,7 @@ class ClassificationTask(Task):
         optim: Optional[dict] = None,
         label_smoothing: Probability = 0.0,
         plot_examples: NonNegativeInt = 4,
-    ) -> "ClassificationTask":
+    ) -> ClassificationTask:
         """The builder: the ``model`` section's parts, built and wired.
 
         ::
@@ -102,11 +110,13 @@ class ClassificationTask(Task):
         if info.is_text:
             embedding = EMBED.build(embed, "model.embed", role=TokenEmbedder, vocab_size=len(info.tokenizer))
         else:
-            embedding = EMBED.build(embed, "model.embed", role=ImageEmbedder, in_channels=info.channels,
-                                    image_size=list(info.image_size))
+            embedding = EMBED.build(
+                embed, "model.embed", role=ImageEmbedder, in_channels=info.channels, image_size=list(info.image_size)
+            )
         encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
-        head = build_predict(predict, attend, ClassifierHead, input_dim=encoder.output_dim,
-                             num_classes=len(info.classes))
+        head = build_predict(
+            predict, attend, ClassifierHead, input_dim=encoder.output_dim, num_classes=len(info.classes)
+        )
         cls_token = ClsToken(embedding.output_dim) if head.prepends_token else None
         return cls(info, embedding, encoder, head, cls_token, optim, label_smoothing, plot_examples)
 
@@ -131,8 +141,12 @@ class ClassificationTask(Task):
         metrics = {name: getattr(self, f"{split}_{name}") for name in ("accuracy", "f1")}
         for metric in metrics.values():
             metric.update(logits, batch["labels"])
-        self.log_metrics(split, {"loss": F.cross_entropy(logits, batch["labels"]), **metrics}, len(batch["labels"]),
-                         prog_bar="accuracy")
+        self.log_metrics(
+            split,
+            {"loss": F.cross_entropy(logits, batch["labels"]), **metrics},
+            len(batch["labels"]),
+            prog_bar="accuracy",
+        )
         return weights
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -154,15 +168,16 @@ class ClassificationTask(Task):
         if self.info.is_text:
             pieces = self.info.tokenizer.pieces(batch["inputs"][i].tolist())
             return attention_heatmap(weights[None, : len(pieces)], pieces, ["pool"], title)
-        return attention_overlay(batch["inputs"][i].cpu(), weights, self.embed.grid, title)
+        return attention_overlay(batch["inputs"][i].cpu(), weights, cast(ImageEmbedder, self.embed).grid, title)
 
     @torch.no_grad()
-    def predict_lines(self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64,
-                      plot_dir: Optional[str] = None) -> tuple[list[str], Problems]:
+    def predict_lines(
+        self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64, plot_dir: Optional[str] = None
+    ) -> tuple[list[str], Problems]:
         """Classify each line: a text, or the path of an image file. Bad lines give an empty output and a message."""
         problems = Problems()
         outputs = [""] * len(lines)
-        todo = []
+        todo: list[tuple[int, Any]] = []
         for number, line in enumerate(lines, 1):
             text = line.strip()
             if not text:
@@ -171,8 +186,9 @@ class ClassificationTask(Task):
             if self.info.is_text:
                 unknown = sorted(set(self.info.tokenizer.unknown(text)))
                 if unknown:
-                    problems.warn(f"line {number}: not in the vocabulary, read as <unk>: "
-                                  f"{', '.join(repr(u) for u in unknown)}")
+                    problems.warn(
+                        f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}"
+                    )
                 ids = self.info.tokenizer.encode(text)
                 if len(ids) > self.info.max_len:
                     problems.warn(f"line {number}: {len(ids)} tokens, cut to max_len={self.info.max_len}")

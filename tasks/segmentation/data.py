@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ class SegmentationInfo(DataInfo):
         return {"classes": self.classes, "channels": self.channels, "image_size": list(self.image_size)}
 
     @classmethod
-    def from_state(cls, state: dict) -> "SegmentationInfo":
+    def from_state(cls, state: dict) -> SegmentationInfo:
         return cls(state["classes"], state["channels"], tuple(state["image_size"]))
 
 
@@ -64,8 +64,14 @@ class SegmentationData(DataModule):
 
     info_class = SegmentationInfo
 
-    def __init__(self, seed: int, batch_size: PositiveInt = 16, eval_batch_size: PositiveInt = 64, flip: bool = True,
-                 num_workers: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch_size: PositiveInt = 16,
+        eval_batch_size: PositiveInt = 64,
+        flip: bool = True,
+        num_workers: NonNegativeInt = 0,
+    ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.flip = flip
 
@@ -96,8 +102,9 @@ def draw_shape(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarr
     return draw.polygon(r + radius * np.sin(angles), c + radius * np.cos(angles), shape=(size, size))
 
 
-def make_shapes(count: int, size: int, shapes: list[str], binary: bool, max_shapes: int, noise: float,
-                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_shapes(
+    count: int, size: int, shapes: list[str], binary: bool, max_shapes: int, noise: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` RGB images (3, size, size) in [0, 1] with 1 to ``max_shapes`` shapes each on a shaded background,
     and their masks (size, size): 0 background, else 1 + the shape's index in ``shapes`` (1 for every shape if
     ``binary``). A later shape covers an earlier one, in the mask too."""
@@ -135,10 +142,19 @@ class ShapesData(SegmentationData):
     noise: standard deviation of the Gaussian pixel noise.
     """
 
-    def __init__(self, seed: int, train_size: PositiveInt = 800, val_size: PositiveInt = 100,
-                 test_size: PositiveInt = 200, image_size: PositiveInt = 64,
-                 shapes: list[str] = ("circle", "rectangle", "triangle"), binary: bool = False,
-                 max_shapes: PositiveInt = 3, noise: NonNegativeFloat = 0.05, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        train_size: PositiveInt = 800,
+        val_size: PositiveInt = 100,
+        test_size: PositiveInt = 200,
+        image_size: PositiveInt = 64,
+        shapes: Sequence[str] = ("circle", "rectangle", "triangle"),
+        binary: bool = False,
+        max_shapes: PositiveInt = 3,
+        noise: NonNegativeFloat = 0.05,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         unknown = [s for s in shapes if s not in SHAPES]
         if unknown or not shapes:
@@ -150,9 +166,18 @@ class ShapesData(SegmentationData):
         self.max_shapes, self.noise = max_shapes, noise
 
     def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
-        splits = {split: make_shapes(count, self.image_size, self.shapes, self.binary, self.max_shapes, self.noise,
-                                     seed=self.seed * 1000 + offset)
-                  for offset, (split, count) in enumerate(self.sizes.items())}
+        splits = {
+            split: make_shapes(
+                count,
+                self.image_size,
+                self.shapes,
+                self.binary,
+                self.max_shapes,
+                self.noise,
+                seed=self.seed * 1000 + offset,
+            )
+            for offset, (split, count) in enumerate(self.sizes.items())
+        }
         classes = ["background"] + (["shape"] if self.binary else self.shapes)
         return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
 
@@ -162,15 +187,17 @@ def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        mask = Image.open(path)
+        mask: Image.Image = Image.open(path)
         mask = mask.convert("L") if mask.mode not in ("L", "P", "I", "I;16") else mask
     except (OSError, UnidentifiedImageError):
         raise DataError(f"{path}: not a readable mask image") from None
     if mask.size != (size[1], size[0]):
         if not resize:
-            raise DataError(f"{path}: mask is {mask.size[1]}×{mask.size[0]} (H×W), its image {size[0]}×{size[1]}; "
-                            "a mask must match its image")
-        mask = mask.resize((size[1], size[0]), Image.NEAREST)
+            raise DataError(
+                f"{path}: mask is {mask.size[1]}×{mask.size[0]} (H×W), its image {size[0]}×{size[1]}; "
+                "a mask must match its image"
+            )
+        mask = mask.resize((size[1], size[0]), Image.Resampling.NEAREST)
     values = np.asarray(mask, dtype=np.int64)
     return np.where(values == 255, 1, values) if set(np.unique(values)) <= {0, 255} else values
 
@@ -191,9 +218,18 @@ class SegmentationFolderData(SegmentationData):
     val_fraction, test_fraction: held-out shares of the images.
     """
 
-    def __init__(self, seed: int, root: str, classes: Optional[list[str]] = None, channels: Literal[1, 3] = 3,
-                 image_size: Optional[list[PositiveInt]] = None, resize: bool = False, val_fraction: Fraction = 0.1,
-                 test_fraction: Fraction = 0.2, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        root: str,
+        classes: Optional[list[str]] = None,
+        channels: Literal[1, 3] = 3,
+        image_size: Optional[list[PositiveInt]] = None,
+        resize: bool = False,
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.2,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.classes, self.channels = Path(root), classes, channels
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
@@ -202,32 +238,48 @@ class SegmentationFolderData(SegmentationData):
         images_dir, masks_dir = self.root / "images", self.root / "masks"
         for folder in (images_dir, masks_dir):
             if not folder.is_dir():
-                raise DataError(f"data.root: folder not found: {folder} (expected {self.root}/images and "
-                                f"{self.root}/masks with matching file names)")
+                raise DataError(
+                    f"data.root: folder not found: {folder} (expected {self.root}/images and "
+                    f"{self.root}/masks with matching file names)"
+                )
         images = sorted(f for f in images_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         masks = {f.stem: f for f in masks_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES}
         if len(images) < 3:
-            raise DataError(f"data.root: {images_dir} holds {len(images)} images; at least 3 are needed "
-                            "(train, validation and test)")
+            raise DataError(
+                f"data.root: {images_dir} holds {len(images)} images; at least 3 are needed "
+                "(train, validation and test)"
+            )
         missing = [f.name for f in images if f.stem not in masks]
         if missing:
             raise DataError(f"data.root: no mask in {masks_dir} for {len(missing)} images, e.g. {missing[0]}")
-        size = tuple(self.size) if self.size else read_image(images[0], self.channels, None, False).shape[1:]
+        size = cast(
+            tuple[int, int],
+            tuple(self.size) if self.size else read_image(images[0], self.channels, None, False).shape[1:],
+        )
         examples = []
         for f in images:
             image = read_image(f, self.channels, size, self.resize)  # (C, H, W)
             examples.append((image, read_mask(masks[f.stem], size, self.resize)))
         largest = max(int(mask.max()) for _, mask in examples)
-        classes = list(self.classes) if self.classes else (
-            ["background", "foreground"] if largest <= 1 else [f"class_{i}" for i in range(largest + 1)])
+        classes = (
+            list(self.classes)
+            if self.classes
+            else (["background", "foreground"] if largest <= 1 else [f"class_{i}" for i in range(largest + 1)])
+        )
         if len(classes) < 2:
             raise DataError(f"data.classes: at least 2 classes (background first), got {classes}")
         if largest >= len(classes):
-            raise DataError(f"data.classes: a mask holds class index {largest}, but only {len(classes)} classes "
-                            f"are named: {classes}")
+            raise DataError(
+                f"data.classes: a mask holds class index {largest}, but only {len(classes)} classes "
+                f"are named: {classes}"
+            )
         rng = random.Random(self.seed)
         rng.shuffle(examples)
         n_val = max(1, round(len(examples) * self.fractions[0]))
         n_test = max(1, round(len(examples) * self.fractions[1]))
-        splits = {"val": examples[:n_val], "test": examples[n_val : n_val + n_test], "train": examples[n_val + n_test :]}
-        return splits, SegmentationInfo(classes, self.channels, tuple(size))
+        splits = {
+            "val": examples[:n_val],
+            "test": examples[n_val : n_val + n_test],
+            "train": examples[n_val + n_test :],
+        }
+        return splits, SegmentationInfo(classes, self.channels, size)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 import torchmetrics.segmentation
+from eeap.tasks.segmentation.data import SegmentationInfo
 from torch import Tensor
 
 from eeap.data import read_image
@@ -22,7 +23,6 @@ from eeap.plotting import gate_figure, save_figure
 from eeap.predict.base import SegmentationHead
 from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
 from eeap.task import AttendSection, Task, build_predict
-from eeap.tasks.segmentation.data import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
 
@@ -48,9 +48,18 @@ class SegmentationTask(Task):
 
     monitor = ("val/dice", "max")
 
-    def __init__(self, info: SegmentationInfo, encoder: PyramidEncoder, decoder: SegmentationHead,
-                 optim: Optional[dict] = None, dice_weight: float = 1.0, ce_weight: float = 1.0,
-                 aux_weight: float = 0.4, plot_examples: int = 2, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        info: SegmentationInfo,
+        encoder: PyramidEncoder,
+        decoder: SegmentationHead,
+        optim: Optional[dict] = None,
+        dice_weight: float = 1.0,
+        ce_weight: float = 1.0,
+        aux_weight: float = 0.4,
+        plot_examples: int = 2,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__(optim)
         import segmentation_models_pytorch as smp
 
@@ -62,18 +71,32 @@ class SegmentationTask(Task):
         self.plot_examples = plot_examples
         classes = len(info.classes)
         for split in ("val", "test"):  # over the foreground classes, pooled over the whole split
-            setattr(self, f"{split}_dice", torchmetrics.segmentation.DiceScore(
-                classes, include_background=False, average="macro", aggregation_level="global", input_format="index"))
+            setattr(
+                self,
+                f"{split}_dice",
+                torchmetrics.segmentation.DiceScore(
+                    classes, include_background=False, average="macro", aggregation_level="global", input_format="index"
+                ),
+            )
             setattr(self, f"{split}_iou", ForegroundIoU(classes))
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
     @classmethod
-    def from_config(cls, info: SegmentationInfo, encode: dict, predict: dict, attend: AttendSection = DEFAULT_GATE,
-                    optim: Optional[dict] = None, dice_weight: NonNegativeFloat = 1.0,
-                    ce_weight: NonNegativeFloat = 1.0, aux_weight: NonNegativeFloat = 0.4,
-                    plot_examples: NonNegativeInt = 2, channels_last: bool = False) -> "SegmentationTask":
+    def from_config(
+        cls,
+        info: SegmentationInfo,
+        encode: dict,
+        predict: dict,
+        attend: AttendSection = DEFAULT_GATE,
+        optim: Optional[dict] = None,
+        dice_weight: NonNegativeFloat = 1.0,
+        ce_weight: NonNegativeFloat = 1.0,
+        aux_weight: NonNegativeFloat = 0.4,
+        plot_examples: NonNegativeInt = 2,
+        channels_last: bool = False,
+    ) -> SegmentationTask:
         """The builder: the ``model`` section's parts, built and wired. There is no separate embedding: the image
         encoder reads the pixels.
 
@@ -91,8 +114,14 @@ class SegmentationTask(Task):
         optim, dice_weight, ce_weight, aux_weight, plot_examples, channels_last: as for the task.
         """
         encoder = ENCODE.build(encode, "model.encode", role=PyramidEncoder, in_channels=info.channels)
-        decoder = build_predict(predict, attend, SegmentationHead, encoder_channels=encoder.out_channels,
-                                encoder_strides=encoder.strides, num_classes=1 if info.binary else len(info.classes))
+        decoder = build_predict(
+            predict,
+            attend,
+            SegmentationHead,
+            encoder_channels=encoder.out_channels,
+            encoder_strides=encoder.strides,
+            num_classes=1 if info.binary else len(info.classes),
+        )
         return cls(info, encoder, decoder, optim, dice_weight, ce_weight, aux_weight, plot_examples, channels_last)
 
     def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
@@ -134,8 +163,9 @@ class SegmentationTask(Task):
         metrics = {name: getattr(self, f"{split}_{name}") for name in ("dice", "iou")}
         for metric in metrics.values():
             metric.update(predicted, batch["masks"])
-        self.log_metrics(split, {"loss": self.loss(logits, batch["masks"]), **metrics}, len(batch["masks"]),
-                         prog_bar="dice")
+        self.log_metrics(
+            split, {"loss": self.loss(logits, batch["masks"]), **metrics}, len(batch["masks"]), prog_bar="dice"
+        )
         return predicted, gates
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -148,16 +178,25 @@ class SegmentationTask(Task):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test")
 
-    def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None
-               ) -> Any:
+    def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None) -> Any:
         """The image, each gate's coefficients laid over it (finest first), the prediction and the true mask."""
         masks = [("predicted", predicted)] + ([("true mask", mask)] if mask is not None else [])
-        return gate_figure(image.float().cpu(), [g[0].float().cpu() for g in gates],
-                           [(name, m.cpu()) for name, m in masks], len(self.info.classes))
+        return gate_figure(
+            image.float().cpu(),
+            [g[0].float().cpu() for g in gates],
+            [(name, m.cpu()) for name, m in masks],
+            len(self.info.classes),
+        )
 
     @torch.no_grad()
-    def predict_lines(self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 16,
-                      plot_dir: Optional[str] = None, out_dir: Optional[str] = None) -> tuple[list[str], Problems]:
+    def predict_lines(
+        self,
+        lines: list[str],
+        beam_size: Optional[int] = None,
+        batch_size: int = 16,
+        plot_dir: Optional[str] = None,
+        out_dir: Optional[str] = None,
+    ) -> tuple[list[str], Problems]:
         """Segment the image at each line's path: write its mask PNG (class indices; 0/255 for binary) to
         ``out_dir`` and output the mask's path; with ``plot_dir``, also a PNG of the gate maps."""
         problems = Problems()

@@ -7,10 +7,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
+from eeap.tasks.translation.files import Pairs, read_pairs
+
 from eeap.data import DataInfo, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
-from eeap.tasks.translation.files import Pairs, read_pairs
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
 
 
@@ -24,13 +25,21 @@ class TranslationInfo(DataInfo):
     max_tgt_len: int
 
     def state(self) -> dict:
-        return {"source": self.source.state(), "target": self.target.state(), "max_src_len": self.max_src_len,
-                "max_tgt_len": self.max_tgt_len}
+        return {
+            "source": self.source.state(),
+            "target": self.target.state(),
+            "max_src_len": self.max_src_len,
+            "max_tgt_len": self.max_tgt_len,
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "TranslationInfo":
-        return cls(Tokenizer.from_state(state["source"]), Tokenizer.from_state(state["target"]),
-                   state["max_src_len"], state["max_tgt_len"])
+    def from_state(cls, state: dict) -> TranslationInfo:
+        return cls(
+            Tokenizer.from_state(state["source"]),
+            Tokenizer.from_state(state["target"]),
+            state["max_src_len"],
+            state["max_tgt_len"],
+        )
 
 
 def target_batch(examples: list[dict]) -> dict:
@@ -118,8 +127,11 @@ class TranslationData(DataModule):
             else:
                 examples.append({"src": src, "tgt": tgt, "src_text": s, "tgt_text": t})
         if empty or long:
-            warnings.warn(f"data: left out {empty} {split} pairs with an empty side and {long} longer than "
-                          f"max_src_len={self.max_src_len} / max_tgt_len={self.max_tgt_len}", stacklevel=2)
+            warnings.warn(
+                f"data: left out {empty} {split} pairs with an empty side and {long} longer than "
+                f"max_src_len={self.max_src_len} / max_tgt_len={self.max_tgt_len}",
+                stacklevel=2,
+            )
         if not examples:
             raise DataError(f"data: the {split} split is empty")
         return examples
@@ -127,8 +139,12 @@ class TranslationData(DataModule):
     def collate(self, examples: list[dict]) -> dict:
         """src (batch, src_len), src_mask, tgt_in = BOS + y, tgt_out = y + EOS (batch, tgt_len), and the texts."""
         src = pad([e["src"] for e in examples])
-        return {"src": src, "src_mask": src != PAD, "src_text": [e["src_text"] for e in examples],
-                **target_batch(examples)}
+        return {
+            "src": src,
+            "src_mask": src != PAD,
+            "src_text": [e["src_text"] for e in examples],
+            **target_batch(examples),
+        }
 
     def lengths(self, split: str) -> Optional[list[int]]:
         return [len(e["src"]) for e in self.splits[split]] if self.bucket else None
@@ -143,8 +159,14 @@ class DatesData(TranslationData):
     (and every TranslationData parameter)
     """
 
-    def __init__(self, seed: int, train_size: PositiveInt = 20000, val_size: PositiveInt = 1000,
-                 test_size: PositiveInt = 1000, **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        train_size: PositiveInt = 20000,
+        val_size: PositiveInt = 1000,
+        test_size: PositiveInt = 1000,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.sizes = (train_size, val_size, test_size)
 
@@ -172,18 +194,30 @@ class NumberWordsData(TranslationData):
     val_size, test_size: held-out numbers; the rest of 0..max_number (up to train_size) trains.
     """
 
-    def __init__(self, seed: int, source_lang: str = "en", target_lang: str = "de", max_number: PositiveInt = 9999,
-                 train_size: PositiveInt = 8000, val_size: PositiveInt = 500, test_size: PositiveInt = 500,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        source_lang: str = "en",
+        target_lang: str = "de",
+        max_number: PositiveInt = 9999,
+        train_size: PositiveInt = 8000,
+        val_size: PositiveInt = 500,
+        test_size: PositiveInt = 500,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         CONVERTER_CLASSES = demo_import("num2words", "data 'number_words'").CONVERTER_CLASSES
         for key, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
             if lang not in CONVERTER_CLASSES:
-                raise DataError(f"data.{key}: num2words has no language '{lang}'. "
-                                f"Valid options: {', '.join(sorted(CONVERTER_CLASSES))}")
+                raise DataError(
+                    f"data.{key}: num2words has no language '{lang}'. "
+                    f"Valid options: {', '.join(sorted(CONVERTER_CLASSES))}"
+                )
         if train_size + val_size + test_size > max_number + 1:
-            raise DataError(f"data: train_size + val_size + test_size ({train_size + val_size + test_size}) "
-                            f"exceeds the {max_number + 1} numbers in 0..max_number")
+            raise DataError(
+                f"data: train_size + val_size + test_size ({train_size + val_size + test_size}) "
+                f"exceeds the {max_number + 1} numbers in 0..max_number"
+            )
         self.langs = (source_lang, target_lang)
         self.max_number = max_number
         self.sizes = (train_size, val_size, test_size)
@@ -208,9 +242,16 @@ class ParallelData(TranslationData):
     val_fraction, test_fraction: held-out shares when val / test are not given.
     """
 
-    def __init__(self, seed: int, train: Union[str, dict], val: Union[str, dict, None] = None,
-                 test: Union[str, dict, None] = None, val_fraction: Fraction = 0.05, test_fraction: Fraction = 0.05,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        seed: int,
+        train: Union[str, dict],
+        val: Union[str, dict, None] = None,
+        test: Union[str, dict, None] = None,
+        val_fraction: Fraction = 0.05,
+        test_fraction: Fraction = 0.05,
+        **kwargs,
+    ) -> None:
         super().__init__(seed, **kwargs)
         self.paths = {"train": train, "val": val, "test": test}
         self.fractions = {"val": val_fraction, "test": test_fraction}

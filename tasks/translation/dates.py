@@ -16,20 +16,48 @@ from __future__ import annotations
 import datetime
 import random
 import re
+from collections.abc import Set as AbstractSet
 
 from babel.dates import format_date, get_date_format
 from num2words import num2words
 
 LOCALES = ("en_US", "en_GB", "en_IE", "en_AU", "en_CA", "en_IN", "en_ZA")
 EXTRA_PATTERNS = (
-    "d MMMM y", "d MMM y", "MMMM d y", "MMM d y", "d MMMM, y", "MMM d, yy", "d MMM yy", "dd-MMM-y", "dd-MMM-yy",
-    "d-MMM-y", "MMM d ''yy", "d MMM ''yy", "y MMMM d", "y MMM d", "y-MMM-dd", "EEE d MMM y", "EEE, MMM d, y",
-    "EEE MMM d y", "EEEE d MMMM y", "EEEE MMMM d y", "dd MMMM y",
+    "d MMMM y",
+    "d MMM y",
+    "MMMM d y",
+    "MMM d y",
+    "d MMMM, y",
+    "MMM d, yy",
+    "d MMM yy",
+    "dd-MMM-y",
+    "dd-MMM-yy",
+    "d-MMM-y",
+    "MMM d ''yy",
+    "d MMM ''yy",
+    "y MMMM d",
+    "y MMM d",
+    "y-MMM-dd",
+    "EEE d MMM y",
+    "EEE, MMM d, y",
+    "EEE MMM d y",
+    "EEEE d MMMM y",
+    "EEEE MMMM d y",
+    "dd MMMM y",
 )
 ORDINAL_PATTERNS = (
-    "{ord} {MMMM} {y}", "{ord} of {MMMM} {y}", "{ord} of {MMMM}, {y}", "{MMMM} {ord}, {y}", "{MMMM} {ord} {y}",
-    "{MMM} {ord} {y}", "{ord} {MMM} {y}", "the {ord} of {MMMM} {y}", "{EEEE} {ord} {MMMM} {y}",
-    "{EEEE}, {MMMM} {ord}, {y}", "{EEEE} the {ord} of {MMMM} {y}", "{MMMM} the {ord}, {y}",
+    "{ord} {MMMM} {y}",
+    "{ord} of {MMMM} {y}",
+    "{ord} of {MMMM}, {y}",
+    "{MMMM} {ord}, {y}",
+    "{MMMM} {ord} {y}",
+    "{MMM} {ord} {y}",
+    "{ord} {MMM} {y}",
+    "the {ord} of {MMMM} {y}",
+    "{EEEE} {ord} {MMMM} {y}",
+    "{EEEE}, {MMMM} {ord}, {y}",
+    "{EEEE} the {ord} of {MMMM} {y}",
+    "{MMMM} the {ord}, {y}",
 )
 NUMERIC_SEPARATORS = ("/", ".", "-", " ")
 
@@ -110,10 +138,10 @@ class DateGenerator:
             text = text.upper()
         return text, day.isoformat()
 
-    def pairs(self, count: int, exclude: set[str] = frozenset()) -> list[tuple[str, str]]:
+    def pairs(self, count: int, exclude: AbstractSet[str] = frozenset()) -> list[tuple[str, str]]:
         """``count`` distinct pairs whose human-written side is not in ``exclude``."""
         seen = set(exclude)
-        out = []
+        out: list[tuple[str, str]] = []
         while len(out) < count:
             text, iso = self.sample()
             if text not in seen:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from eeap.tasks.translation.data import TranslationInfo
 from torch import Tensor
 
 from eeap.embed.base import TokenEmbedder
@@ -18,7 +19,6 @@ from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq
 from eeap.task import AttendSection, Task, build_predict
-from eeap.tasks.translation.data import TranslationInfo
 from eeap.text import PAD, pad
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -39,8 +39,15 @@ class TranslationTask(Task):
 
     monitor = ("val/exact_match", "max")
 
-    def __init__(self, info: TranslationInfo, embed: TokenEmbedder, encoder: SequenceEncoder, seq2seq: Seq2Seq,
-                 optim: Optional[dict] = None, plot_examples: int = 4) -> None:
+    def __init__(
+        self,
+        info: TranslationInfo,
+        embed: TokenEmbedder,
+        encoder: SequenceEncoder,
+        seq2seq: Seq2Seq,
+        optim: Optional[dict] = None,
+        plot_examples: int = 4,
+    ) -> None:
         super().__init__(optim)
         self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
         self.plot_examples = plot_examples
@@ -60,7 +67,7 @@ class TranslationTask(Task):
         max_output_len: Optional[PositiveInt] = None,
         plot_examples: NonNegativeInt = 4,
         attention_penalty: NonNegativeFloat = 0.0,
-    ) -> "TranslationTask":
+    ) -> TranslationTask:
         """The builder: the ``model`` section's parts, built and wired.
 
         ::
@@ -83,10 +90,19 @@ class TranslationTask(Task):
         """
         embedding = EMBED.build(embed, "model.embed", role=TokenEmbedder, vocab_size=len(info.source))
         encoder = ENCODE.build(encode, "model.encode", role=SequenceEncoder, input_dim=embedding.output_dim)
-        decoder = build_predict(predict, attend, SequenceDecoder, vocab_size=len(info.target),
-                                encoder_dim=encoder.output_dim)
-        seq2seq = Seq2Seq(decoder, info.target, max_output_len or info.max_tgt_len, label_smoothing, beam_size,
-                          length_penalty, attention_penalty, bleu_tokenize="13a")
+        decoder = build_predict(
+            predict, attend, SequenceDecoder, vocab_size=len(info.target), encoder_dim=encoder.output_dim
+        )
+        seq2seq = Seq2Seq(
+            decoder,
+            info.target,
+            max_output_len or info.max_tgt_len,
+            label_smoothing,
+            beam_size,
+            length_penalty,
+            attention_penalty,
+            bleu_tokenize="13a",
+        )
         return cls(info, embedding, encoder, seq2seq, optim, plot_examples)
 
     def encode(self, src: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -119,8 +135,9 @@ class TranslationTask(Task):
         hyps = self.evaluate(batch, "val", beam_size=1)
         if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
             for i in range(min(self.plot_examples, len(batch["src"]))):
-                log_figure(self, f"val/attention_{i}", self.figure(hyps, i, batch["src"][i].tolist(),
-                                                                   batch["src_text"][i]))
+                log_figure(
+                    self, f"val/attention_{i}", self.figure(hyps, i, batch["src"][i].tolist(), batch["src_text"][i])
+                )
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test", beam_size=self.seq2seq.beam_size)
@@ -135,8 +152,12 @@ class TranslationTask(Task):
             return None
         length = int(hyps.lengths[row])
         output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
-        return attention_heatmap(hyps.weights[row, :length].float().cpu(), self.info.source.pieces(source_ids),
-                                 output, title=f"{source_text} → {self.info.target.join(output[:-1])}")
+        return attention_heatmap(
+            hyps.weights[row, :length].float().cpu(),
+            self.info.source.pieces(source_ids),
+            output,
+            title=f"{source_text} → {self.info.target.join(output[:-1])}",
+        )
 
     @torch.no_grad()
     def predict_lines(
@@ -156,13 +177,16 @@ class TranslationTask(Task):
                 continue
             ids = self.info.source.encode(text)
             if len(ids) > self.info.max_src_len:
-                problems.skip(f"line {number}: {len(ids)} tokens, longer than this model's "
-                              f"max_src_len={self.info.max_src_len}; skipped")
+                problems.skip(
+                    f"line {number}: {len(ids)} tokens, longer than this model's "
+                    f"max_src_len={self.info.max_src_len}; skipped"
+                )
                 continue
             unknown = sorted(set(self.info.source.unknown(text)))
             if unknown:
-                problems.warn(f"line {number}: not in the vocabulary, read as <unk>: "
-                              f"{', '.join(repr(u) for u in unknown)}")
+                problems.warn(
+                    f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}"
+                )
             todo.append((number - 1, text, ids))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]

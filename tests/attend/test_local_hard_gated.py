@@ -44,13 +44,18 @@ def test_local_predictive_position_and_gaussian_by_hand():
 def test_wrappers_reject_scoreless_inner_with_the_nested_path_and_the_valid_names():
     with pytest.raises(ConfigError) as e:
         build({"type": "hard", "score": {"type": "multihead", "num_heads": 2}})
-    assert str(e.value) == ("model.attend.score.type: 'multihead' is an attention (alignment function), but here a "
-                            "score attention is needed. Valid options: additive, cosine, dot, general, location, "
-                            "scaled_dot")
+    assert str(e.value) == (
+        "model.attend.score.type: 'multihead' is an attention (alignment function), but here a "
+        "score attention is needed. Valid options: additive, cosine, dot, general, location, "
+        "scaled_dot"
+    )
     with pytest.raises(ConfigError, match=r"^model.attend.score.type: 'gated' is an attention .alignment function."):
         build({"type": "local", "score": {"type": "gated"}})  # a wrapper wraps a score of its own, not another wrapper
-    with pytest.raises(ConfigError, match=r"^model.attend.score.hidden_dim: expected int ≥ 1 or null for attend "
-                                          r"'additive', got int 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.attend.score.hidden_dim: expected int ≥ 1 or null for attend "
+        r"'additive', got int 0$",
+    ):
         build({"type": "gated", "score": {"type": "additive", "hidden_dim": 0}})
 
 

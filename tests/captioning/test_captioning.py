@@ -7,18 +7,26 @@ import sys
 import numpy as np
 import pytest
 import torch
+from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from PIL import Image
 
 from eeap.errors import DataError
 from eeap.predict.base import SequenceDecoder
 from eeap.registry import DATA
 from eeap.task import build_predict
-from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from tests.conftest import ROOT
 
 FORMULAS = ROOT / "configs" / "captioning" / "formulas.yaml"
-TINY = ["data.train_size=64", "data.val_size=8", "data.test_size=8", "data.batch_size=16",
-        "model.embed.channels=[8,8,8,16]", "model.predict.hidden=16", "model.predict.embed_dim=8", "model.beam_size=2"]
+TINY = [
+    "data.train_size=64",
+    "data.val_size=8",
+    "data.test_size=8",
+    "data.batch_size=16",
+    "model.embed.channels=[8,8,8,16]",
+    "model.predict.hidden=16",
+    "model.predict.embed_dim=8",
+    "model.beam_size=2",
+]
 
 
 def test_compact_markup_for_mathtext():
@@ -27,11 +35,13 @@ def test_compact_markup_for_mathtext():
 
 
 def test_formulas_are_seeded_held_out_and_rendered():
-    data = DATA.build({"type": "formulas", "train_size": 60, "val_size": 10, "test_size": 10, "max_len": 12},
-                      "data", seed=0)
+    data = DATA.build(
+        {"type": "formulas", "train_size": 60, "val_size": 10, "test_size": 10, "max_len": 12}, "data", seed=0
+    )
     data.prepare()
-    again = DATA.build({"type": "formulas", "train_size": 60, "val_size": 10, "test_size": 10, "max_len": 12},
-                       "data", seed=0)
+    again = DATA.build(
+        {"type": "formulas", "train_size": 60, "val_size": 10, "test_size": 10, "max_len": 12}, "data", seed=0
+    )
     again.prepare()
     texts = {split: [e["tgt_text"] for e in data.splits[split]] for split in ("train", "val", "test")}
     assert texts["test"] == [e["tgt_text"] for e in again.splits["test"]]
@@ -82,8 +92,13 @@ def test_caption_folder_groups_captions_by_image_and_refuses_bad_files(tmp_path)
 
 
 def test_context_gate_and_lstm_start_by_hand():
-    decoder = build_predict({"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 8,
-                             "embed_dim": 4}, {"type": "additive"}, SequenceDecoder, vocab_size=10, encoder_dim=6)
+    decoder = build_predict(
+        {"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 8, "embed_dim": 4},
+        {"type": "additive"},
+        SequenceDecoder,
+        vocab_size=10,
+        encoder_dim=6,
+    )
     memory = torch.randn(2, 5, 6)
     mask = torch.ones(2, 5, dtype=torch.bool)
     state = decoder.start(memory, mask)
@@ -93,16 +108,17 @@ def test_context_gate_and_lstm_start_by_hand():
         decoder.context_gate.bias.zero_()  # β = σ(0) = 1/2 everywhere
     query = state["h"][:, -1]
     gated, weights = decoder.attend(query, state)
-    gate, decoder.context_gate = decoder.context_gate, None
+    decoder.context_gate = None
     plain, _ = decoder.attend(query, state)
     torch.testing.assert_close(gated, plain / 2)
     torch.testing.assert_close(plain, (weights.unsqueeze(-1) * memory).sum(1))
 
 
 def test_doubly_stochastic_penalty_by_hand(tiny):
+    from omegaconf import OmegaConf
+
     from eeap.config import load_config
     from eeap.registry import TASK
-    from omegaconf import OmegaConf
 
     cfg = OmegaConf.to_container(load_config(FORMULAS, ["logger=none", *TINY, "model.attention_penalty=0.5"]))
     data = DATA.build(cfg["data"], "data", seed=0)
@@ -118,15 +134,21 @@ def test_doubly_stochastic_penalty_by_hand(tiny):
     assert task.seq2seq.doubly_stochastic(weights, mask, target).item() == pytest.approx(0.5 / 8)
 
 
-@pytest.mark.parametrize("overrides", [
-    [],
-    ["model.attend={type: hard, score: {type: additive}}"],
-    ["model.attend=none"],
-    ["model.predict={type: transformer_decoder, dim: 16, heads: 2, ff_dim: 32, layers: 1}",
-     "model.encode={type: transformer, heads: 2, ff_dim: 32, layers: 1}"],
-    ["model.embed={type: image_grid, encoder: {type: smp, name: resnet18, depth: 3}, dim: 16}"],
-    ["model.embed={type: image_grid, encoder: {type: smp, name: tu-mobilenetv3_small_050, depth: 3}, dim: 16}"],
-], ids=["soft", "hard", "none", "transformer", "smp_grid", "timm_grid"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.attend={type: hard, score: {type: additive}}"],
+        ["model.attend=none"],
+        [
+            "model.predict={type: transformer_decoder, dim: 16, heads: 2, ff_dim: 32, layers: 1}",
+            "model.encode={type: transformer, heads: 2, ff_dim: 32, layers: 1}",
+        ],
+        ["model.embed={type: image_grid, encoder: {type: smp, name: resnet18, depth: 3}, dim: 16}"],
+        ["model.embed={type: image_grid, encoder: {type: smp, name: tu-mobilenetv3_small_050, depth: 3}, dim: 16}"],
+    ],
+    ids=["soft", "hard", "none", "transformer", "smp_grid", "timm_grid"],
+)
 def test_captioning_trains_with_each_attention(tiny, tmp_path, overrides):
     from eeap.run import train
 
@@ -143,9 +165,21 @@ def test_train_plot_then_predict_captions(tiny, tmp_path):
     write_png(tmp_path / "f.png", image)
     write_png(tmp_path / "small.png", image[:16, :64])
     (tmp_path / "list.txt").write_text(f"{tmp_path / 'f.png'}\n{tmp_path / 'small.png'}\n")
-    result = subprocess.run([sys.executable, "predict.py", metrics["best_checkpoint"], "--input",
-                             str(tmp_path / "list.txt"), "--plot-attention", str(tmp_path / "att")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "predict.py",
+            metrics["best_checkpoint"],
+            "--input",
+            str(tmp_path / "list.txt"),
+            "--plot-attention",
+            str(tmp_path / "att"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert len(result.stdout.splitlines()) == 2 and result.stdout.splitlines()[1] == ""
     assert "line 2:" in result.stderr and "image is 16×64 (H×W), expected 40×160" in result.stderr
@@ -157,8 +191,11 @@ def test_image_grid_needs_sides_divisible_by_the_stride(tiny):
     from eeap.run import train
 
     with pytest.raises(ConfigError, match="images of 40×160 do not divide by the encoder's stride 16"):
-        train(tiny(*TINY, "model.embed={type: image_grid, encoder: {type: smp, name: resnet18, depth: 4}}",
-                   config=FORMULAS))
+        train(
+            tiny(
+                *TINY, "model.embed={type: image_grid, encoder: {type: smp, name: resnet18, depth: 4}}", config=FORMULAS
+            )
+        )
 
 
 def test_caption_folder_config_trains_on_a_users_folder(tiny, tmp_path):
@@ -172,7 +209,15 @@ def test_caption_folder_config_trains_on_a_users_folder(tiny, tmp_path):
         write_png(tmp_path / "data" / "images" / f"{i}.png", image)
         lines.append(f"{i}.png\t{words[i % 4]}")
     (tmp_path / "data" / "captions.tsv").write_text("\n".join(lines) + "\n")
-    metrics = train(tiny(f"data.root={tmp_path / 'data'}", "data.image_size=[32,32]", "trainer.max_epochs=1",
-                         "model.embed.encoder.depth=3", "model.embed.dim=16", "model.predict.hidden=16",
-                         config=ROOT / "configs" / "captioning" / "caption_folder.yaml"))
+    metrics = train(
+        tiny(
+            f"data.root={tmp_path / 'data'}",
+            "data.image_size=[32,32]",
+            "trainer.max_epochs=1",
+            "model.embed.encoder.depth=3",
+            "model.embed.dim=16",
+            "model.predict.hidden=16",
+            config=ROOT / "configs" / "captioning" / "caption_folder.yaml",
+        )
+    )
     assert metrics["steps"] == 1 and 0.0 <= metrics["test/bleu"] <= 1.0

@@ -6,6 +6,7 @@ import numpy as np
 import polib
 import pytest
 import torch
+from eeap.tasks.classification.module import ClsToken
 from PIL import Image
 
 import eeap  # noqa: F401
@@ -14,9 +15,8 @@ from eeap.inference import load_task
 from eeap.inference import main as predict_main
 from eeap.predict.base import ClassifierHead
 from eeap.registry import DATA, EMBED
-from eeap.task import build_predict
-from eeap.tasks.classification.module import ClsToken
 from eeap.run import train
+from eeap.task import build_predict
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs" / "classification"
@@ -38,8 +38,9 @@ def test_attention_pooling_by_hand():
 
 def test_mean_and_cls_pooling():
     x, mask = torch.randn(2, 4, 3), torch.tensor([[True, True, False, False], [True] * 4])
-    mean = build_predict({"type": "classifier", "pool": "mean"}, "none", ClassifierHead, input_dim=3,
-                         num_classes=2).eval()
+    mean = build_predict(
+        {"type": "classifier", "pool": "mean"}, "none", ClassifierHead, input_dim=3, num_classes=2
+    ).eval()
     with torch.no_grad():
         mean.output[-1].weight.copy_(torch.eye(2, 3))
         mean.output[-1].bias.zero_()
@@ -95,8 +96,11 @@ def test_image_folder_reads_checks_sizes_and_resizes(tmp_path):
     write_images(tmp_path / "imgs")
     Image.fromarray(np.zeros((5, 7), dtype=np.uint8)).save(tmp_path / "imgs" / "dog" / "odd.png")
     data = DATA.build({"type": "image_folder", "root": str(tmp_path / "imgs")}, "data", seed=0)
-    with pytest.raises(DataError, match=r"odd.png: image is 5×7 \(H×W\), expected 8×8; resize the images or set "
-                                        r"data.resize=true"):
+    with pytest.raises(
+        DataError,
+        match=r"odd.png: image is 5×7 \(H×W\), expected 8×8; resize the images or set "
+        r"data.resize=true",
+    ):
         data.prepare()
     data = DATA.build({"type": "image_folder", "root": str(tmp_path / "imgs"), "resize": True}, "data", seed=0)
     data.prepare()
@@ -107,10 +111,12 @@ def test_image_folder_reads_checks_sizes_and_resizes(tmp_path):
 
 
 def test_text_file_and_its_errors(tmp_path):
-    (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n"
-                                                              for i in range(20)))
-    data = DATA.build({"type": "text_file", "path": str(tmp_path / "t.csv"), "header": True, "tokenizer": "word"},
-                      "data", seed=0)
+    (tmp_path / "t.csv").write_text(
+        "text,label\n" + "".join(f"good thing {i},pos\nbad thing {i},neg\n" for i in range(20))
+    )
+    data = DATA.build(
+        {"type": "text_file", "path": str(tmp_path / "t.csv"), "header": True, "tokenizer": "word"}, "data", seed=0
+    )
     data.prepare()
     assert data.info().classes == ["neg", "pos"] and sum(len(v) for v in data.splits.values()) == 40
     (tmp_path / "bad.tsv").write_text("only text\n")
@@ -131,21 +137,26 @@ def write_locale(root):
 
 def test_po_language_reads_translations(tmp_path):
     write_locale(tmp_path / "locale")
-    data = DATA.build({"type": "po_language", "locale_dirs": [str(tmp_path / "locale")], "languages": ["de", "fr"]},
-                      "data", seed=0)
+    data = DATA.build(
+        {"type": "po_language", "locale_dirs": [str(tmp_path / "locale")], "languages": ["de", "fr"]}, "data", seed=0
+    )
     data.prepare()
     texts = [t for split in data.splits.values() for (_, t), _ in split]
     assert len(texts) == 80 and "Kurz" not in texts
     with pytest.raises(DataError, match="no it/LC_MESSAGES/\\*.po"):
-        DATA.build({"type": "po_language", "locale_dirs": [str(tmp_path / "locale")], "languages": ["it"]},
-                   "data", seed=0).prepare()
+        DATA.build(
+            {"type": "po_language", "locale_dirs": [str(tmp_path / "locale")], "languages": ["it"]}, "data", seed=0
+        ).prepare()
 
 
 def test_digits_config_reaches_97_percent_and_predicts_images(tmp_path, capsys):
     from eeap.config import load_config
 
-    metrics = train(load_config(CONFIGS / "digits.yaml", [f"run_dir={tmp_path}/run", "logger=none",
-                                                          "trainer.enable_progress_bar=false"]))
+    metrics = train(
+        load_config(
+            CONFIGS / "digits.yaml", [f"run_dir={tmp_path}/run", "logger=none", "trainer.enable_progress_bar=false"]
+        )
+    )
     assert metrics["test/accuracy"] >= 0.97 and metrics["test/f1"] >= 0.97
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/accuracy"] == metrics["test/accuracy"]
     from sklearn.datasets import load_digits
@@ -157,8 +168,9 @@ def test_digits_config_reaches_97_percent_and_predicts_images(tmp_path, capsys):
         Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(paths[-1])
     Image.fromarray(np.zeros((9, 9), dtype=np.uint8)).save(tmp_path / "big.png")
     (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in paths) + f"{tmp_path / 'big.png'}\n")
-    code = predict_main([metrics["best_checkpoint"], "--input", str(tmp_path / "list.txt"), "--plot-attention",
-                         str(tmp_path / "plots")])
+    code = predict_main(
+        [metrics["best_checkpoint"], "--input", str(tmp_path / "list.txt"), "--plot-attention", str(tmp_path / "plots")]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and out.splitlines()[:5] == [str(d) for d in digits.target[:5]] and out.splitlines()[5] == ""
     assert "line 6: " in err and "image is 9×9 (H×W), expected 8×8" in err
@@ -166,20 +178,34 @@ def test_digits_config_reaches_97_percent_and_predicts_images(tmp_path, capsys):
     assert load_task(metrics["best_checkpoint"]).info.classes == [str(i) for i in range(10)]
 
 
-@pytest.mark.parametrize("config, extra", [
-    ("digits_vit.yaml", ["model.plot_examples=2", "logger.use=[csv]"]),
-    ("langid.yaml", ["model.predict.pool=mean", "model.attend=none"]),
-    ("text_file.yaml", ["model.predict.pool=cls", "model.attend=none"]),
-])
+@pytest.mark.parametrize(
+    "config, extra",
+    [
+        ("digits_vit.yaml", ["model.plot_examples=2", "logger.use=[csv]"]),
+        ("langid.yaml", ["model.predict.pool=mean", "model.attend=none"]),
+        ("text_file.yaml", ["model.predict.pool=cls", "model.attend=none"]),
+    ],
+)
 def test_other_classification_configs(tmp_path, config, extra):
     from eeap.config import load_config
 
     write_locale(tmp_path / "locale")
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
-    data = {"langid.yaml": [f"data.locale_dirs=[{tmp_path / 'locale'}]", "data.languages=[de, fr]"],
-            "text_file.yaml": [f"data.path={tmp_path / 't.tsv'}"]}.get(config, [])
-    cfg = load_config(CONFIGS / config, [f"run_dir={tmp_path}/run", "logger=none", "trainer.enable_progress_bar=false",
-                                         "trainer.max_epochs=1", *data, *extra])
+    data = {
+        "langid.yaml": [f"data.locale_dirs=[{tmp_path / 'locale'}]", "data.languages=[de, fr]"],
+        "text_file.yaml": [f"data.path={tmp_path / 't.tsv'}"],
+    }.get(config, [])
+    cfg = load_config(
+        CONFIGS / config,
+        [
+            f"run_dir={tmp_path}/run",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            "trainer.max_epochs=1",
+            *data,
+            *extra,
+        ],
+    )
     metrics = train(cfg)
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
     if config == "digits_vit.yaml":
@@ -190,8 +216,16 @@ def test_text_predict_lines(tmp_path):
     from eeap.config import load_config
 
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
-    cfg = load_config(CONFIGS / "text_file.yaml", [f"run_dir={tmp_path}/run", "logger=none", f"data.path={tmp_path / 't.tsv'}",
-                                                   "trainer.enable_progress_bar=false", "trainer.max_epochs=8"])
+    cfg = load_config(
+        CONFIGS / "text_file.yaml",
+        [
+            f"run_dir={tmp_path}/run",
+            "logger=none",
+            f"data.path={tmp_path / 't.tsv'}",
+            "trainer.enable_progress_bar=false",
+            "trainer.max_epochs=8",
+        ],
+    )
     task = load_task(train(cfg)["best_checkpoint"])
     outputs, problems = task.predict_lines(["nice day 3", "", "awful zebra day"])
     assert outputs == ["pos", "", "neg"] and problems.skipped == 1

@@ -6,22 +6,32 @@ import sys
 import numpy as np
 import pytest
 import torch
+from eeap.tasks.segmentation.data import SegmentationInfo, collate, make_shapes
 from PIL import Image
 
 from eeap.errors import ConfigError, DataError
 from eeap.metrics import ForegroundIoU
 from eeap.registry import DATA, TASK
-from eeap.tasks.segmentation.data import SegmentationInfo, collate, make_shapes
 from tests.conftest import QUIET, ROOT
 
 SHAPES = ROOT / "configs" / "segmentation" / "shapes.yaml"
-TINY = ["data.train_size=48", "data.val_size=8", "data.test_size=8", "data.image_size=32", "data.batch_size=8",
-        "model.encode.channels=[8,16,32]"]
+TINY = [
+    "data.train_size=48",
+    "data.val_size=8",
+    "data.test_size=8",
+    "data.image_size=32",
+    "data.batch_size=8",
+    "model.encode.channels=[8,16,32]",
+]
 
 
 def build_task(classes=("background", "a", "b"), channels=3, **model):
-    section = {"type": "segmentation", "encode": {"type": "unet_conv", "channels": [8, 16, 32]},
-               "predict": {"type": "attention_unet"}, **model}
+    section = {
+        "type": "segmentation",
+        "encode": {"type": "unet_conv", "channels": [8, 16, 32]},
+        "predict": {"type": "attention_unet"},
+        **model,
+    }
     return TASK.build(section, "model", info=SegmentationInfo(list(classes), channels, (32, 32)))
 
 
@@ -79,8 +89,9 @@ def test_folder_data_reads_binary_masks_and_refuses_bad_folders(tmp_path):
 
     write_png(tmp_path / "masks" / "img4.png", np.full((12, 10), 7))  # index 7 with 2 named classes
     with pytest.raises(DataError, match="class index 7"):
-        DATA.build({"type": "segmentation_folder", "root": str(tmp_path), "classes": ["bg", "fg"]}, "data",
-                   seed=0).prepare()
+        DATA.build(
+            {"type": "segmentation_folder", "root": str(tmp_path), "classes": ["bg", "fg"]}, "data", seed=0
+        ).prepare()
     write_png(tmp_path / "masks" / "img4.png", np.zeros((5, 5)))
     with pytest.raises(DataError, match="must match its image"):
         DATA.build({"type": "segmentation_folder", "root": str(tmp_path)}, "data", seed=0).prepare()
@@ -103,8 +114,10 @@ def test_any_image_size_is_padded_and_cropped_back_and_gates_are_per_skip():
     assert gates == [] and aux == []
     with pytest.raises(ConfigError) as e:  # the role decides, not a list of names
         build_task(attend={"type": "additive"})
-    assert str(e.value) == ("model.attend.type: 'additive' is a score attention, but here a U-Net skip gate is "
-                            "needed. Valid options: attention_gate")
+    assert str(e.value) == (
+        "model.attend.type: 'additive' is a score attention, but here a U-Net skip gate is "
+        "needed. Valid options: attention_gate"
+    )
 
 
 def test_padding_does_not_change_what_the_model_sees_inside():
@@ -126,11 +139,28 @@ def test_smp_encoder_by_name_and_clear_errors():
 
 
 def test_pretrained_weights_offline_fail_with_one_line(tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"),
-           "PATH": "/usr/bin:/bin", "WANDB_MODE": "offline"}
-    result = subprocess.run([sys.executable, "train.py", str(SHAPES), "model.encode={type: smp, weights: imagenet}",
-                             f"run_dir={tmp_path / 'run'}", *QUIET], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "PATH": "/usr/bin:/bin",
+        "WANDB_MODE": "offline",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            str(SHAPES),
+            "model.encode={type: smp, weights: imagenet}",
+            f"run_dir={tmp_path / 'run'}",
+            *QUIET,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: model.encode: weights: could not load 'imagenet'")
     assert "weights to null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
@@ -184,9 +214,23 @@ def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
     write_png(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (27, 35, 3)))
     (tmp_path / "list.txt").write_text(f"{tmp_path / 'a.png'}\n\n{tmp_path / 'missing.png'}\n")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    result = subprocess.run([sys.executable, "predict.py", str(ckpt), "--input", str(tmp_path / "list.txt"),
-                             "--out-dir", str(tmp_path / "masks"), "--plot-attention", str(tmp_path / "gates")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "predict.py",
+            str(ckpt),
+            "--input",
+            str(tmp_path / "list.txt"),
+            "--out-dir",
+            str(tmp_path / "masks"),
+            "--plot-attention",
+            str(tmp_path / "gates"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1  # two lines skipped
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and lines[1:] == ["", ""]
@@ -200,8 +244,19 @@ def test_shapes_config_learns(tiny):
     """A shrunk shapes.yaml: binary masks of two shapes on 32×32 images, a few epochs, well above chance."""
     from eeap.run import train
 
-    metrics = train(tiny(*TINY, "data.train_size=384", "data.val_size=32", "data.test_size=64", "data.binary=true",
-                         "data.batch_size=16", "trainer.max_epochs=10", "model.optim.lr=0.01", config=SHAPES))
+    metrics = train(
+        tiny(
+            *TINY,
+            "data.train_size=384",
+            "data.val_size=32",
+            "data.test_size=64",
+            "data.binary=true",
+            "data.batch_size=16",
+            "trainer.max_epochs=10",
+            "model.optim.lr=0.01",
+            config=SHAPES,
+        )
+    )
     assert metrics["test/dice"] > 0.8
 
 
@@ -217,6 +272,13 @@ def test_folder_config_trains_on_a_users_folder(tiny, tmp_path):
         image[mask == 2] = 200
         write_png(tmp_path / "data" / "images" / f"{i}.jpg", image)
         write_png(tmp_path / "data" / "masks" / f"{i}.png", mask)
-    metrics = train(tiny(f"data.root={tmp_path / 'data'}", "trainer.max_epochs=1", "model.encode.depth=3",
-                         "model.predict.decoder_channels=[8,16]", config=ROOT / "configs" / "segmentation" / "folder.yaml"))
+    metrics = train(
+        tiny(
+            f"data.root={tmp_path / 'data'}",
+            "trainer.max_epochs=1",
+            "model.encode.depth=3",
+            "model.predict.decoder_channels=[8,16]",
+            config=ROOT / "configs" / "segmentation" / "folder.yaml",
+        )
+    )
     assert metrics["steps"] == 1 and 0.0 <= metrics["test/dice"] <= 1.0

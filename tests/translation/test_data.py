@@ -5,13 +5,13 @@ import re
 
 import polib
 import pytest
+from eeap.tasks.translation.dates import DateGenerator, cldr_patterns
 from num2words import num2words
 
 import eeap  # noqa: F401
 from eeap.errors import DataError
 from eeap.registry import DATA
 from eeap.text import Tokenizer, fit_tokenizer
-from eeap.tasks.translation.dates import DateGenerator, cldr_patterns
 
 
 def test_dates_are_seeded_valid_and_follow_the_conventions():
@@ -49,8 +49,18 @@ def test_dates_splits_do_not_overlap():
 
 
 def test_number_words_pairs_and_held_out_numbers():
-    data = DATA.build({"type": "number_words", "max_number": 999, "train_size": 300, "val_size": 50,
-                       "test_size": 50, "src_tokenizer": "word"}, "data", seed=0)
+    data = DATA.build(
+        {
+            "type": "number_words",
+            "max_number": 999,
+            "train_size": 300,
+            "val_size": 50,
+            "test_size": 50,
+            "src_tokenizer": "word",
+        },
+        "data",
+        seed=0,
+    )
     splits, _ = data.make_splits()
     pairs = {name: [(e["src_text"], e["tgt_text"]) for e in examples] for name, examples in splits.items()}
     inverse = {num2words(n, lang="en"): n for n in range(1000)}
@@ -76,7 +86,9 @@ def test_parallel_files_in_every_format(tmp_path):
     assert read_pairs(str(tmp_path / "a.tsv"), "x") == [("hello", "hallo"), ("world", "welt")]
     assert read_pairs(str(tmp_path / "a.csv"), "x") == [("hello, you", "hallo")]
     assert read_pairs({"source": str(tmp_path / "src.txt"), "target": str(tmp_path / "tgt.txt")}, "x") == [
-        ("one", "eins"), ("two", "zwei")]
+        ("one", "eins"),
+        ("two", "zwei"),
+    ]
     assert read_pairs(str(tmp_path / "de.po"), "x") == [("Save", "Speichern")]
 
 
@@ -100,8 +112,17 @@ def test_parallel_file_errors(tmp_path):
 def test_parallel_holds_out_val_and_test_and_drops_bad_pairs(tmp_path):
     lines = [f"w{i}\tv{i}" for i in range(100)] + ["\tempty source", "x" * 80 + "\tlong"]
     (tmp_path / "all.tsv").write_text("\n".join(lines) + "\n")
-    data = DATA.build({"type": "parallel", "train": str(tmp_path / "all.tsv"), "val_fraction": 0.1,
-                       "test_fraction": 0.2, "max_src_len": 20}, "data", seed=0)
+    data = DATA.build(
+        {
+            "type": "parallel",
+            "train": str(tmp_path / "all.tsv"),
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+            "max_src_len": 20,
+        },
+        "data",
+        seed=0,
+    )
     with pytest.warns(UserWarning, match="left out"):
         data.prepare()
     sizes = {k: len(v) for k, v in data.splits.items()}
@@ -120,8 +141,12 @@ def test_tokenizers_round_trip_through_their_state(kind):
 
 def test_collate_pads_and_adds_bos_eos():
     data = DATA.build({"type": "dates"}, "data", seed=0)
-    batch = data.collate([{"src": [5, 6, 7], "tgt": [8], "src_text": "a", "tgt_text": "b"},
-                     {"src": [5], "tgt": [8, 9], "src_text": "c", "tgt_text": "d"}])
+    batch = data.collate(
+        [
+            {"src": [5, 6, 7], "tgt": [8], "src_text": "a", "tgt_text": "b"},
+            {"src": [5], "tgt": [8, 9], "src_text": "c", "tgt_text": "d"},
+        ]
+    )
     assert batch["src"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["src_mask"].tolist() == [[True, True, True], [True, False, False]]
     assert batch["tgt_in"].tolist() == [[2, 8, 0], [2, 8, 9]] and batch["tgt_out"].tolist() == [[8, 3, 0], [8, 9, 3]]

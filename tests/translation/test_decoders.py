@@ -15,10 +15,14 @@ def build(section, attend):
     """A decoder with its attention, as the translation task's builder wires them."""
     return build_predict(section, attend or "none", SequenceDecoder, vocab_size=10, encoder_dim=16)
 
+
 # Every attention by its defaults, and variants.
 ATTENDS = [{"type": name} for name in ATTEND.filling(Attention)] + [
-    {"type": "local", "mode": "monotonic", "window": 2}, {"type": "location", "max_len": 8},
-    {"type": "hard", "score": {"type": "additive"}}, None]
+    {"type": "local", "mode": "monotonic", "window": 2},
+    {"type": "location", "max_len": 8},
+    {"type": "hard", "score": {"type": "additive"}},
+    None,
+]
 
 
 def memory(batch=3, src=6, dim=16):
@@ -29,14 +33,23 @@ def memory(batch=3, src=6, dim=16):
 
 
 @pytest.mark.parametrize("attend", ATTENDS)
-@pytest.mark.parametrize("section", [
-    {"type": "rnn_decoder", "hidden": 16, "embed_dim": 8},
-    {"type": "rnn_decoder", "style": "luong", "cell": "lstm", "layers": 2, "hidden": 16, "embed_dim": 8},
-    {"type": "rnn_decoder", "cell": "lstm", "context_gate": True, "hidden": 16, "embed_dim": 8},  # Show, Attend, Tell
-    {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "layers": 2, "hidden": 16, "embed_dim": 8},
-    {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "cell": "lstm", "hidden": 16, "embed_dim": 8},
-    {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"type": "rnn_decoder", "hidden": 16, "embed_dim": 8},
+        {"type": "rnn_decoder", "style": "luong", "cell": "lstm", "layers": 2, "hidden": 16, "embed_dim": 8},
+        {
+            "type": "rnn_decoder",
+            "cell": "lstm",
+            "context_gate": True,
+            "hidden": 16,
+            "embed_dim": 8,
+        },  # Show, Attend, Tell
+        {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "layers": 2, "hidden": 16, "embed_dim": 8},
+        {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "cell": "lstm", "hidden": 16, "embed_dim": 8},
+        {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},
+    ],
+)
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 def test_forward_equals_stepwise_decoding(section, attend, backend):
     """The teacher-forced forward (the parallel path where nothing feeds back, the fused kernels where they
@@ -61,8 +74,9 @@ def test_forward_equals_stepwise_decoding(section, attend, backend):
 
 
 def test_transformer_decoder_is_causal():
-    decoder = build({"type": "transformer_decoder", "dim": 16, "heads": 2, "dropout": 0.0},
-                    {"type": "multihead", "num_heads": 2}).eval()
+    decoder = build(
+        {"type": "transformer_decoder", "dim": 16, "heads": 2, "dropout": 0.0}, {"type": "multihead", "num_heads": 2}
+    ).eval()
     mem, mask = memory()
     tokens = torch.randint(4, 10, (3, 5))
     changed = tokens.clone()
@@ -73,8 +87,9 @@ def test_transformer_decoder_is_causal():
 
 
 def test_teacher_forcing_zero_feeds_own_predictions():
-    decoder = build({"type": "rnn_decoder", "hidden": 16, "embed_dim": 8, "teacher_forcing": 0.0},
-                    {"type": "additive"}).train()
+    decoder = build(
+        {"type": "rnn_decoder", "hidden": 16, "embed_dim": 8, "teacher_forcing": 0.0}, {"type": "additive"}
+    ).train()
     mem, mask = memory()
     tokens = torch.randint(4, 10, (3, 5))
     other = tokens.clone()

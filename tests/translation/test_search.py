@@ -55,8 +55,14 @@ def test_wide_beam_finds_the_exhaustive_best():
         table[:, [0, 2]] = -1e4  # never pad or bos
         for alpha in (0.0, 1.0):
             expected, score = best_by_enumeration(table, 5, alpha)
-            hyps = beam_search(MarkovDecoder(table), torch.randn(1, 3, 2), torch.ones(1, 3, dtype=torch.bool),
-                               max_len=5, beam_size=40, alpha=alpha)
+            hyps = beam_search(
+                MarkovDecoder(table),
+                torch.randn(1, 3, 2),
+                torch.ones(1, 3, dtype=torch.bool),
+                max_len=5,
+                beam_size=40,
+                alpha=alpha,
+            )
             length = int(hyps.lengths[0])
             assert hyps.tokens[0, :length].tolist() == expected, (trial, alpha)
             assert abs(float(hyps.scores[0]) - score) < 1e-4
@@ -84,6 +90,7 @@ def test_finished_beams_are_padded():
     table = torch.full((VOCAB, VOCAB), -1e4)
     table[BOS, 4] = 0.0
     table[4, EOS] = 0.0
-    hyps = beam_search(MarkovDecoder(table), torch.randn(2, 3, 2), torch.ones(2, 3, dtype=torch.bool), max_len=8,
-                       beam_size=3)
+    hyps = beam_search(
+        MarkovDecoder(table), torch.randn(2, 3, 2), torch.ones(2, 3, dtype=torch.bool), max_len=8, beam_size=3
+    )
     assert hyps.tokens[0].tolist() == [4, EOS] + [0] * 6 and hyps.lengths.tolist() == [2, 2]

@@ -50,16 +50,24 @@ def test_run_folder_holds_config_checkpoints_and_metrics(default_run):
 def test_predict_cli_handles_bad_lines(default_run, tmp_path, capsys):
     source = tmp_path / "in.txt"
     source.write_text("4 March 2021\n\n" + "1" * 60 + "\n3 März 2021\n12/25/2023\n")
-    code = predict_main([default_run["best_checkpoint"], "--input", str(source), "--beam", "2",
-                         "--plot-attention", str(tmp_path / "plots")])
+    code = predict_main(
+        [
+            default_run["best_checkpoint"],
+            "--input",
+            str(source),
+            "--beam",
+            "2",
+            "--plot-attention",
+            str(tmp_path / "plots"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1  # some lines were skipped
     assert out.splitlines() == ["2021-03-04", "", "", out.splitlines()[3], "2023-12-25"]
     assert "warning: line 2: empty input" in err
     assert "warning: line 3: 60 tokens, longer than this model's max_src_len=48; skipped" in err
     assert "warning: line 4: not in the vocabulary, read as <unk>: 'z', 'ä'" in err  # English months have no z
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "line00001.png", "line00004.png", "line00005.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["line00001.png", "line00004.png", "line00005.png"]
 
 
 def test_predict_cli_bad_checkpoint(tmp_path, capsys):
@@ -71,9 +79,12 @@ def test_predict_cli_bad_checkpoint(tmp_path, capsys):
 
 # Every attention by its defaults (queries and keys of one size, for the dot-product family), and variants.
 ATTENDS = [[f"model.attend.type={name}", "model.encode.bidirectional=false"] for name in ATTEND.filling(Attention)] + [
-    [], ["model.attend.type=cosine", "model.encode.bidirectional=false", "model.attend.learn_sharpness=true"],
-    ["model.attend.type=local", "model.attend.mode=monotonic"], ["model.attend.type=hard", "model.attend.estimator=gumbel"],
-    ["model.attend.type=gated", "model.attend.score={type: additive}"], ["model.attend=none"],
+    [],
+    ["model.attend.type=cosine", "model.encode.bidirectional=false", "model.attend.learn_sharpness=true"],
+    ["model.attend.type=local", "model.attend.mode=monotonic"],
+    ["model.attend.type=hard", "model.attend.estimator=gumbel"],
+    ["model.attend.type=gated", "model.attend.score={type: additive}"],
+    ["model.attend=none"],
 ]
 
 
@@ -83,7 +94,9 @@ def test_every_attention_trains_in_the_translation_task(tiny, overrides):
     assert 0.0 <= metrics["test/exact_match"] <= 1.0 and metrics["steps"] == 2
 
 
-@pytest.mark.parametrize("config", ["dates_bahdanau.yaml", "dates_luong.yaml", "dates_transformer.yaml", "numbers.yaml"])
+@pytest.mark.parametrize(
+    "config", ["dates_bahdanau.yaml", "dates_luong.yaml", "dates_transformer.yaml", "numbers.yaml"]
+)
 def test_other_translation_configs_run(tiny, config):
     extra = ["data.train_size=200", "data.val_size=20", "data.test_size=20"]
     if config == "dates_transformer.yaml":
@@ -96,22 +109,33 @@ def test_other_translation_configs_run(tiny, config):
 
 def test_parallel_config_on_user_files(tiny, tmp_path):
     (tmp_path / "pairs.tsv").write_text("".join(f"w{i} x{i % 7}\tv{i}\n" for i in range(80)))
-    metrics = train(tiny("trainer.fast_dev_run=2", f"data.train={tmp_path / 'pairs.tsv'}", "data.vocab_size=30",
-                         "model.embed.dim=16", "model.encode.hidden=16", "model.predict.embed_dim=16",
-                         "model.predict.hidden=16", config=ROOT / "configs" / "translation" / "parallel.yaml"))
+    metrics = train(
+        tiny(
+            "trainer.fast_dev_run=2",
+            f"data.train={tmp_path / 'pairs.tsv'}",
+            "data.vocab_size=30",
+            "model.embed.dim=16",
+            "model.encode.hidden=16",
+            "model.predict.embed_dim=16",
+            "model.predict.hidden=16",
+            config=ROOT / "configs" / "translation" / "parallel.yaml",
+        )
+    )
     assert metrics["steps"] == 2
 
 
 def test_wandb_offline_csv_and_attention_figures(tiny, tmp_path):
-    metrics = train(tiny("logger.use=[wandb, csv]", "trainer.max_epochs=1", "model.plot_examples=2",
-                         "trainer.log_every_n_steps=1"))
+    metrics = train(
+        tiny("logger.use=[wandb, csv]", "trainer.max_epochs=1", "model.plot_examples=2", "trainer.log_every_n_steps=1")
+    )
     run_dir = tmp_path / "run"
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))  # an offline run, `wandb sync`-able
     rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     assert any(row.get("val/exact_match") for row in rows) and any(row.get("train/loss") for row in rows)
     assert "sacrebleu_signature" in (run_dir / "csv" / "hparams.yaml").read_text()
     assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
-        f"val_attention_{i}-step{metrics['steps']:07d}.png" for i in range(2)]
+        f"val_attention_{i}-step{metrics['steps']:07d}.png" for i in range(2)
+    ]
 
 
 def state(path):
@@ -121,8 +145,12 @@ def state(path):
 
 
 def test_resume_continues_exactly(tiny, tmp_path):
-    noisy = ["model.encode.dropout=0.3", "model.predict.teacher_forcing=0.5", "early_stopping.stopping_threshold=null",
-             "test=false"]
+    noisy = [
+        "model.encode.dropout=0.3",
+        "model.predict.teacher_forcing=0.5",
+        "early_stopping.stopping_threshold=null",
+        "test=false",
+    ]
     straight = train(tiny(*noisy, "trainer.max_epochs=2", f"run_dir={tmp_path}/straight"))
     train(tiny(*noisy, "trainer.max_epochs=1", f"run_dir={tmp_path}/broken"))
     resumed = train(tiny(*noisy, "trainer.max_epochs=2", f"resume={tmp_path}/broken"))
@@ -132,11 +160,16 @@ def test_resume_continues_exactly(tiny, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-
 def test_resume_from_a_mid_epoch_checkpoint_continues_exactly(tiny, tmp_path):
     """Validating twice an epoch writes last.ckpt mid-epoch; the resumed run skips the batches already trained on."""
-    noisy = ["model.encode.dropout=0.3", "model.predict.teacher_forcing=0.5", "early_stopping.stopping_threshold=null",
-             "test=false", "trainer.val_check_interval=0.5", "trainer.max_epochs=2"]
+    noisy = [
+        "model.encode.dropout=0.3",
+        "model.predict.teacher_forcing=0.5",
+        "early_stopping.stopping_threshold=null",
+        "test=false",
+        "trainer.val_check_interval=0.5",
+        "trainer.max_epochs=2",
+    ]
     straight = train(tiny(*noisy, f"run_dir={tmp_path}/straight"))
     train(tiny(*noisy, "trainer.max_steps=15", f"run_dir={tmp_path}/broken"))  # stops 5 batches into epoch 2
     broken = torch.load(f"{tmp_path}/broken/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
@@ -147,13 +180,24 @@ def test_resume_from_a_mid_epoch_checkpoint_continues_exactly(tiny, tmp_path):
     b = state(f"{tmp_path}/broken/checkpoints/last.ckpt")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+
 def test_ddp_two_processes_keep_identical_weights(tmp_path):
     out = tmp_path / "weights"
     overrides = [o for o in TINY_DATES if not o.startswith("trainer.accelerator")] + [
-        f"run_dir={tmp_path / 'run'}", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-        "trainer.max_epochs=1", "test=false"]
-    result = subprocess.run([sys.executable, "tests/ddp_worker.py", str(out), str(DATES), *overrides], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+        f"run_dir={tmp_path / 'run'}",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=1",
+        "test=false",
+    ]
+    result = subprocess.run(
+        [sys.executable, "tests/ddp_worker.py", str(out), str(DATES), *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -161,8 +205,11 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
     assert first["global_step"] == 5  # 300 examples / (32 per batch × 2 processes), rounded up
 
 
-@pytest.mark.parametrize("overrides", [[], ["model.attend.type=multihead", "model.attend.num_heads=2"],
-                                       ["model.attend.type=gated"]], ids=["additive", "multihead", "gated"])
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["model.attend.type=multihead", "model.attend.num_heads=2"], ["model.attend.type=gated"]],
+    ids=["additive", "multihead", "gated"],
+)
 def test_bf16_mixed_precision_trains_without_nan(tiny, overrides):
     metrics = train(tiny("trainer.fast_dev_run=2", "trainer.precision=bf16-mixed", *overrides))
     assert metrics["steps"] == 2 and metrics["test/loss"] == metrics["test/loss"]  # not NaN

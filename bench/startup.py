@@ -1,0 +1,51 @@
+"""Start-up time of the library and the ``eeap`` command (target: ``import eeap`` and ``eeap components`` ≤ 2 s).
+
+    python bench/startup.py [--repeat 5]
+
+Each command runs in a fresh Python process, the commands taking turns (A, B, C, ..., A, B, C, ...) so a change in the
+machine's load touches them alike; it prints min and median wall time per command and the load average before and
+after. ``import torch`` and ``import lightning`` are measured alongside as the floor a command pays once it needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+COMMANDS = {
+    "import eeap": [sys.executable, "-c", "import eeap"],
+    "eeap components": [sys.executable, "-m", "eeap.cli", "components"],
+    "eeap components attend": [sys.executable, "-m", "eeap.cli", "components", "attend"],
+    "eeap --help": [sys.executable, "-m", "eeap.cli", "--help"],
+    "import torch (floor)": [sys.executable, "-c", "import torch"],
+    "import lightning (floor)": [sys.executable, "-c", "import lightning"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    load_before = os.getloadavg()
+    for _ in range(args.repeat):
+        for name, command in COMMANDS.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+    load_after = os.getloadavg()
+    print(f"{'command':<28} {'min':>7} {'median':>7}   ({args.repeat} runs each, taking turns)")
+    for name, values in times.items():
+        print(f"{name:<28} {min(values):>6.2f}s {statistics.median(values):>6.2f}s")
+    print(
+        f"load average (1, 5, 15 min): before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}; {os.cpu_count()} cores"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""pyproject.toml declares every package EEAP imports, and nothing it does not; demo-only packages sit in the extra."""
+
+import ast
+import sys
+
+import tomllib
+
+from tests.conftest import ROOT
+
+# import name -> distribution name, where they differ
+DISTRIBUTIONS = {
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "segmentation_models_pytorch": "segmentation-models-pytorch",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+}
+NEEDED_WITHOUT_IMPORT = {"wandb"}  # the W&B logger is Lightning's, which imports wandb itself
+DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # imported only by demo data sources
+
+
+def imported_packages() -> set[str]:
+    """Top-level names of every package imported by EEAP's sources (eeap/ and tasks/), directly or by demo_import."""
+    names = set()
+    for folder in ("eeap", "tasks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+                elif (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "id", "") == "demo_import"
+                    and isinstance(node.args[0], ast.Constant)
+                ):
+                    names.add(node.args[0].value.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("eeap", "tasks", "__future__")}
+
+
+def declared(requirements: list[str]) -> set[str]:
+    return {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower() for r in requirements}
+
+
+def test_every_import_is_declared_and_every_declaration_imported():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core, demos = declared(project["dependencies"]), declared(project["optional-dependencies"]["demos"])
+    imported = {DISTRIBUTIONS.get(n, n).lower() for n in imported_packages()}
+    demo_imports = {DISTRIBUTIONS.get(n, n).lower() for n in DEMO_USERS}
+    assert imported - demo_imports <= core, f"imported but not declared: {sorted(imported - demo_imports - core)}"
+    assert demo_imports <= demos and demos <= imported, "the demos extra holds exactly the demo sources' packages"
+    assert core - NEEDED_WITHOUT_IMPORT <= imported, f"declared but never imported: {sorted(core - imported)}"
+    assert not core & demos

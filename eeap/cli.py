@@ -108,7 +108,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
         enable_progress_bar=run.trainer.enable_progress_bar,
         limit_test_batches=run.trainer.limit_test_batches,
     )
-    results = trainer.test(task, datamodule=data, verbose=False)
+    results = trainer.test(task, datamodule=data, verbose=False, weights_only=True)
     return {key: float(value) for key, value in results[0].items()}
 
 

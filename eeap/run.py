@@ -77,6 +77,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     task, data = build_run(cfg)
 
     run_dir, ckpt_path = resolve_run_dir(run)
+    if ckpt_path is not None:
+        check_resume(ckpt_path, task)
     trainer = build_trainer(run, run_dir, task, list(callbacks))
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
@@ -89,11 +91,15 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         start = time.perf_counter()
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path)
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
         fit_time = time.perf_counter() - start
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
-        results = trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False) if run.test else [{}]
+        results = (
+            trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False, weights_only=True)
+            if run.test
+            else [{}]
+        )
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -131,6 +137,32 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
             f"run_dir {run_dir} already holds checkpoints; continue it with resume={run_dir} or choose another run_dir"
         )
     return run_dir, None
+
+
+def check_resume(path: str, task: Any) -> None:
+    """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
+    written by EEAP, or holding another model than this config builds. Read weights-only, whatever
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (truncated, random bytes, pickled code: the same one line)
+        raise ConfigError(f"resume={path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "eeap" not in checkpoint:
+        raise ConfigError(
+            f"resume={path}: not a checkpoint written by eeap train (no model weights or no 'eeap' section)"
+        )
+    ours = task.state_dict()
+    theirs = checkpoint["state_dict"]
+    for key in sorted(set(ours) | set(theirs)):
+        if key not in theirs or key not in ours or tuple(ours[key].shape) != tuple(theirs[key].shape):
+            found = tuple(theirs[key].shape) if key in theirs else "missing"
+            wanted = tuple(ours[key].shape) if key in ours else "not in this model"
+            raise ConfigError(
+                f"resume={path}: the checkpoint holds another model than this config builds ({key}: {found} in the "
+                f"checkpoint, {wanted} here); resume with the config it was trained with"
+            )
 
 
 def find_checkpoint(resume: str, name: str) -> Path:

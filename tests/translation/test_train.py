@@ -2,8 +2,10 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,3 +215,57 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
 def test_bf16_mixed_precision_trains_without_nan(tiny, overrides):
     metrics = train(tiny("trainer.fast_dev_run=2", "trainer.precision=bf16-mixed", *overrides))
     assert metrics["steps"] == 2 and metrics["test/loss"] == metrics["test/loss"]  # not NaN
+
+
+class Payload:
+    """Unpickling this runs code: it creates a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_never_runs_code_from_a_checkpoint_and_refuses_bad_ones_in_one_line(tiny, tmp_path):
+    trained = train(tiny("trainer.max_epochs=1", f"run_dir={tmp_path}/good"))
+    good = torch.load(trained["best_checkpoint"], weights_only=True)
+    marker = tmp_path / "code-ran"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save({**good, "payload": Payload(str(marker))}, crafted)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(open(trained["best_checkpoint"], "rb").read()[:1000])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": good["state_dict"]}, foreign)
+    cases = [
+        (crafted, "not a readable checkpoint (UnpicklingError)"),
+        (truncated, "not a readable checkpoint"),
+        (foreign, "not a checkpoint written by eeap train"),
+        (
+            Path(trained["best_checkpoint"]),
+            "the checkpoint holds another model than this config builds (embed.tokens.weight: (",
+        ),
+    ]
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "WANDB_MODE": "offline"}
+    for path, words in cases:
+        extra = ["model.embed.dim=8"] if path.name.startswith("best") else []
+        result = subprocess.run(
+            [
+                sys.executable,
+                "train.py",
+                str(DATES),
+                *TINY_DATES,
+                f"resume={path}",
+                f"run_dir={tmp_path}/resumed",
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and lines[-1].startswith(f"error: resume={path}: ") and words in lines[-1]
+        assert "Traceback" not in result.stderr and not marker.exists()
+    assert not (tmp_path / "resumed").exists()  # nothing written

@@ -149,6 +149,22 @@ def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resiz
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
+def read_text(path: Path, where: str) -> str:
+    """A text file's contents; bytes that are not UTF-8 stop with one line naming the file, the line and the bytes."""
+    return decode_text(Path(path).read_bytes(), str(path), where)
+
+
+def decode_text(data: bytes, name: str, where: str) -> str:
+    """UTF-8 bytes as text; other bytes stop with one line naming their source (``name``), line and bytes."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{where}: {name} line {line} is not UTF-8 text (bytes {data[e.start : e.end]!r}); save it as UTF-8"
+        ) from None
+
+
 def demo_import(module: str, needed_for: str) -> Any:
     """Import a package of the ``demos`` extra (the demo data generators' packages); missing, it stops with one line
     naming the extra. ``needed_for``: what needs it, e.g. "the 'dates' data"."""

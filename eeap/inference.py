@@ -57,13 +57,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     try:
         if args.beam is not None and args.beam < 1:
             raise DataError(f"--beam must be at least 1, got {args.beam}")
+        from eeap.data import decode_text, read_text
+
         task = load_task(args.checkpoint)
         if args.input == "-":
-            lines = sys.stdin.read().splitlines()
+            lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
         elif not Path(args.input).is_file():
             raise DataError(f"--input: file not found: {args.input}")
         else:
-            lines = Path(args.input).read_text(encoding="utf-8").splitlines()
+            lines = read_text(Path(args.input), "--input").splitlines()
         extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
         if args.out_dir and not extra:
             raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")

@@ -1,8 +1,10 @@
 """The shared sampler: reproducible per epoch, and length buckets that keep batches whole."""
 
+import pytest
 import torch
 
 from eeap.data import EpochShuffle, make_loader
+from eeap.errors import DataError
 from eeap.registry import DATA
 
 
@@ -62,3 +64,44 @@ def test_batch_transfer_moves_tensors_and_leaves_texts():
     assert moved["src_text"] is texts and moved["empty"] == []
     pair = data.transfer_batch_to_device((torch.ones(1), torch.ones(2)), torch.device("meta"), 0)
     assert all(t.is_meta for t in pair)
+
+
+LATIN1 = "caf\xe9\tcoffee\n".encode("latin-1")  # é as one byte: not UTF-8
+
+
+@pytest.mark.parametrize(
+    "name, section, file",
+    [
+        ("parallel", {"type": "parallel", "train": "{path}"}, "pairs.tsv"),
+        ("text_file", {"type": "text_file", "path": "{path}"}, "texts.csv"),
+        ("caption_folder", {"type": "caption_folder", "root": "{folder}", "captions": "{path}"}, "captions.tsv"),
+    ],
+)
+def test_text_that_is_not_utf8_is_one_line_with_file_and_line(tmp_path, name, section, file):
+    path = tmp_path / file
+    path.write_bytes(b"fine\tline\n" + LATIN1)
+    section = {k: v.format(path=path, folder=tmp_path) if isinstance(v, str) else v for k, v in section.items()}
+    with pytest.raises(DataError) as e:
+        DATA.build(section, "data", seed=0).prepare()
+    assert f"{path} line 2 is not UTF-8 text (bytes b'\\xe9')" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_predict_input_that_is_not_utf8_is_one_line(tmp_path, tiny):
+    import subprocess
+    import sys
+
+    from eeap.run import train
+    from tests.conftest import ROOT
+
+    checkpoint = train(tiny("trainer.max_epochs=1", "test=false"))["best_checkpoint"]
+    (tmp_path / "in.txt").write_bytes(LATIN1)
+    for extra, data in (([f"--input={tmp_path / 'in.txt'}"], b""), ([], LATIN1)):
+        result = subprocess.run(
+            [sys.executable, "predict.py", checkpoint, *extra], input=data, cwd=ROOT, capture_output=True, timeout=120
+        )
+        where = str(tmp_path / "in.txt") if extra else "standard input"
+        assert result.returncode == 2
+        assert (
+            result.stderr.decode()
+            == f"error: --input: {where} line 1 is not UTF-8 text (bytes b'\\xe9'); save it as UTF-8\n"
+        )

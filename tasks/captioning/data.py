@@ -4,6 +4,7 @@ the user's folder of images with a captions file."""
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import DataInfo, DataModule, read_image
+from eeap.data import DataInfo, DataModule, read_image, read_text
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer, pad
@@ -259,7 +260,7 @@ class CaptionFolderData(CaptioningData):
             raise DataError(f"data.captions: file not found: {self.captions} (lines of FILE<TAB>caption)")
         delimiter = "," if self.captions.suffix.lower() == ".csv" else "\t"
         by_image: dict[str, list[str]] = {}
-        with self.captions.open(newline="", encoding="utf-8") as f:
+        with io.StringIO(read_text(self.captions, "data.captions"), newline="") as f:
             for number, row in enumerate(csv.reader(f, delimiter=delimiter), 1):
                 if not row or not "".join(row).strip():
                     continue

@@ -4,6 +4,7 @@ identification over the translations in gettext ``.po`` files."""
 from __future__ import annotations
 
 import csv
+import io
 import random
 import warnings
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image
+from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image, read_text
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
@@ -240,7 +241,7 @@ class TextFileData(TextData):
         if not self.path.is_file():
             raise DataError(f"data.path: file not found: {self.path}")
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
-        with self.path.open(newline="", encoding="utf-8") as f:
+        with io.StringIO(read_text(self.path, "data.path"), newline="") as f:
             rows = [r for r in csv.reader(f, delimiter=delimiter) if r][1 if self.header else 0 :]
         for number, row in enumerate(rows, 2 if self.header else 1):
             if len(row) <= max(self.columns):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Union
 
-from eeap.data import demo_import
+from eeap.data import demo_import, read_text
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]
@@ -31,7 +32,7 @@ def read_pairs(spec: Union[str, dict], where: str) -> Pairs:
         raise DataError(f"{where}: {path} has an unknown format; use .tsv, .csv, .po or {{source: .., target: ..}}")
     delimiter = "," if suffix == ".csv" else "\t"
     pairs = []
-    with path.open(newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path, where), newline="") as f:
         for number, row in enumerate(csv.reader(f, delimiter=delimiter), 1):
             if not row:
                 continue
@@ -50,7 +51,7 @@ def existing(path: str, where: str) -> Path:
 
 
 def read_lines(path: str, where: str) -> list[str]:
-    return existing(path, where).read_text(encoding="utf-8").splitlines()
+    return read_text(existing(path, where), where).splitlines()
 
 
 def read_po(path: Path, where: str) -> Pairs:

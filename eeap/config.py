@@ -10,6 +10,7 @@ section afresh: its other keys take the new component's defaults unless they are
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,12 @@ class TrainerConfig:
     limit_val_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     limit_test_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     enable_progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_time is not None and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", self.max_time):
+            raise ConfigError(
+                f"trainer.max_time: expected DD:HH:MM:SS (e.g. 00:01:30:00 for 90 minutes), got {self.max_time!r}"
+            )
 
 
 @dataclass

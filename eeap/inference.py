@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     try:
         if args.beam is not None and args.beam < 1:
             raise DataError(f"--beam must be at least 1, got {args.beam}")
+        if args.batch_size < 1:
+            raise DataError(f"--batch-size must be at least 1, got {args.batch_size}")
         from eeap.data import decode_text, read_text
 
         task = load_task(args.checkpoint)

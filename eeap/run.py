@@ -132,11 +132,23 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
         job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
         stamp = job if job and job != "none" else time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / run.name / stamp
+    check_writable(run_dir)
     if any((run_dir / "checkpoints").glob("*.ckpt")):
         raise ConfigError(
             f"run_dir {run_dir} already holds checkpoints; continue it with resume={run_dir} or choose another run_dir"
         )
     return run_dir, None
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse, before training, a run folder that cannot be made or written: below a file, or without permission."""
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"run_dir {run_dir}: {existing} is a file, not a folder; choose another run_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"run_dir {run_dir}: cannot write in {existing} (permission denied); choose another run_dir")
 
 
 def check_resume(path: str, task: Any) -> None:
@@ -242,5 +254,5 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             logger=loggers or False,
             callbacks=callbacks,
         )
-    except (MisconfigurationException, ValueError, RuntimeError, ImportError) as e:
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as e:
         raise ConfigError(f"trainer: {one_line(e)}") from None

@@ -43,6 +43,8 @@ def run_main(capsys, *args):
             ["model.attend={type: multihead, num_heads: 3, dim: 64}"],
             "error: model.attend: multihead dim 64 is not divisible by num_heads 3",
         ),
+        (["trainer.devices=bogus"], "error: trainer: `devices` selected with `CPUAccelerator` should be an int > 0."),
+        (["trainer.max_time=soon"], "error: trainer.max_time: expected DD:HH:MM:SS (e.g. 00:01:30:00 for 90 minutes)"),
     ],
 )
 def test_bad_input_one_line_nonzero(capsys, tmp_path, overrides, message):
@@ -103,3 +105,20 @@ def test_early_stopping_fires_on_reaching_the_threshold(tmp_path):
     should_stop, reason = stopper._evaluate_stopping_criteria(torch.tensor(1.0))
     assert should_stop and "Stopping threshold reached" in reason
     assert not stopper._evaluate_stopping_criteria(torch.tensor(0.999))[0]
+
+
+def test_a_run_folder_below_a_file_is_refused_before_training(capsys, tmp_path):
+    (tmp_path / "afile").write_text("")
+    code, _, err = run_main(capsys, DATES, f"run_dir={tmp_path}/afile/run", "logger=none")
+    assert (
+        code == 2
+        and err
+        == f"error: run_dir {tmp_path}/afile/run: {tmp_path}/afile is a file, not a folder; choose another run_dir\n"
+    )
+
+
+def test_predict_batch_size_must_be_positive(capsys, tmp_path):
+    from eeap.inference import main as predict_main
+
+    assert predict_main([str(tmp_path / "any.ckpt"), "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err == "error: --batch-size must be at least 1, got 0\n"

@@ -63,11 +63,27 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     kernels.use(run.kernels)
     L.seed_everything(run.seed, workers=True, verbose=False)
     data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
+    check_pairing(container["model"], data)  # before any data is read
     data.prepare()
     task = TASK.build(container["model"], where="model", role=Task, info=data.info())
     task.eeap_config = container
     task.eeap_data_state = data.info().state()
     return task, data
+
+
+def check_pairing(model: Any, data: Any) -> None:
+    """Refuse in one line a task given data of another task (a translation model on images, say)."""
+    from eeap.registry import DATA, TASK
+    from eeap.task import Task
+
+    task_cls, _ = TASK.settings(model, "model", role=Task, wired=["info"])
+    wanted = task_cls.info_class
+    if not issubclass(data.info_class, wanted):
+        fitting = [name for name in DATA.names() if issubclass(DATA.get(name).info_class, wanted)]
+        raise ConfigError(
+            f"data.type: task '{task_cls.registered_name}' needs its own kind of data ({', '.join(fitting)}); "
+            f"data '{data.registered_name}' is for another task"
+        )
 
 
 def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:

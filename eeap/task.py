@@ -46,6 +46,7 @@ class Task(L.LightningModule, Role):
     registry_kind = "task"
     role_name = "task"
     supplied = ("info",)
+    info_class: type = object  # what the task's data must give (a DataInfo subclass)
     monitor: tuple[str, str] = ("val/loss", "min")
 
     def __init__(self, optim: Optional[dict] = None) -> None:

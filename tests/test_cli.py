@@ -43,6 +43,11 @@ def run_main(capsys, *args):
             ["model.attend={type: multihead, num_heads: 3, dim: 64}"],
             "error: model.attend: multihead dim 64 is not divisible by num_heads 3",
         ),
+        (
+            ["data={type: digits}"],
+            "error: data.type: task 'translation' needs its own kind of data (dates, number_words, parallel); "
+            "data 'digits' is for another task",
+        ),
         (["trainer.devices=bogus"], "error: trainer: `devices` selected with `CPUAccelerator` should be an int > 0."),
         (["trainer.max_time=soon"], "error: trainer.max_time: expected DD:HH:MM:SS (e.g. 00:01:30:00 for 90 minutes)"),
     ],

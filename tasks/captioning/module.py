@@ -44,6 +44,7 @@ class CaptioningTask(Task):
     plot_examples: validation images whose attention is plotted each validation.
     """
 
+    info_class = CaptioningInfo
     monitor = ("val/bleu", "max")
 
     def __init__(

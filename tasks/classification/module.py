@@ -57,6 +57,7 @@ class ClassificationTask(Task):
     plot_examples: validation examples whose attention is plotted each validation.
     """
 
+    info_class = ClassificationInfo
     monitor = ("val/accuracy", "max")
 
     def __init__(

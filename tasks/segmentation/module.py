@@ -46,6 +46,7 @@ class SegmentationTask(Task):
     channels_last: keep weights and images in channels-last memory layout (faster convolutions on GPUs).
     """
 
+    info_class = SegmentationInfo
     monitor = ("val/dice", "max")
 
     def __init__(

@@ -37,6 +37,7 @@ class TranslationTask(Task):
     plot_examples: validation examples whose attention is plotted each validation.
     """
 
+    info_class = TranslationInfo
     monitor = ("val/exact_match", "max")
 
     def __init__(

@@ -44,6 +44,8 @@ class Seq2Seq(nn.Module):
         tokens by spaces, such as formula markup).
     """
 
+    SCORES = ("exact_match", "token_accuracy", "bleu", "chrf")  # each split's metrics, as ``evaluate`` logs them
+
     def __init__(
         self,
         decoder: SequenceDecoder,
@@ -74,6 +76,10 @@ class Seq2Seq(nn.Module):
                 for split in ("val", "test")
             }
         )
+
+    def metric_names(self) -> list[str]:
+        """What ``evaluate`` logs: the loss and the scores."""
+        return ["loss", *self.SCORES]
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Token cross-entropy (with label smoothing) over non-padding tokens; logits (batch, tgt_len, vocab)."""

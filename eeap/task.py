@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import random
 from dataclasses import dataclass
@@ -99,6 +100,15 @@ class Task(L.LightningModule, Role):
         if trainer is not None and not str(trainer.precision).startswith(("32", "64")):
             return False
         return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+    @abc.abstractmethod
+    def metric_names(self) -> list[str]:
+        """The names this task logs for its validation and test splits (``loss``, ``exact_match``, ...); the run
+        checks a ``monitor`` against them before training."""
+
+    def logged_metrics(self) -> set[str]:
+        """Every metric a run of this task logs and a ``monitor`` may name: ``train/loss`` and ``val/<name>``."""
+        return {"train/loss", *(f"val/{name}" for name in self.metric_names())}
 
     def log_metrics(self, split: str, metrics: dict[str, Any], batch_size: int, prog_bar: str = "") -> None:
         """Log ``{name: value or torchmetrics.Metric}`` as ``split/name``; ``prog_bar`` names the one shown."""

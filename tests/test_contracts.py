@@ -227,3 +227,35 @@ def test_nested_parts_report_their_own_path():
         EMBED.build(
             {"type": "image_grid", "encoder": {"type": "rnn"}}, "model.embed", in_channels=1, image_size=[16, 16]
         )
+
+
+SMALL_RUNS = {  # a shipped config of each task, shrunk; a new task adds its own here
+    "translation": ("translation/dates.yaml", ["data.train_size=64", "data.val_size=8", "data.test_size=8"]),
+    "classification": ("classification/langid.yaml", ["data.languages=[de, fr]"]),
+    "captioning": (
+        "captioning/formulas.yaml",
+        ["data.train_size=16", "data.val_size=4", "data.test_size=4", "model.embed.channels=[8,8,8,16]"],
+    ),
+    "segmentation": (
+        "segmentation/shapes.yaml",
+        ["data.train_size=8", "data.val_size=4", "data.test_size=4", "data.image_size=32"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TASK.names())
+def test_a_task_logs_the_metrics_it_declares(name):
+    """``metric_names`` is what a run checks a ``monitor`` against before training: it must be what validation logs."""
+    import lightning as L
+
+    from eeap import build
+    from eeap.config import load_config
+    from tests.conftest import QUIET, ROOT
+
+    config, overrides = SMALL_RUNS[name]
+    task, data = build(load_config(ROOT / "configs" / config, [*QUIET, *overrides]))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=1)
+    trainer.validate(task, datamodule=data, verbose=False)
+    logged = {key for key in trainer.callback_metrics if key.startswith("val/")}
+    assert logged == {f"val/{metric}" for metric in task.metric_names()}
+    assert task.monitor[0] in task.logged_metrics()

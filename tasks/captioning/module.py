@@ -47,6 +47,9 @@ class CaptioningTask(Task):
     info_class = CaptioningInfo
     monitor = ("val/bleu", "max")
 
+    def metric_names(self) -> list[str]:
+        return self.seq2seq.metric_names()
+
     def __init__(
         self,
         info: CaptioningInfo,

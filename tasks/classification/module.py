@@ -59,6 +59,10 @@ class ClassificationTask(Task):
 
     info_class = ClassificationInfo
     monitor = ("val/accuracy", "max")
+    scores = ("accuracy", "f1")
+
+    def metric_names(self) -> list[str]:
+        return ["loss", *self.scores]
 
     def __init__(
         self,
@@ -139,7 +143,7 @@ class ClassificationTask(Task):
 
     def evaluate(self, batch: dict, split: str) -> Optional[Tensor]:
         logits, weights = self(batch["inputs"])
-        metrics = {name: getattr(self, f"{split}_{name}") for name in ("accuracy", "f1")}
+        metrics = {name: getattr(self, f"{split}_{name}") for name in self.metric_names()[1:]}
         for metric in metrics.values():
             metric.update(logits, batch["labels"])
         self.log_metrics(

@@ -48,6 +48,10 @@ class SegmentationTask(Task):
 
     info_class = SegmentationInfo
     monitor = ("val/dice", "max")
+    scores = ("dice", "iou")
+
+    def metric_names(self) -> list[str]:
+        return ["loss", *self.scores]
 
     def __init__(
         self,
@@ -161,7 +165,7 @@ class SegmentationTask(Task):
     def evaluate(self, batch: dict, split: str) -> tuple[Tensor, list[Tensor]]:
         logits, gates, _ = self(batch["images"])
         predicted = self.classes_of(logits)
-        metrics = {name: getattr(self, f"{split}_{name}") for name in ("dice", "iou")}
+        metrics = {name: getattr(self, f"{split}_{name}") for name in self.metric_names()[1:]}
         for metric in metrics.values():
             metric.update(predicted, batch["masks"])
         self.log_metrics(

@@ -40,6 +40,9 @@ class TranslationTask(Task):
     info_class = TranslationInfo
     monitor = ("val/exact_match", "max")
 
+    def metric_names(self) -> list[str]:
+        return self.seq2seq.metric_names()
+
     def __init__(
         self,
         info: TranslationInfo,

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, cast
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eeap.errors import DataError
+from eeap.faults import ignore_interrupts
+from eeap.paths import decode_text
 from eeap.registry import NonNegativeInt, PositiveInt, Role
 
 
@@ -93,14 +95,21 @@ class DataModule(L.LightningDataModule, Role):
         """A batch (a dict of tensors and lists of texts) from a list of examples."""
 
     def train_collate(self, examples: list) -> dict:
-        """A training batch (augmented where the family augments); ``collate`` by default."""
+        """A training batch; ``collate`` by default."""
         return self.collate(examples)
+
+    def augment(self, example: Any, generator: torch.Generator) -> Any:
+        """A training example with its random augmentation (flips, crops, ...), drawn from ``generator`` only: it is
+        seeded by the run's seed, the epoch and the example's index, so an example gets the same draw in the same
+        epoch in any worker process and after a resume. None (the default): no augmentation."""
+        return None
 
     def lengths(self, split: str) -> Optional[list[int]]:
         """Each example's length, to batch training examples of similar length together; None: plain shuffle."""
         return None
 
     def train_dataloader(self) -> DataLoader:
+        augments = type(self).augment is not DataModule.augment
         return make_loader(
             self.splits["train"],
             self.batch_size,
@@ -110,6 +119,7 @@ class DataModule(L.LightningDataModule, Role):
             self.num_workers,
             self.lengths("train"),
             self.trainer,
+            self.augment if augments else None,
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -131,9 +141,13 @@ def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resiz
     """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
     from PIL import Image, UnidentifiedImageError
 
+    if "\x00" in str(path):
+        raise DataError(f"{str(path)!r}: not a file path (it holds a NUL byte)")
     try:
         image = Image.open(path).convert("L" if channels == 1 else "RGB")
-    except (OSError, UnidentifiedImageError):
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except (OSError, UnidentifiedImageError, ValueError):
         raise DataError(f"{path}: not a readable image") from None
     if size and image.size != (size[1], size[0]):
         if not resize:
@@ -152,17 +166,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 def read_text(path: Path, where: str) -> str:
     """A text file's contents; bytes that are not UTF-8 stop with one line naming the file, the line and the bytes."""
     return decode_text(Path(path).read_bytes(), str(path), where)
-
-
-def decode_text(data: bytes, name: str, where: str) -> str:
-    """UTF-8 bytes as text; other bytes stop with one line naming their source (``name``), line and bytes."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{where}: {name} line {line} is not UTF-8 text (bytes {data[e.start : e.end]!r}); save it as UTF-8"
-        ) from None
 
 
 def demo_import(module: str, needed_for: str) -> Any:
@@ -235,6 +238,24 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class Augmented(Dataset):
+    """A training split whose examples pass through ``augment(example, generator)`` as they are drawn; the generator
+    is seeded by (seed, epoch, index), the epoch read from the split's ``EpochShuffle`` (which Lightning sets, under
+    DDP too). Draws do not depend on the global random state, the worker, or what a prefetching loader drew before a
+    checkpoint, so a run resumed from any checkpoint sees the same augmented examples as an unbroken one."""
+
+    def __init__(self, examples: Sequence, augment: Callable[[Any, torch.Generator], Any], seed: int, sampler: Any):
+        self.examples, self.augment, self.seed, self.sampler = examples, augment, seed, sampler
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Any:
+        epoch = self.sampler.epoch if self.sampler is not None else 0
+        generator = torch.Generator().manual_seed(hash((self.seed, epoch, index)) & (2**63 - 1))
+        return self.augment(self.examples[index], generator)
+
+
 def make_loader(
     data: Sequence,
     batch_size: int,
@@ -244,6 +265,7 @@ def make_loader(
     num_workers: int = 0,
     lengths: Optional[Sequence[int]] = None,
     trainer: Any = None,
+    augment: Optional[Callable[[Any, torch.Generator], Any]] = None,
 ) -> DataLoader:
     """A DataLoader that never draws from the global random state (its own generator seeds workers), shuffled by
     ``EpochShuffle`` when asked (bucketed by ``lengths`` if given); together they make runs resume exactly.
@@ -251,17 +273,25 @@ def make_loader(
     ``trainer``: for a training loader, the Lightning trainer; when it resumes from a checkpoint written mid-epoch
     (validation more than once an epoch), the loader skips the batches that run had trained on, so the resumed run
     sees what an unbroken one would. (Not under DDP, where Lightning's distributed sampler splits the full list.)
+
+    ``augment``: ``DataModule.augment``, applied to each example as it is drawn (``Augmented``).
     """
     sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
+    dataset: Any = Augmented(data, augment, seed, sampler) if augment is not None else data
+    if sampler is not None and trainer is not None:
+        # Lightning makes the first iterator before it sets the epoch; with worker processes the iterator draws its
+        # order at once, so a resumed run would draw epoch 0's order
+        sampler.set_epoch(trainer.current_epoch)
     if sampler is not None and trainer is not None and trainer.world_size == 1 and trainer.fit_loop.restarting:
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # batches trained in that epoch
         if 0 < done < -(-len(data) // batch_size):
             sampler.resume(trainer.current_epoch, done * batch_size)
     return DataLoader(
-        cast(Any, data),
+        dataset,
         batch_size=batch_size,
         sampler=sampler,
         collate_fn=collate_fn,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=ignore_interrupts if num_workers else None,  # the main process stops the run on Ctrl-C
     )

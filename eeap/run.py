@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -15,36 +14,40 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from eeap.config import RunConfig, load_config, to_yaml, validate
-from eeap.errors import ConfigError, EEAPError, one_line
+from eeap.errors import ConfigError, one_line
+from eeap.faults import Stopped
+from eeap.paths import writable_folder, write_atomically
 
 RUN_DIR_ENV = "EEAP_RUN_DIR"  # passed from the launching process to the DDP worker processes
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
     """``train.py CONFIG [key=value ...] [--print-config]``; returns the exit code."""
-    parser = argparse.ArgumentParser(
+    from eeap.errors import ArgumentParser, guarded
+
+    parser = ArgumentParser(
         prog=prog, description="Train an EEAP model from a YAML config, then test it on the test split."
     )
     parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
     parser.add_argument(
-        "overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot"
+        "overrides", nargs="*", default=[], help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot"
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_intermixed_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        if args.print_config:
-            print(to_yaml(cfg), end="")
-            return 0
-        metrics = train(cfg)
-    except EEAPError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; checkpoints already written are intact", file=sys.stderr)
-        return 130
-    print(json.dumps(metrics, indent=2))
-    return 0
+
+    def body() -> int:
+        from eeap.faults import stop_on_signals
+
+        with stop_on_signals():
+            args = parser.parse_intermixed_args(argv)
+            cfg = load_config(args.config, args.overrides)
+            if args.print_config:
+                print(to_yaml(cfg), end="")
+                return 0
+            metrics = train(cfg)
+        print(json.dumps(metrics, indent=2))
+        return 0
+
+    return guarded(body, prog)
 
 
 def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
@@ -86,6 +89,21 @@ def check_pairing(model: Any, data: Any) -> None:
         )
 
 
+def check_monitors(run: RunConfig, task: Any) -> None:
+    """Refuse, before training, a ``checkpoint.monitor`` or ``early_stopping.monitor`` that names a metric the task
+    never logs (Lightning finds it only at the first validation)."""
+    logged = task.logged_metrics()
+    for key, value in (
+        ("checkpoint.monitor", run.checkpoint.monitor),
+        ("early_stopping.monitor", run.early_stopping.monitor),
+    ):
+        if value is not None and value not in logged:
+            raise ConfigError(
+                f"{key}: '{value}' is not a metric the {task.registered_name} task logs. "
+                f"Valid options: {', '.join(sorted(logged))}"
+            )
+
+
 def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Fit and test the run described by a loaded config; return the final metrics (also in metrics.json)."""
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -95,6 +113,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     run_dir, ckpt_path = resolve_run_dir(run)
     if ckpt_path is not None:
         check_resume(ckpt_path, task)
+        for leftover in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a write that a kill cut short
+            leftover.unlink(missing_ok=True)
+    check_monitors(run, task)
     trainer = build_trainer(run, run_dir, task, list(callbacks))
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
@@ -102,7 +123,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         logger.log_hyperparams(container)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        write_atomically(run_dir / "config.yaml", to_yaml(cfg))
     owns_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
@@ -111,11 +132,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         fit_time = time.perf_counter() - start
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
-        results = (
-            trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False, weights_only=True)
-            if run.test
-            else [{}]
-        )
+        try:
+            results = (
+                trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False, weights_only=True)
+                if run.test
+                else [{}]
+            )
+        except Stopped as stop:
+            raise Stopped(stop.signum, Path(best) if best else None, phase="testing") from None
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -128,7 +152,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         fit_time_s=round(fit_time, 2),
     )
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -148,23 +172,12 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
         job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
         stamp = job if job and job != "none" else time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / run.name / stamp
-    check_writable(run_dir)
+    writable_folder(run_dir, "run_dir")
     if any((run_dir / "checkpoints").glob("*.ckpt")):
         raise ConfigError(
             f"run_dir {run_dir} already holds checkpoints; continue it with resume={run_dir} or choose another run_dir"
         )
     return run_dir, None
-
-
-def check_writable(run_dir: Path) -> None:
-    """Refuse, before training, a run folder that cannot be made or written: below a file, or without permission."""
-    existing = run_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"run_dir {run_dir}: {existing} is a file, not a folder; choose another run_dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"run_dir {run_dir}: cannot write in {existing} (permission denied); choose another run_dir")
 
 
 def check_resume(path: str, task: Any) -> None:
@@ -216,6 +229,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
+    from eeap.callbacks import AtomicCheckpointIO, StopOnSignal
     from eeap.loggers import build_loggers
 
     monitor, mode = task.monitor
@@ -229,6 +243,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             mode=ck.mode or mode,
             save_top_k=ck.save_top_k,
             save_last=False,
+            enable_version_counter=False,  # a resumed run that passes the same epoch writes the same file again
         )
     )
     if ck.save_last:  # Lightning's own save_last only writes when a best checkpoint is written; ours every epoch
@@ -260,6 +275,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
                 check_on_train_epoch_end=False,
             )
         )
+    callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
     loggers = build_loggers(run, run_dir)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -269,6 +285,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             default_root_dir=run_dir,
             logger=loggers or False,
             callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],  # a kill mid-write leaves the previous checkpoint whole
         )
     except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as e:
         raise ConfigError(f"trainer: {one_line(e)}") from None

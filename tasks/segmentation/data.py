@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Sequence, cast
+from typing import Any, Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -38,18 +38,20 @@ class SegmentationInfo(DataInfo):
         return cls(state["classes"], state["channels"], tuple(state["image_size"]))
 
 
-def collate(examples: list, flip: bool = False) -> dict:
-    """Images (batch, C, H, W) floats and masks (batch, H, W) class indices; ``flip`` flips each example
-    horizontally and vertically with probability 1/2 each (image and mask alike)."""
+def collate(examples: list) -> dict:
+    """Images (batch, C, H, W) floats and masks (batch, H, W) class indices."""
     images = torch.stack([torch.as_tensor(image) for image, _ in examples])  # (batch, C, H, W)
     masks = torch.stack([torch.as_tensor(mask) for _, mask in examples])  # (batch, H, W)
-    if flip:
-        draws = torch.rand(len(examples), 2) < 0.5  # (batch, 2): horizontal, vertical
-        for i, (horizontal, vertical) in enumerate(draws.tolist()):
-            dims = [d for d, on in ((-1, horizontal), (-2, vertical)) if on]
-            if dims:
-                images[i], masks[i] = images[i].flip(dims), masks[i].flip(dims)
     return {"images": images, "masks": masks}
+
+
+def flip(example: tuple, generator: torch.Generator) -> tuple:
+    """An (image (C, H, W), mask (H, W)) pair flipped horizontally and vertically with probability 1/2 each, image
+    and mask alike."""
+    image, mask = torch.as_tensor(example[0]), torch.as_tensor(example[1])
+    horizontal, vertical = (torch.rand(2, generator=generator) < 0.5).tolist()
+    dims = [d for d, on in ((-1, horizontal), (-2, vertical)) if on]
+    return (image.flip(dims), mask.flip(dims)) if dims else (image, mask)
 
 
 class SegmentationData(DataModule):
@@ -78,8 +80,8 @@ class SegmentationData(DataModule):
     def collate(self, examples: list) -> dict:
         return collate(examples)
 
-    def train_collate(self, examples: list) -> dict:
-        return collate(examples, flip=self.flip)
+    def augment(self, example: Any, generator: torch.Generator) -> Any:
+        return flip(example, generator) if self.flip else example
 
 
 def draw_shape(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

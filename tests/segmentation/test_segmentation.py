@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from eeap.tasks.segmentation.data import SegmentationInfo, collate, make_shapes
+from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_shapes
 from PIL import Image
 
 from eeap.errors import ConfigError, DataError
@@ -56,15 +56,30 @@ def test_shapes_are_seeded_and_masks_cover_exactly_the_drawn_pixels():
 def test_flips_move_image_and_mask_together():
     image = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
     mask = np.arange(4 * 5).reshape(4, 5)
-    torch.manual_seed(0)
-    batch = collate([(image, mask)] * 16, flip=True)
+    batch = collate([flip((image, mask), torch.Generator().manual_seed(i)) for i in range(16)])
     seen = set()
     for i in range(16):
         assert torch.equal(batch["images"][i, 0], batch["masks"][i].float())  # channel 0 is the mask's layout
         seen.add((bool(batch["masks"][i, 0, 0] == 4), bool(batch["masks"][i, 0, 0] == 15)))
     assert len(seen) >= 3  # horizontal, vertical, both or none all happen
-    plain = collate([(image, mask)], flip=False)
+    plain = collate([(image, mask)])
     assert torch.equal(plain["masks"][0], torch.as_tensor(mask))
+
+
+def test_augmentation_draws_depend_on_seed_epoch_and_index_only():
+    """An example's flips are the same in the same epoch whatever was drawn before (a resumed run, another worker)
+    and change from epoch to epoch."""
+    from eeap.data import Augmented, EpochShuffle
+
+    examples = [(np.arange(16, dtype=np.float32).reshape(1, 4, 4), np.arange(16).reshape(4, 4))] * 8
+    sampler = EpochShuffle(8, seed=3)
+    data = Augmented(examples, flip, 3, sampler)
+    first = [data[i][1] for i in range(8)]
+    torch.manual_seed(123)  # the global random state plays no part
+    again = [data[i][1] for i in reversed(range(8))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    sampler.set_epoch(1)
+    assert not all(torch.equal(a, data[i][1]) for i, a in enumerate(first))
 
 
 def write_png(path, array):
@@ -237,7 +252,11 @@ def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
     mask = np.asarray(Image.open(lines[0]))
     assert mask.shape == (27, 35) and mask.max() <= 3
     assert (tmp_path / "gates" / "line00001.png").is_file()
-    assert "line 2: empty input" in result.stderr and "line 3:" in result.stderr and "not a readable" in result.stderr
+    assert (
+        "line 2: empty input" in result.stderr
+        and "line 3:" in result.stderr
+        and "missing.png: image file not found" in result.stderr
+    )
 
 
 def test_shapes_config_learns(tiny):

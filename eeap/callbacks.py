@@ -1,0 +1,113 @@
+"""Lightning callbacks and plugins of every run: stop cleanly on a signal, write checkpoints atomically.
+
+- ``StopOnSignal``: the first SIGINT or SIGTERM during training stops the run at the next batch boundary with a
+  checkpoint it resumes from exactly;
+- ``AtomicCheckpointIO``: every checkpoint is written to a temporary file beside its target, flushed to disk and then
+  renamed over it, so a crash or ``kill -9`` at any moment leaves either the old checkpoint or the new one whole.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback
+
+from eeap.faults import STOP_SIGNALS, Stopped, in_main_thread
+
+
+class StopOnSignal(Callback):
+    """A Lightning callback: during training, the first SIGINT or SIGTERM asks the run to stop; it stops before the
+    next training batch, after the batch it was on and any validation and checkpoints due after it, writes
+    ``last_path`` there (a checkpoint an unbroken run could have written, so resuming continues exactly) and raises
+    ``Stopped``. A second signal raises ``Stopped`` at once, leaving the checkpoints already written. Under DDP every
+    process stops at the same batch (the request is shared before each batch).
+
+    Installed when training starts, after Lightning has set its own SIGTERM handler (whose mid-validation stop this
+    replaces); the previous handlers come back when training ends.
+
+    # Parameters
+    last_path: where the stopping run writes its checkpoint (the run's ``checkpoints/last.ckpt``).
+    """
+
+    def __init__(self, last_path: Path) -> None:
+        self.last_path = Path(last_path)
+        self.pending: Optional[int] = None
+        self.previous: dict[int, Any] = {}
+        self.saving = False
+
+    def request(self, signum: int, frame: Any = None) -> None:
+        if self.pending is not None:
+            raise Stopped(signum, self.last_path if self.last_path.is_file() else None, phase="training")
+        self.pending = signum
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after this batch and writing {self.last_path} "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if in_main_thread():
+            self.previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self.request)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        pending = self.pending is not None
+        if trainer.world_size > 1:
+            pending = bool(trainer.strategy.reduce_boolean_decision(pending, all=False))
+        if not pending:
+            return
+        self.saving = True
+        try:
+            trainer.save_checkpoint(self.last_path)
+        finally:
+            self.saving = False
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        raise Stopped(self.pending or signal.SIGTERM, self.last_path, where, "training")
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
+        """A checkpoint written at a batch's start holds the progress of the batches completed: the batch about to
+        start is not counted: the checkpoint is the one an unbroken run writes after the batch before (its last
+        step, validation and checkpoints done)."""
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+        if not self.saving or progress is None:
+            return
+        for counts in (progress["total"], progress["current"]):
+            counts["ready"] = counts["started"] = counts["processed"] = counts["completed"]
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        for signum, old in self.previous.items():
+            if signal.getsignal(signum) == self.request:  # not if Lightning has already put back its originals
+                signal.signal(signum, old)
+        self.previous = {}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: the bytes go to ``.<name>.tmp-<pid>`` beside the target, are flushed
+    to disk, and the file is renamed over the target (an atomic replace on POSIX and Windows). A crash mid-write
+    leaves the previous checkpoint whole and, at worst, a temporary file that the next write of the same name
+    replaces."""
+
+    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Optional[Any] = None) -> None:
+        import torch
+
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with open(temporary, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, target)
+        finally:
+            if temporary.exists():
+                temporary.unlink()

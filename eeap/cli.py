@@ -9,13 +9,10 @@
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
 from typing import Any, Callable, Sequence, cast
-
-from eeap.errors import EEAPError
 
 USAGE = """usage: eeap COMMAND ...
 
@@ -61,17 +58,23 @@ def predict_command(args: list[str]) -> int:
 def test_command(args: list[str]) -> int:
     """``eeap test CHECKPOINT [key=value ...]``: rebuild the checkpoint's data (with the overrides, e.g.
     ``data.test_file=other.tsv``), check that it matches the model, and test; prints the metrics as JSON."""
-    parser = argparse.ArgumentParser(prog="eeap test", description="Evaluate a trained model on its test split.")
+    from eeap.errors import ArgumentParser, guarded
+    from eeap.faults import stop_on_signals
+
+    parser = ArgumentParser(prog="eeap test", description="Evaluate a trained model on its test split.")
     parser.add_argument("checkpoint", help="a .ckpt written by eeap train")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides of the run's config, e.g. data.test_file=x.tsv")
-    options = parser.parse_intermixed_args(args)
-    try:
-        metrics = evaluate(options.checkpoint, options.overrides)
-    except EEAPError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, indent=2))
-    return 0
+    parser.add_argument(
+        "overrides", nargs="*", default=[], help="dotted overrides of the run's config, e.g. data.test_file=x.tsv"
+    )
+
+    def body() -> int:
+        with stop_on_signals():
+            options = parser.parse_intermixed_args(args)
+            metrics = evaluate(options.checkpoint, options.overrides)
+        print(json.dumps(metrics, indent=2))
+        return 0
+
+    return guarded(body, "eeap test")
 
 
 def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]:
@@ -114,18 +117,19 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
 
 def components_command(args: list[str]) -> int:
     """``eeap components [KIND [NAME]]``: every kind's names; a kind's components with their keys; one in full."""
+    from eeap.errors import ArgumentParser, guarded
     from eeap.registry import REGISTRIES
 
-    parser = argparse.ArgumentParser(prog="eeap components", description="List what a config can name.")
+    parser = ArgumentParser(prog="eeap components", description="List what a config can name.")
     parser.add_argument("kind", nargs="?", help=f"one of {', '.join(REGISTRIES)}")
     parser.add_argument("name", nargs="?", help="a component's name, e.g. additive")
-    options = parser.parse_args(args)
-    try:
+
+    def body() -> int:
+        options = parser.parse_args(args)
         print(describe(options.kind, options.name))
-    except EEAPError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return guarded(body, "eeap components")
 
 
 def describe(kind: str | None = None, name: str | None = None) -> str:

@@ -118,14 +118,18 @@ class RunConfig:
 
 def load_yaml(path: Path) -> dict:
     """Read one YAML file into a dict; a missing or malformed file raises ConfigError."""
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; give a YAML file, e.g. configs/translation/dates.yaml")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    from eeap.paths import decode_text
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(decode_text(path.read_bytes(), str(path), "config"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the file is empty; a config names at least name, data and model")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return data

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from eeap.errors import DataError, EEAPError
+from eeap.errors import DataError
 
 
 def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
@@ -40,7 +39,9 @@ def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
 
 def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR] [--out-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog=prog, description="Run a trained EEAP model on new input.")
+    from eeap.errors import ArgumentParser, guarded
+
+    parser = ArgumentParser(prog=prog, description="Run a trained EEAP model on new input.")
     parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
     parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
     parser.add_argument("--output", default="-", help="output file; - writes standard output")
@@ -53,37 +54,50 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
         default=None,
         help="where tasks that output files (segmentation masks) write them (default: predictions/)",
     )
-    args = parser.parse_args(argv)
-    try:
-        if args.beam is not None and args.beam < 1:
-            raise DataError(f"--beam must be at least 1, got {args.beam}")
-        if args.batch_size < 1:
-            raise DataError(f"--batch-size must be at least 1, got {args.batch_size}")
-        from eeap.data import decode_text, read_text
 
-        task = load_task(args.checkpoint)
-        if args.input == "-":
-            lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
-        elif not Path(args.input).is_file():
-            raise DataError(f"--input: file not found: {args.input}")
-        else:
-            lines = read_text(Path(args.input), "--input").splitlines()
-        extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
-        if args.out_dir and not extra:
-            raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
-        outputs, problems = task.predict_lines(
-            lines, beam_size=args.beam, batch_size=args.batch_size, plot_dir=args.plot_attention, **extra
-        )
-    except EEAPError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    def body() -> int:
+        from eeap.faults import stop_on_signals
+
+        with stop_on_signals():
+            return predict(parser.parse_args(argv))
+
+    return guarded(body, prog)
+
+
+def predict(args: Any) -> int:
+    """The body of ``predict.py``: every check of the command line first, then the model, then the lines."""
+    from eeap.data import decode_text, read_text
+    from eeap.paths import writable_file, writable_folder, write_atomically
+
+    if args.beam is not None and args.beam < 1:
+        raise DataError(f"--beam must be at least 1, got {args.beam}")
+    if args.batch_size < 1:
+        raise DataError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.input != "-" and not Path(args.input).is_file():
+        raise DataError(f"--input: file not found: {args.input}")
+    if args.output != "-":
+        writable_file(Path(args.output), "--output")
+    for key, folder in (("--plot-attention", args.plot_attention), ("--out-dir", args.out_dir)):
+        if folder:
+            writable_folder(Path(folder), key)
+    task = load_task(args.checkpoint)
+    extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
+    if args.out_dir and not extra:
+        raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
+    if args.input == "-":
+        lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
+    else:
+        lines = read_text(Path(args.input), "--input").splitlines()
+    outputs, problems = task.predict_lines(
+        lines, beam_size=args.beam, batch_size=args.batch_size, plot_dir=args.plot_attention, **extra
+    )
     for message in problems.messages:
         print(f"warning: {message}", file=sys.stderr)
     text = "".join(o + "\n" for o in outputs)
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_atomically(Path(args.output), text)
     return 1 if problems.skipped else 0
 
 

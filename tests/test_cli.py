@@ -118,7 +118,7 @@ def test_a_run_folder_below_a_file_is_refused_before_training(capsys, tmp_path):
     assert (
         code == 2
         and err
-        == f"error: run_dir {tmp_path}/afile/run: {tmp_path}/afile is a file, not a folder; choose another run_dir\n"
+        == f"error: run_dir {tmp_path}/afile/run: {tmp_path}/afile is a file, not a folder; give another run_dir\n"
     )
 
 

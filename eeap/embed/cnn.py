@@ -28,6 +28,13 @@ class ConvGrid(ImageEmbedder):
         super().__init__()
         blocks: list[nn.Module] = []
         height, width = image_size
+        poolings = len(channels) - 1
+        if min(height, width) < 2**poolings:
+            fits = max(1, min(height, width).bit_length())  # blocks whose poolings leave at least one position
+            raise ValueError(
+                f"images of {height}×{width} are too small for {len(channels)} blocks: their {poolings} 2×2 poolings "
+                f"need sides of at least {2**poolings}; use at most {fits} channels entries for these images"
+            )
         for i, out in enumerate(channels):
             blocks += [
                 nn.Conv2d(in_channels if i == 0 else channels[i - 1], out, 3, padding=1),

@@ -243,6 +243,8 @@ class TextFileData(TextData):
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
         with io.StringIO(read_text(self.path, "data.path"), newline="") as f:
             rows = [r for r in csv.reader(f, delimiter=delimiter) if r][1 if self.header else 0 :]
+        if not rows:
+            raise DataError(f"data.path: {self.path} holds no rows; give a file of text{delimiter!r}label lines")
         for number, row in enumerate(rows, 2 if self.header else 1):
             if len(row) <= max(self.columns):
                 raise DataError(

@@ -103,7 +103,11 @@ class TranslationData(DataModule):
         train = [(s.strip(), t.strip()) for s, t in train]
         fit_on = [(s, t) for s, t in train if s and t]
         if not fit_on:
-            raise DataError("data: the train split is empty")
+            raise DataError(
+                f"data: each of the {len(train)} train pairs has an empty side; nothing to train on"
+                if train
+                else "data: the train split is empty"
+            )
         source = fit_tokenizer(self.src_kind, [s for s, _ in fit_on], self.vocab_size, self.min_freq)
         target = fit_tokenizer(self.tgt_kind, [t for _, t in fit_on], self.vocab_size, self.min_freq)
         info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)

@@ -1,5 +1,6 @@
 """train.py's command line: one clear line and a non-zero exit for bad input, nothing lost."""
 
+import os
 import subprocess
 import sys
 
@@ -127,3 +128,14 @@ def test_predict_batch_size_must_be_positive(capsys, tmp_path):
 
     assert predict_main([str(tmp_path / "any.ckpt"), "--batch-size", "0"]) == 2
     assert capsys.readouterr().err == "error: --batch-size must be at least 1, got 0\n"
+
+
+def test_eeap_debug_shows_the_traceback_above_the_error_line():
+    command = [sys.executable, "train.py", str(DATES), "model.attend.type=addtive", "logger=none"]
+    plain = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    debug = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "EEAP_DEBUG": "1"})
+    line = "error: model.attend.type: unknown attend type 'addtive'"
+    assert plain.returncode == debug.returncode == 2
+    assert plain.stderr.startswith(line) and "Traceback" not in plain.stderr
+    assert debug.stderr.startswith("Traceback (most recent call last):") and "ConfigError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith(line)

@@ -110,6 +110,9 @@ class RunConfig:
     resume: Optional[str] = None
     test: bool = True
     kernels: Literal["auto", "fused", "reference"] = "auto"  # EEAP's fused CPU kernels (eeap.kernels)
+    threads: Optional[PositiveInt] = (
+        None  # CPU threads for every phase; null: torch's, and one for search (eeap.threads)
+    )
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

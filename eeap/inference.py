@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from eeap.errors import DataError
 
@@ -37,16 +41,57 @@ def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
     return task.eval()
 
 
+@dataclass
+class DecodeOptions:
+    """How ``eeap predict`` decodes and what it reports.
+
+    beam_size: None for the model's own (``model.beam_size``); n_best: hypotheses (or classes) reported per input;
+    length_penalty: GNMT's α, None for the model's; coverage: GNMT's coverage penalty β (0: none); batch_size: inputs
+    per batch; attention: records carry the attention weights.
+    """
+
+    beam_size: Optional[int] = None
+    n_best: int = 1
+    length_penalty: Optional[float] = None
+    coverage: float = 0.0
+    batch_size: int = 64
+    attention: bool = False
+
+    def search(self) -> dict[str, Any]:
+        """The keyword arguments of ``Seq2Seq.decode`` besides the beam size."""
+        return {"n_best": self.n_best, "length_penalty": self.length_penalty, "coverage": self.coverage}
+
+
+PRECISIONS = {"32": None, "bf16": "bfloat16", "16": "float16"}
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
-    """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--plot-attention DIR] [--out-dir DIR]``."""
+    """``predict.py CHECKPOINT [--input FILE|-] [--output FILE] [--beam N] [--n-best K] [--format text|jsonl] ...``."""
     from eeap.errors import ArgumentParser, guarded
 
-    parser = ArgumentParser(prog=prog, description="Run a trained EEAP model on new input.")
+    parser = ArgumentParser(
+        prog=prog,
+        description="Run a trained EEAP model on new input, one example per line. From standard input, each output "
+        "is written as soon as its line is decoded.",
+    )
     parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
     parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
     parser.add_argument("--output", default="-", help="output file; - writes standard output")
+    parser.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text: the output (n lines with --n-best n); jsonl: one JSON object per input line with its score",
+    )
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: the model's test beam size)")
+    parser.add_argument("--n-best", type=int, default=1, help="report the n best hypotheses (classes), best first")
+    parser.add_argument("--length-penalty", type=float, default=None, help="GNMT's alpha (default: the model's)")
+    parser.add_argument("--coverage", type=float, default=0.0, help="GNMT's coverage penalty beta (default: 0, off)")
+    parser.add_argument("--attention", action="store_true", help="jsonl records carry the attention weights")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per batch")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when there is one)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="32", help="32, or bf16 / 16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one for search)")
     parser.add_argument("--plot-attention", metavar="DIR", default=None, help="write an attention PNG per example")
     parser.add_argument(
         "--out-dir",
@@ -66,13 +111,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
 
 def predict(args: Any) -> int:
     """The body of ``predict.py``: every check of the command line first, then the model, then the lines."""
-    from eeap.data import decode_text, read_text
+    import torch
+
+    from eeap import threads
+    from eeap.data import read_text
     from eeap.paths import writable_file, writable_folder, write_atomically
 
-    if args.beam is not None and args.beam < 1:
-        raise DataError(f"--beam must be at least 1, got {args.beam}")
-    if args.batch_size < 1:
-        raise DataError(f"--batch-size must be at least 1, got {args.batch_size}")
+    options = DecodeOptions(args.beam, args.n_best, args.length_penalty, args.coverage, args.batch_size, args.attention)
+    for key, value in (
+        ("--beam", args.beam),
+        ("--n-best", args.n_best),
+        ("--batch-size", args.batch_size),
+        ("--threads", args.threads),
+    ):
+        if value is not None and value < 1:
+            raise DataError(f"{key} must be at least 1, got {value}")
+    if args.coverage < 0:
+        raise DataError(f"--coverage must be at least 0, got {args.coverage}")
+    if args.attention and args.format != "jsonl":
+        raise DataError("--attention: the weights are written in jsonl records; add --format jsonl")
     if args.input != "-" and not Path(args.input).is_file():
         raise DataError(f"--input: file not found: {args.input}")
     if args.output != "-":
@@ -80,25 +137,109 @@ def predict(args: Any) -> int:
     for key, folder in (("--plot-attention", args.plot_attention), ("--out-dir", args.out_dir)):
         if folder:
             writable_folder(Path(folder), key)
-    task = load_task(args.checkpoint)
+    device = choose_device(args.device)
+    threads.use(args.threads)
+    task = load_task(args.checkpoint, map_location=device).to(device)
     extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
     if args.out_dir and not extra:
         raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
-    if args.input == "-":
-        lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
-    else:
-        lines = read_text(Path(args.input), "--input").splitlines()
-    outputs, problems = task.predict_lines(
-        lines, beam_size=args.beam, batch_size=args.batch_size, plot_dir=args.plot_attention, **extra
+    dtype = PRECISIONS[args.precision]
+    autocast = torch.autocast(device.type, getattr(torch, dtype)) if dtype else contextlib.nullcontext()
+    chunks = (
+        read_stdin_chunks(args.batch_size)
+        if args.input == "-"
+        else iter([read_text(Path(args.input), "--input").splitlines()])
     )
-    for message in problems.messages:
-        print(f"warning: {message}", file=sys.stderr)
-    text = "".join(o + "\n" for o in outputs)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        write_atomically(Path(args.output), text)
-    return 1 if problems.skipped else 0
+    written, skipped = [], 0
+    first = 1
+    for lines in chunks:
+        with autocast:
+            records, problems = task.predict_lines(lines, options, args.plot_attention, first, **extra)
+        for message in problems.messages:
+            print(f"warning: {message}", file=sys.stderr)
+        skipped += problems.skipped
+        text = "".join(
+            render(record, line, number, args.format, args.n_best)
+            for number, (line, record) in enumerate(zip(lines, records), first)
+        )
+        if args.output == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            written.append(text)
+        first += len(lines)
+    if args.output != "-":
+        write_atomically(Path(args.output), "".join(written))
+    return 1 if skipped else 0
+
+
+def choose_device(name: str) -> Any:
+    """``--device``: cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DataError(f"--device: '{name}' is not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: no CUDA device here; use cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise DataError(f"--device: '{name}' is not supported; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def render(record: Optional[dict], line: str, number: int, form: str, n_best: int) -> str:
+    """One input's output: text (its output, or its n best, a line each; an empty line for a skipped input), or one
+    JSON object (``line``, ``input``, then the record; ``output: null`` for a skipped input)."""
+    if form == "jsonl":
+        return json.dumps({"line": number, "input": line, **(record or {"output": None})}, ensure_ascii=False) + "\n"
+    if record is None:
+        return "\n" * n_best  # keeps the outputs in step with the inputs
+    if n_best > 1 and "n_best" in record:
+        return "".join(h["output"] + "\n" for h in record["n_best"])
+    return record["output"] + "\n"
+
+
+def read_stdin_chunks(batch_size: int) -> Iterator[list[str]]:
+    """Standard input's lines, a batch at a time, as they arrive: each read returns what is there (a whole piped
+    file comes in large reads, a typed line alone), its complete lines are yielded at once in batches of at most
+    ``batch_size``, so a user typing gets each answer right after pressing Enter."""
+    from eeap.paths import decode_text
+
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # a stand-in without a file descriptor (a test's, a notebook's)
+        fd = None
+    if fd is None:
+        lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
+        for start in range(0, len(lines), batch_size):
+            yield lines[start : start + batch_size]
+        return
+    pending, number = b"", 1
+    while True:
+        data = os.read(fd, 1 << 16)
+        if data:
+            pending += data
+            cut = pending.rfind(b"\n") + 1
+            complete, pending = pending[:cut], pending[cut:]
+        else:
+            complete, pending = pending, b""
+        if complete:
+            lines = decode_text(complete, "standard input", "--input", first_line=number).splitlines()
+            number += len(lines)
+            for start in range(0, len(lines), batch_size):
+                yield lines[start : start + batch_size]
+        if not data:
+            return
+
+
+def rounded(values: Any, places: int = 4) -> Any:
+    """Nested lists of floats rounded to ``places`` (for JSON: float32 values print with noise digits otherwise)."""
+    if isinstance(values, list):
+        return [rounded(v, places) for v in values]
+    return round(values, places)
 
 
 class Problems:

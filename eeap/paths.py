@@ -54,12 +54,13 @@ def write_atomically(path: Path, text: str) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def decode_text(data: bytes, name: str, where: str) -> str:
-    """UTF-8 bytes as text; other bytes stop with one line naming their source (``name``), line and bytes."""
+def decode_text(data: bytes, name: str, where: str, first_line: int = 1) -> str:
+    """UTF-8 bytes as text; other bytes stop with one line naming their source (``name``), line and bytes.
+    ``first_line``: the number of the first line in ``data`` (for text read in parts)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
+        line = first_line + data[: e.start].count(b"\n")
         raise DataError(
             f"{where}: {name} line {line} is not UTF-8 text (bytes {data[e.start : e.end]!r}); save it as UTF-8"
         ) from None

@@ -54,7 +54,7 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     """A config (a YAML path, or a loaded config) → (task module, prepared data module); seeds everything first."""
     import lightning as L
 
-    from eeap import kernels
+    from eeap import kernels, threads
     from eeap.data import DataModule
     from eeap.registry import DATA, TASK
     from eeap.task import Task
@@ -64,6 +64,7 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     run = validate(container, RunConfig)
     kernels.use(run.kernels)
+    threads.use(run.threads)
     L.seed_everything(run.seed, workers=True, verbose=False)
     data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
     check_pairing(container["model"], data)  # before any data is read

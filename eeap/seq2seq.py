@@ -14,7 +14,9 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor, nn
 
+from eeap import threads
 from eeap.attend.base import Attention
+from eeap.inference import rounded
 from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses, beam_search
@@ -115,11 +117,30 @@ class Seq2Seq(nn.Module):
             loss = loss + extra
         return loss, logs
 
-    def decode(self, memory: Tensor, mask: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
-        """Greedy (beam 1) or beam search over memory (batch, src_len, dim): the best output of each example."""
-        return beam_search(
-            self.decoder, memory, mask, self.max_output_len + 1, beam_size or self.beam_size, self.length_penalty
-        )
+    def decode(
+        self,
+        memory: Tensor,
+        mask: Tensor,
+        beam_size: Optional[int] = None,
+        n_best: int = 1,
+        length_penalty: Optional[float] = None,
+        coverage: float = 0.0,
+    ) -> Hypotheses:
+        """Greedy (beam 1) or beam search over memory (batch, src_len, dim): the best output of each example (and the
+        ``n_best``); the model's beam size and length penalty unless given; on the CPU, on one thread
+        (``eeap.threads``)."""
+        alpha = self.length_penalty if length_penalty is None else length_penalty
+        with threads.for_search(memory.device):
+            return beam_search(
+                self.decoder,
+                memory,
+                mask,
+                self.max_output_len + 1,
+                max(beam_size or self.beam_size, n_best),
+                alpha,
+                n_best=n_best,
+                coverage=coverage,
+            )
 
     def evaluate(
         self, memory: Tensor, mask: Tensor, batch: dict, split: str, beam_size: int
@@ -144,3 +165,25 @@ class Seq2Seq(nn.Module):
     def bleu_signature(self) -> str:
         """The sacrebleu signature of the BLEU computed here, so scores compare across versions."""
         return bleu_signature(self.bleu_tokenize)
+
+
+def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention: bool = False) -> list[dict]:
+    """What ``eeap predict`` reports of each decoded example: the output text and its score; with ``n_best`` > 1 the
+    ranked outputs with theirs; with ``attention`` the weights of each output token over the source, rounded to 4
+    places."""
+    records = []
+    for row in range(hyps.tokens.shape[0]):
+        record: dict[str, Any] = {
+            "output": target.decode(hyps.tokens[row].tolist()),
+            "score": round(float(hyps.scores[row]), 6),
+        }
+        if n_best > 1 and hyps.ranked_tokens is not None and hyps.ranked_scores is not None:
+            record["n_best"] = [
+                {"output": target.decode(tokens.tolist()), "score": round(float(score), 6)}
+                for tokens, score in zip(hyps.ranked_tokens[row], hyps.ranked_scores[row])
+            ]
+        if attention and hyps.weights is not None:
+            length = int(hyps.lengths[row])
+            record["attention"] = rounded(hyps.weights[row, :length].float().cpu().tolist())
+        records.append(record)
+    return records

@@ -15,12 +15,13 @@ from eeap.registry import Role
 State = dict[str, Any]
 
 
-def reorder(state: Any, index: Tensor) -> Any:
-    """Select batch rows ``index`` from every tensor in a (nested) decoder state; beams use it."""
+def reorder(state: Any, index: Tensor, keep: tuple[str, ...] = ()) -> Any:
+    """Select batch rows ``index`` from every tensor in a (nested) decoder state, but for the top-level entries named
+    in ``keep``; beams use it."""
     if isinstance(state, Tensor):
         return state.index_select(0, index)
     if isinstance(state, dict):
-        return {k: reorder(v, index) for k, v in state.items()}
+        return {k: v if k in keep else reorder(v, index) for k, v in state.items()}
     if isinstance(state, (tuple, list)):
         return type(state)(reorder(v, index) for v in state)
     return state
@@ -55,6 +56,10 @@ class SequenceDecoder(PredictPart):
 
     role_name = "sequence decoder"
     supplied = ("vocab_size", "encoder_dim", "attention")
+    # What beam search may rely on: state entries that are fixed per source (every beam of a source shares them, so
+    # they are never reordered), and whether ``step`` reads the whole prefix or only its last token.
+    static_state: tuple[str, ...] = ("memory", "mask", "keys")
+    needs_prefix = True
 
     @abc.abstractmethod
     def start(self, memory: Tensor, mask: Tensor) -> State:

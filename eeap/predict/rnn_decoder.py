@@ -45,6 +45,8 @@ class RNNDecoder(SequenceDecoder):
     context_gate: gate the context with β = σ(W_β · query), one gate per context channel.
     """
 
+    needs_prefix = False  # a step reads the last token; the rest is in the recurrent state
+
     def __init__(
         self,
         vocab_size: int,

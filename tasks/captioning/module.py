@@ -19,13 +19,13 @@ from eeap.data import read_image
 from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.inference import Problems
+from eeap.inference import DecodeOptions, Problems
 from eeap.loggers import log_figure
 from eeap.plotting import caption_overlays, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from eeap.seq2seq import Seq2Seq
+from eeap.seq2seq import Seq2Seq, hypothesis_records
 from eeap.task import AttendSection, Task, build_predict
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -124,9 +124,10 @@ class CaptioningTask(Task):
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         return self.encoder(x, mask), mask
 
-    def decode(self, images: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
-        """Caption a batch of images: the best hypotheses with their attention weights."""
-        return self.seq2seq.decode(*self.encode(images), beam_size)
+    def decode(self, images: Tensor, beam_size: Optional[int] = None, **options: Any) -> Hypotheses:
+        """Caption a batch of images: the best hypotheses with their attention weights (``options``: n_best,
+        length_penalty, coverage, as ``Seq2Seq.decode``)."""
+        return self.seq2seq.decode(*self.encode(images), beam_size, **options)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss, logs = self.seq2seq.training_loss(*self.encode(batch["src"]), batch)
@@ -167,14 +168,14 @@ class CaptioningTask(Task):
 
     @torch.no_grad()
     def predict_lines(
-        self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64, plot_dir: Optional[str] = None
-    ) -> tuple[list[str], Problems]:
-        """Caption the image at each line's path; a missing, unreadable or wrongly sized image gives an empty output
-        and a message."""
+        self, lines: list[str], options: DecodeOptions = DecodeOptions(), plot_dir: Optional[str] = None, first: int = 1
+    ) -> tuple[list[Optional[dict]], Problems]:
+        """Caption the image at each line's path (lines numbered from ``first``): one record per line
+        (``hypothesis_records``), None for a missing, unreadable or wrongly sized image, which gets a message."""
         problems = Problems()
-        outputs = [""] * len(lines)
+        outputs: list[Optional[dict]] = [None] * len(lines)
         todo = []
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first):
             if not line.strip():
                 problems.skip(f"line {number}: empty input")
                 continue
@@ -183,13 +184,15 @@ class CaptioningTask(Task):
             except DataError as e:
                 problems.skip(f"line {number}: {e}")
                 continue
-            todo.append((number - 1, torch.as_tensor(pixels)))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            hyps = self.decode(torch.stack([image for _, image in chunk]).to(self.device), beam_size)
+            todo.append((number - first, torch.as_tensor(pixels)))
+        for start in range(0, len(todo), options.batch_size):
+            chunk = todo[start : start + options.batch_size]
+            images = torch.stack([image for _, image in chunk]).to(self.device)
+            hyps = self.decode(images, options.beam_size, **options.search())
+            records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention)
             for row, (index, image) in enumerate(chunk):
-                outputs[index] = self.info.target.decode(hyps.tokens[row].tolist())
+                outputs[index] = records[row]
                 figure = self.figure(hyps, row, image, lines[index].strip()) if plot_dir else None
                 if figure is not None:
-                    save_figure(figure, Path(plot_dir or ".") / f"line{index + 1:05d}.png")
+                    save_figure(figure, Path(plot_dir or ".") / f"line{index + first:05d}.png")
         return outputs, problems

@@ -15,7 +15,7 @@ from eeap.data import read_image
 from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.inference import Problems
+from eeap.inference import DecodeOptions, Problems, rounded
 from eeap.loggers import log_figure
 from eeap.plotting import attention_heatmap, attention_overlay, save_figure
 from eeap.predict.base import ClassifierHead
@@ -177,13 +177,15 @@ class ClassificationTask(Task):
 
     @torch.no_grad()
     def predict_lines(
-        self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64, plot_dir: Optional[str] = None
-    ) -> tuple[list[str], Problems]:
-        """Classify each line: a text, or the path of an image file. Bad lines give an empty output and a message."""
+        self, lines: list[str], options: DecodeOptions = DecodeOptions(), plot_dir: Optional[str] = None, first: int = 1
+    ) -> tuple[list[Optional[dict]], Problems]:
+        """Classify each line (numbered from ``first``): a text, or the path of an image file. One record per line:
+        the class and its probability, the ``n_best`` classes with theirs, on request the pooling weights; None for
+        a bad line, which gets a message."""
         problems = Problems()
-        outputs = [""] * len(lines)
+        outputs: list[Optional[dict]] = [None] * len(lines)
         todo: list[tuple[int, Any]] = []
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first):
             text = line.strip()
             if not text:
                 problems.skip(f"line {number}: empty input")
@@ -197,25 +199,37 @@ class ClassificationTask(Task):
                 ids = self.info.tokenizer.encode(text)
                 if len(ids) > self.info.max_len:
                     problems.warn(f"line {number}: {len(ids)} tokens, cut to max_len={self.info.max_len}")
-                todo.append((number - 1, ((ids[: self.info.max_len], text), 0)))
+                todo.append((number - first, ((ids[: self.info.max_len], text), 0)))
                 continue
             try:
                 image = read_image(Path(text), self.info.channels, self.info.image_size, resize=False)
             except DataError as e:
                 problems.skip(f"line {number}: {e}")
                 continue
-            todo.append((number - 1, (torch.as_tensor(image), 0)))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+            todo.append((number - first, (torch.as_tensor(image), 0)))
+        n = min(options.n_best, len(self.info.classes))
+        for start in range(0, len(todo), options.batch_size):
+            chunk = todo[start : start + options.batch_size]
             if self.info.is_text:
                 batch = collate_text([example for _, example in chunk])
             else:
                 batch = {"inputs": torch.stack([image for _, (image, _) in chunk])}
             logits, weights = self(batch["inputs"].to(self.device))
-            predictions = logits.argmax(-1).tolist()
+            probabilities, ranked = torch.softmax(logits.float(), -1).topk(n, -1)  # (batch, n)
             for row, (index, _) in enumerate(chunk):
-                outputs[index] = self.info.classes[predictions[row]]
+                record: dict[str, Any] = {
+                    "output": self.info.classes[int(ranked[row, 0])],
+                    "score": round(float(probabilities[row, 0]), 6),
+                }
+                if n > 1:
+                    record["n_best"] = [
+                        {"output": self.info.classes[int(c)], "score": round(float(p), 6)}
+                        for c, p in zip(ranked[row], probabilities[row])
+                    ]
+                if options.attention and weights is not None:
+                    record["attention"] = rounded(weights[row].float().cpu().tolist())
+                outputs[index] = record
                 if plot_dir and weights is not None:
-                    figure = self.figure(batch, row, weights[row], predictions[row])
-                    save_figure(figure, Path(plot_dir) / f"line{index + 1:05d}.png")
+                    figure = self.figure(batch, row, weights[row], int(ranked[row, 0]))
+                    save_figure(figure, Path(plot_dir) / f"line{index + first:05d}.png")
         return outputs, problems

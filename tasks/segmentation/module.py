@@ -16,7 +16,7 @@ from torch import Tensor
 from eeap.data import read_image
 from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
-from eeap.inference import Problems
+from eeap.inference import DecodeOptions, Problems
 from eeap.loggers import log_figure
 from eeap.metrics import ForegroundIoU
 from eeap.plotting import gate_figure, save_figure
@@ -197,18 +197,24 @@ class SegmentationTask(Task):
     def predict_lines(
         self,
         lines: list[str],
-        beam_size: Optional[int] = None,
-        batch_size: int = 16,
+        options: DecodeOptions = DecodeOptions(),
         plot_dir: Optional[str] = None,
+        first: int = 1,
         out_dir: Optional[str] = None,
-    ) -> tuple[list[str], Problems]:
-        """Segment the image at each line's path: write its mask PNG (class indices; 0/255 for binary) to
-        ``out_dir`` and output the mask's path; with ``plot_dir``, also a PNG of the gate maps."""
+    ) -> tuple[list[Optional[dict]], Problems]:
+        """Segment the image at each line's path (lines numbered from ``first``): write its mask PNG (class indices;
+        0/255 for binary) to ``out_dir`` and report the mask's path; with ``plot_dir``, also a PNG of the gate maps.
+        None for a bad line, which gets a message."""
+        if options.n_best > 1 or options.attention:
+            raise DataError(
+                "--n-best and --attention: a segmentation model gives one mask per image, and its gates are maps "
+                "(see them with --plot-attention)"
+            )
         problems = Problems()
-        outputs = [""] * len(lines)
+        outputs: list[Optional[dict]] = [None] * len(lines)
         out = Path(out_dir or "predictions")
         out.mkdir(parents=True, exist_ok=True)
-        for number, line in enumerate(lines, 1):  # one image at a time: sizes may differ
+        for number, line in enumerate(lines, first):  # one image at a time: sizes may differ
             path = Path(line.strip())
             if not line.strip():
                 problems.skip(f"line {number}: empty input")
@@ -225,7 +231,7 @@ class SegmentationTask(Task):
             from PIL import Image
 
             Image.fromarray((predicted.numpy() * scale).astype(np.uint8)).save(target)
-            outputs[number - 1] = str(target)
+            outputs[number - first] = {"output": str(target)}
             if plot_dir:
                 figure = self.figure(image, predicted, [g[0] for g in gates])
                 save_figure(figure, Path(plot_dir) / f"line{number:05d}.png")

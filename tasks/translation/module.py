@@ -11,13 +11,13 @@ from torch import Tensor
 
 from eeap.embed.base import TokenEmbedder
 from eeap.encode.base import SequenceEncoder
-from eeap.inference import Problems
+from eeap.inference import DecodeOptions, Problems
 from eeap.loggers import log_figure
 from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from eeap.seq2seq import Seq2Seq
+from eeap.seq2seq import Seq2Seq, hypothesis_records
 from eeap.task import AttendSection, Task, build_predict
 from eeap.text import PAD, pad
 
@@ -118,9 +118,10 @@ class TranslationTask(Task):
         memory, mask = self.encode(src, mask)
         return self.seq2seq.decoder(tgt_in, memory, mask, need_weights=need_weights)
 
-    def decode(self, src: Tensor, mask: Tensor, beam_size: Optional[int] = None) -> Hypotheses:
-        """Decode a batch; src (batch, src_len) -> best hypotheses with their attention weights."""
-        return self.seq2seq.decode(*self.encode(src, mask), beam_size)
+    def decode(self, src: Tensor, mask: Tensor, beam_size: Optional[int] = None, **options: Any) -> Hypotheses:
+        """Decode a batch; src (batch, src_len) -> best hypotheses with their attention weights (``options``: n_best,
+        length_penalty, coverage, as ``Seq2Seq.decode``)."""
+        return self.seq2seq.decode(*self.encode(src, mask), beam_size, **options)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss, logs = self.seq2seq.training_loss(*self.encode(batch["src"], batch["src_mask"]), batch)
@@ -165,16 +166,14 @@ class TranslationTask(Task):
 
     @torch.no_grad()
     def predict_lines(
-        self, lines: list[str], beam_size: Optional[int] = None, batch_size: int = 64, plot_dir: Optional[str] = None
-    ) -> tuple[list[str], Problems]:
-        """Translate each line; empty or over-long lines give an empty output and a message, never an exception.
-
-        Returns one output per input line, and the problems met.
-        """
+        self, lines: list[str], options: DecodeOptions = DecodeOptions(), plot_dir: Optional[str] = None, first: int = 1
+    ) -> tuple[list[Optional[dict]], Problems]:
+        """Translate each line (numbered from ``first``): one record per line (``hypothesis_records``), None for an
+        empty or over-long line, which gets a message instead, never an exception."""
         problems = Problems()
-        outputs = [""] * len(lines)
+        outputs: list[Optional[dict]] = [None] * len(lines)
         todo = []
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first):
             text = line.strip()
             if not text:
                 problems.skip(f"line {number}: empty input, nothing to translate")
@@ -191,14 +190,15 @@ class TranslationTask(Task):
                 problems.warn(
                     f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}"
                 )
-            todo.append((number - 1, text, ids))
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
+            todo.append((number - first, text, ids))
+        for start in range(0, len(todo), options.batch_size):
+            chunk = todo[start : start + options.batch_size]
             src = pad([ids for _, _, ids in chunk]).to(self.device)
-            hyps = self.decode(src, src != PAD, beam_size)
+            hyps = self.decode(src, src != PAD, options.beam_size, **options.search())
+            records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention)
             for row, (index, text, ids) in enumerate(chunk):
-                outputs[index] = self.info.target.decode(hyps.tokens[row].tolist())
+                outputs[index] = records[row]
                 figure = self.figure(hyps, row, ids, text) if plot_dir else None
                 if figure is not None:
-                    save_figure(figure, Path(plot_dir or ".") / f"line{index + 1:05d}.png")
+                    save_figure(figure, Path(plot_dir or ".") / f"line{index + first:05d}.png")
         return outputs, problems

@@ -214,6 +214,7 @@ def test_other_classification_configs(tmp_path, config, extra):
 
 def test_text_predict_lines(tmp_path):
     from eeap.config import load_config
+    from eeap.inference import DecodeOptions
 
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
     cfg = load_config(
@@ -228,5 +229,10 @@ def test_text_predict_lines(tmp_path):
     )
     task = load_task(train(cfg)["best_checkpoint"])
     outputs, problems = task.predict_lines(["nice day 3", "", "awful zebra day"])
-    assert outputs == ["pos", "", "neg"] and problems.skipped == 1
+    assert [o and o["output"] for o in outputs] == ["pos", None, "neg"] and problems.skipped == 1
     assert any("not in the vocabulary, read as <unk>: 'zebra'" in m for m in problems.messages)
+    ranked, _ = task.predict_lines(["nice day 3"], DecodeOptions(n_best=2, attention=True))
+    record = ranked[0]
+    assert [h["output"] for h in record["n_best"]] == ["pos", "neg"] and record["score"] == record["n_best"][0]["score"]
+    assert abs(sum(h["score"] for h in record["n_best"]) - 1) < 1e-4  # two classes: the probabilities sum to 1
+    assert len(record["attention"]) == 3 + task.head.prepends_token  # a weight per token of "nice day 3"

@@ -35,7 +35,7 @@ def test_default_model_reaches_full_exact_match_on_human_dates(default_run):
     task = load_task(default_run["best_checkpoint"])
     lines = [line.split("\t") for line in HUMAN.read_text().splitlines()]
     outputs, problems = task.predict_lines([s for s, _ in lines])
-    wrong = [(s, o, t) for (s, t), o in zip(lines, outputs) if o != t]
+    wrong = [(s, o["output"], t) for (s, t), o in zip(lines, outputs) if o["output"] != t]
     assert not wrong and not problems.messages
 
 
@@ -269,3 +269,44 @@ def test_resume_never_runs_code_from_a_checkpoint_and_refuses_bad_ones_in_one_li
         assert result.returncode == 2 and lines[-1].startswith(f"error: resume={path}: ") and words in lines[-1]
         assert "Traceback" not in result.stderr and not marker.exists()
     assert not (tmp_path / "resumed").exists()  # nothing written
+
+
+def test_predict_jsonl_n_best_scores_and_attention(default_run, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("4 March 2021\n\n12/25/2023\n")
+    argv = [default_run["best_checkpoint"], "--input", str(source), "--beam", "4", "--n-best", "3"]
+    assert predict_main([*argv, "--format", "jsonl", "--attention"]) == 1  # line 2 is skipped
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3] and records[1]["output"] is None
+    first = records[0]
+    assert first["input"] == "4 March 2021" and first["output"] == "2021-03-04" == first["n_best"][0]["output"]
+    scores = [h["score"] for h in first["n_best"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True) and scores[0] == first["score"]
+    attention = torch.tensor(first["attention"])  # (output tokens + EOS, source characters)
+    assert attention.shape == (len("2021-03-04") + 1, len("4 March 2021"))
+    assert torch.allclose(attention.sum(-1), torch.ones(len(attention)), atol=1e-3)
+    assert predict_main([*argv, "--coverage", "0.5", "--length-penalty", "0", "--precision", "bf16"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 9 and lines[0] == "2021-03-04" and lines[3:6] == ["", "", ""]  # 3 lines per input
+
+
+def test_predict_answers_each_line_from_a_pipe_before_the_next_arrives(default_run):
+    """Interactive use: the output of a line typed into standard input comes back while the input stays open."""
+    child = subprocess.Popen(
+        [sys.executable, "predict.py", default_run["best_checkpoint"]],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    try:
+        for line, expected in (("4 March 2021", "2021-03-04"), ("12/25/2023", "2023-12-25")):
+            child.stdin.write(line + "\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == expected  # blocks until that line is answered
+        child.stdin.close()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()

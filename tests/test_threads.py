@@ -1,0 +1,35 @@
+"""Thread counts per phase: the search loop runs on one CPU thread unless a count is chosen (eeap.threads)."""
+
+import pytest
+import torch
+
+from eeap import threads
+
+
+@pytest.fixture(autouse=True)
+def keep_count():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_search_runs_on_one_thread_and_gives_the_count_back():
+    torch.set_num_threads(2)
+    with threads.for_search(torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_a_chosen_count_holds_for_every_phase():
+    try:
+        threads.use(2)
+        with threads.for_search(torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+    finally:
+        threads.use(None)
+
+
+def test_the_search_loop_on_a_gpu_is_left_alone():
+    torch.set_num_threads(2)
+    with threads.for_search(torch.device("cuda")):
+        assert torch.get_num_threads() == 2

@@ -30,20 +30,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def write_data(folder: Path) -> int:
-    """The date splits as <split>.src / <split>.trg; returns the steps per epoch (rounded up)."""
+def date_splits(test_size: int | None = None) -> tuple[dict, list[list[tuple[str, str]]]]:
+    """configs/translation/dates.yaml's data section and its train / dev / test pairs (same generator, seed and sizes;
+    ``test_size`` overrides the test split's size)."""
+    from eeap.tasks.translation.dates import DateGenerator
     from omegaconf import OmegaConf
 
     import eeap  # noqa: F401
     from eeap.config import load_config
-    from eeap.registry import DATA
 
     cfg = OmegaConf.to_container(load_config(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"]))
-    data = DATA.build(cfg["data"], "data", seed=cfg["seed"])
-    for name, pairs in zip(("train", "dev", "test"), data.make_pairs()):
+    data = cfg["data"]
+    generator = DateGenerator(cfg["seed"])
+    train = generator.pairs(data["train_size"])
+    seen = {s for s, _ in train}
+    dev = generator.pairs(data["val_size"], exclude=seen)
+    test = generator.pairs(test_size or data["test_size"], exclude=seen | {s for s, _ in dev})
+    return data, [train, dev, test]
+
+
+def write_data(folder: Path) -> int:
+    """The date splits as <split>.src / <split>.trg; returns the steps per epoch (rounded up)."""
+    data, splits = date_splits()
+    for name, pairs in zip(("train", "dev", "test"), splits):
         (folder / f"{name}.src").write_text("".join(s + "\n" for s, _ in pairs))
         (folder / f"{name}.trg").write_text("".join(t + "\n" for _, t in pairs))
-    return -(-cfg["data"]["train_size"] // cfg["data"]["batch_size"])
+    return -(-data["train_size"] // data["batch_size"])
 
 
 def config(folder: Path, epochs: int, validation_freq: int) -> dict:

@@ -20,6 +20,7 @@ commands:
   train CONFIG [key=value ...]     train a model from a YAML config, then test it
   test CHECKPOINT [key=value ...]  evaluate a trained model on its test split, without training
   predict CHECKPOINT [options]     run a trained model on new input (one example per line)
+  export CHECKPOINT --out DIR      export a trained model to ONNX or TorchScript files
   components [KIND [NAME]]         list what a config can name, with keys, types and defaults
 
 'eeap COMMAND --help' says more."""
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": train_command,
         "test": test_command,
         "predict": predict_command,
+        "export": export_command,
         "components": components_command,
     }
     if args[0] not in commands:
@@ -53,6 +55,12 @@ def predict_command(args: list[str]) -> int:
     from eeap.inference import main as predict_main
 
     return predict_main(args, prog="eeap predict")
+
+
+def export_command(args: list[str]) -> int:
+    from eeap.export import main as export_main
+
+    return export_main(args)
 
 
 def test_command(args: list[str]) -> int:

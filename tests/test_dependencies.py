@@ -17,6 +17,7 @@ DISTRIBUTIONS = {
 }
 NEEDED_WITHOUT_IMPORT = {"wandb"}  # the W&B logger is Lightning's, which imports wandb itself
 DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # imported only by demo data sources
+EXPORT_USERS = {"onnxruntime"}  # imported only by eeap export's runner; torch.onnx imports onnx and onnxscript
 
 
 def imported_packages() -> set[str]:
@@ -47,6 +48,9 @@ def test_every_import_is_declared_and_every_declaration_imported():
     core, demos = declared(project["dependencies"]), declared(project["optional-dependencies"]["demos"])
     imported = {DISTRIBUTIONS.get(n, n).lower() for n in imported_packages()}
     demo_imports = {DISTRIBUTIONS.get(n, n).lower() for n in DEMO_USERS}
+    export = declared(project["optional-dependencies"]["export"])
+    assert EXPORT_USERS <= export and EXPORT_USERS <= imported
+    imported -= EXPORT_USERS
     assert imported - demo_imports <= core, f"imported but not declared: {sorted(imported - demo_imports - core)}"
     assert demo_imports <= demos and demos <= imported, "the demos extra holds exactly the demo sources' packages"
     assert core - NEEDED_WITHOUT_IMPORT <= imported, f"declared but never imported: {sorted(core - imported)}"

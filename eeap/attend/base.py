@@ -55,6 +55,7 @@ class Attention(nn.Module, Role):
     role_name = "attention (alignment function)"
     supplied = ("query_dim", "key_dim")
     normalized = True  # weights sum to 1 over what a query attends to (local-p's Gaussian leaves them below)
+    uses_step = False  # the weights depend on the decoding step's number (local-m), not only on query and keys
 
     def __init__(self, query_dim: int, key_dim: int) -> None:
         super().__init__()

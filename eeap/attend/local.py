@@ -37,6 +37,7 @@ class LocalAttention(WrappedAttention):
     ) -> None:
         super().__init__(query_dim, key_dim, score)
         self.mode, self.window = mode, window
+        self.uses_step = mode == "monotonic"  # p_t = t
         self.normalized = mode == "monotonic"  # local-p multiplies the weights by a Gaussian, as in the paper
         if mode == "predictive":
             hidden_dim = hidden_dim or query_dim

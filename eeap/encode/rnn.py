@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -60,8 +61,32 @@ class RNNEncoder(SequenceEncoder):
             return self.dropout(fused_gru.gru(cast(nn.GRU, self.rnn), x, mask)) * mask.unsqueeze(
                 -1
             )  # (batch, len, output_dim)
+        if torch.compiler.is_compiling() and not torch.jit.is_tracing():  # torch.export (ONNX): no packed sequences
+            return self.dropout(self.unpacked(x, mask)) * mask.unsqueeze(-1)
         lengths = mask.sum(1).clamp_min(1).cpu()  # (batch,)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (batch, len, output_dim)
         return self.dropout(out) * mask.unsqueeze(-1)
+
+    def unpacked(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The packed path's outputs without packed sequences, for graphs ``torch.export`` traces: the forward
+        direction runs on the right-padded input, exact at the real positions; the backward direction on the input
+        moved to end at the last position (left-padded), so it meets each sequence's last token first, and its
+        outputs are moved back. One layer (a second would need both directions of the first, per position)."""
+        if self.rnn.num_layers > 1 and self.rnn.bidirectional:
+            raise ValueError(
+                "a bidirectional recurrent encoder of several layers cannot be exported without packed "
+                "sequences; export it with --format torchscript"
+            )
+        out, _ = self.rnn(x)  # (batch, len, directions · hidden)
+        if not self.rnn.bidirectional:
+            return out
+        length, hidden = x.shape[1], self.rnn.hidden_size
+        positions = torch.arange(length, device=x.device).unsqueeze(0)  # (1, len)
+        shift = (length - mask.sum(1).clamp_min(1)).unsqueeze(1)  # (batch, 1) padding before, once moved
+        taken = positions - shift  # (batch, len): the input position each moved position holds
+        moved = x.gather(1, taken.clamp_min(0).unsqueeze(-1).expand_as(x)) * (taken >= 0).unsqueeze(-1)
+        backward, _ = self.rnn(moved)  # (batch, len, 2 · hidden)
+        back = (positions + shift).clamp_max(length - 1).unsqueeze(-1).expand(-1, -1, hidden)  # (batch, len, hidden)
+        return torch.cat([out[..., :hidden], backward[..., hidden:].gather(1, back)], -1)  # (batch, len, 2 · hidden)

@@ -126,10 +126,13 @@ def extension() -> Any:
 
 
 def applies(*tensors: Tensor) -> bool:
-    """Whether the fused kernels take these tensors: float32 on the CPU outside autocast, with the kernels on."""
+    """Whether the fused kernels take these tensors: float32 on the CPU outside autocast, with the kernels on, and
+    not while a model is traced or exported (``eeap export``: the graph must hold the reference's plain operations)."""
     return (
         _mode != "reference"
         and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
         and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
         and extension() is not None
     )

@@ -124,6 +124,10 @@ class CaptioningTask(Task):
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         return self.encoder(x, mask), mask
 
+    def encode_inputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """What ``eeap export`` exports as the encoder: ``encode``."""
+        return self.encode(images)
+
     def decode(self, images: Tensor, beam_size: Optional[int] = None, **options: Any) -> Hypotheses:
         """Caption a batch of images: the best hypotheses with their attention weights (``options``: n_best,
         length_penalty, coverage, as ``Seq2Seq.decode``)."""

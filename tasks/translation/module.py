@@ -113,6 +113,10 @@ class TranslationTask(Task):
         """src (batch, src_len) -> memory (batch, src_len, encoder_dim) and its mask (batch, src_len)."""
         return self.encoder(self.embed(src), mask), mask
 
+    def encode_inputs(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """src (batch, src_len) token ids, padded with PAD -> memory and mask (what ``eeap export`` exports)."""
+        return self.encode(src, src != PAD)
+
     def forward(self, src: Tensor, mask: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Any:
         """Teacher-forced logits (batch, tgt_len, vocab) and weights (batch, tgt_len, src_len) or None."""
         memory, mask = self.encode(src, mask)

@@ -1,0 +1,113 @@
+"""``eeap export``: each task's graphs in ONNX (run with onnxruntime) and TorchScript give the eager model's outputs."""
+
+import pytest
+import torch
+
+from eeap import build
+from eeap.config import load_config
+from eeap.export import Runner, export
+from eeap.text import PAD
+from tests.conftest import QUIET, ROOT
+
+MODELS = {  # shipped configs, shrunk
+    "translation-rnn": ("translation/dates.yaml", ["data.train_size=64", "data.val_size=8", "data.test_size=8"]),
+    "translation-transformer": (
+        "translation/dates_transformer.yaml",
+        ["data.train_size=64", "data.val_size=8", "data.test_size=8"],
+    ),
+    "classification-image": ("classification/digits.yaml", []),
+    "classification-text": ("classification/langid.yaml", ["data.languages=[de, fr]"]),
+    "captioning": (
+        "captioning/formulas.yaml",
+        ["data.train_size=16", "data.val_size=4", "data.test_size=4", "model.embed.channels=[8,8,8,16]"],
+    ),
+    "segmentation": (
+        "segmentation/shapes.yaml",
+        ["data.train_size=8", "data.val_size=4", "data.test_size=4", "data.image_size=32"],
+    ),
+}
+
+
+def checkpoint(tmp_path, name):
+    config, overrides = MODELS[name]
+    task, data = build(load_config(ROOT / "configs" / config, [*QUIET, *overrides]))
+    path = tmp_path / "model.ckpt"
+    torch.save(
+        {"state_dict": task.state_dict(), "eeap": {"config": task.eeap_config, "data_state": task.eeap_data_state}},
+        path,
+    )
+    return path, data
+
+
+@pytest.mark.parametrize("form", ["torchscript", "onnx"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
+    from eeap.inference import load_task
+
+    path, data = checkpoint(tmp_path, name)
+    task = load_task(path)
+    export(path, form, tmp_path / "out")
+    runner = Runner(tmp_path / "out")
+    batch = data.collate(data.splits["test"][:4])
+    if hasattr(task, "seq2seq"):
+        inputs = batch["src"]
+        for beam in (1, 3):
+            eager = (
+                task.decode(inputs, inputs != PAD, beam)
+                if task.registered_name == "translation"
+                else task.decode(inputs, beam)
+            )
+            ran = runner.decode(inputs, beam)
+            assert torch.equal(eager.tokens, ran.tokens)
+            assert torch.allclose(eager.scores, ran.scores, atol=1e-4)
+            if eager.weights is not None:
+                assert torch.allclose(eager.weights, ran.weights, atol=1e-4)
+    else:
+        inputs = batch["inputs"] if "inputs" in batch else batch["images"]
+        with torch.no_grad():
+            eager = task(inputs)
+        ran = runner(inputs)
+        assert torch.allclose(eager[0], ran[0], atol=1e-4)
+        if len(ran) > 1:
+            assert torch.allclose(eager[1], ran[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_unpacked_encoder_path_equals_the_packed_one(cell):
+    """What ONNX export traces (no packed sequences) gives the packed path's outputs at every real position."""
+    from eeap.encode.rnn import RNNEncoder
+
+    torch.manual_seed(0)
+    encoder = RNNEncoder(input_dim=5, hidden=6, cell=cell).eval()
+    x = torch.randn(4, 7, 5)
+    mask = torch.arange(7).expand(4, 7) < torch.tensor([[7], [3], [1], [5]])
+    from eeap import kernels
+
+    kernels.use("reference")
+    with torch.no_grad():
+        packed = encoder(x, mask)
+        unpacked = encoder.unpacked(x, mask) * mask.unsqueeze(-1)
+    assert torch.allclose(packed, unpacked, atol=1e-6)
+
+
+def test_eeap_export_command_and_its_refusals(tmp_path, capsys):
+    from eeap.cli import main
+
+    path, _ = checkpoint(tmp_path, "translation-rnn")
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == ["encoder.pt", "export.json", "start.pt", "step.pt"]
+    assert main(["export", str(path), "--format", "tflite", "--out", str(tmp_path / "x")]) == 2
+    assert "argument --format: invalid choice: 'tflite'" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("error: checkpoint not found:")
+    config, overrides = MODELS["translation-rnn"]
+    task, _ = build(load_config(ROOT / "configs" / config, [*QUIET, *overrides, "model.encode.layers=2"]))
+    deep = tmp_path / "deep.ckpt"
+    torch.save(
+        {"state_dict": task.state_dict(), "eeap": {"config": task.eeap_config, "data_state": task.eeap_data_state}},
+        deep,
+    )
+    assert main(["export", str(deep), "--format", "onnx", "--out", str(tmp_path / "deep")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: export --format onnx: graph 'encoder' could not be exported") and "torchscript" in err
+    assert err.count("\n") == 1

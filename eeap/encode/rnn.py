@@ -70,23 +70,41 @@ class RNNEncoder(SequenceEncoder):
         return self.dropout(out) * mask.unsqueeze(-1)
 
     def unpacked(self, x: Tensor, mask: Tensor) -> Tensor:
-        """The packed path's outputs without packed sequences, for graphs ``torch.export`` traces: the forward
-        direction runs on the right-padded input, exact at the real positions; the backward direction on the input
-        moved to end at the last position (left-padded), so it meets each sequence's last token first, and its
-        outputs are moved back. One layer (a second would need both directions of the first, per position)."""
-        if self.rnn.num_layers > 1 and self.rnn.bidirectional:
-            raise ValueError(
-                "a bidirectional recurrent encoder of several layers cannot be exported without packed "
-                "sequences; export it with --format torchscript"
-            )
-        out, _ = self.rnn(x)  # (batch, len, directions · hidden)
-        if not self.rnn.bidirectional:
+        """The packed path's outputs without packed sequences, for graphs ``torch.export`` traces. Layer by layer, the
+        forward direction runs on the right-padded input, exact at the real positions; the backward direction on the
+        input moved to end at the last position (left-padded), so it meets each sequence's last token first, and its
+        outputs are moved back. Each layer runs as a one-layer RNN on that layer's own weights."""
+        rnn = self.rnn
+        if not rnn.bidirectional:
+            out, _ = rnn(x)  # (batch, len, hidden): padding after the real positions changes none of them
             return out
-        length, hidden = x.shape[1], self.rnn.hidden_size
+        length, hidden = x.shape[1], rnn.hidden_size
+        rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (batch, 1)
         positions = torch.arange(length, device=x.device).unsqueeze(0)  # (1, len)
         shift = (length - mask.sum(1).clamp_min(1)).unsqueeze(1)  # (batch, 1) padding before, once moved
         taken = positions - shift  # (batch, len): the input position each moved position holds
-        moved = x.gather(1, taken.clamp_min(0).unsqueeze(-1).expand_as(x)) * (taken >= 0).unsqueeze(-1)
-        backward, _ = self.rnn(moved)  # (batch, len, 2 · hidden)
-        back = (positions + shift).clamp_max(length - 1).unsqueeze(-1).expand(-1, -1, hidden)  # (batch, len, hidden)
-        return torch.cat([out[..., :hidden], backward[..., hidden:].gather(1, back)], -1)  # (batch, len, 2 · hidden)
+        real = (taken >= 0).unsqueeze(-1)  # (batch, len, 1)
+        back = (positions + shift).clamp_max(length - 1)  # (batch, len): where each position's backward output lies
+        out = x
+        for layer in range(rnn.num_layers):
+            if layer:
+                out = nn.functional.dropout(out, rnn.dropout, self.training)  # between layers, as the RNN does
+            single, weights = self.one_layer(layer, out.shape[-1])
+            moved = out[rows, taken.clamp_min(0)] * real  # (batch, len, features), left-padded
+            forward, _ = torch.func.functional_call(single, weights, (out,))  # (batch, len, 2 · hidden)
+            backward, _ = torch.func.functional_call(single, weights, (moved,))
+            out = torch.cat([forward[..., :hidden], backward[rows, back][..., hidden:]], -1)
+        return out  # (batch, len, 2 · hidden)
+
+    def one_layer(self, layer: int, input_size: int) -> tuple[nn.Module, dict[str, Tensor]]:
+        """A one-layer bidirectional RNN of this one's kind (not a submodule: it holds no weights of its own) and
+        layer ``layer``'s weights under its names."""
+        cache = self.__dict__.setdefault("_one_layer", {})
+        if input_size not in cache:
+            kind = nn.GRU if self.cell == "gru" else nn.LSTM
+            cache[input_size] = kind(input_size, self.rnn.hidden_size, 1, batch_first=True, bidirectional=True)
+        weights = {}
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            weights[f"{name}_l0"] = getattr(self.rnn, f"{name}_l{layer}")
+            weights[f"{name}_l0_reverse"] = getattr(self.rnn, f"{name}_l{layer}_reverse")
+        return cache[input_size], weights

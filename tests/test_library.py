@@ -44,7 +44,8 @@ def test_components_lists_every_kind_and_each_components_keys(capsys):
 def test_unknown_command_and_help(capsys):
     assert main(["trian"]) == 2
     assert (
-        capsys.readouterr().err == "error: unknown command 'trian'. Valid commands: train, test, predict, components\n"
+        capsys.readouterr().err
+        == "error: unknown command 'trian'. Valid commands: train, test, predict, export, components\n"
     )
     assert main(["--help"]) == 0 and "eeap COMMAND" in capsys.readouterr().out
 

@@ -160,6 +160,9 @@ class DatesData(TranslationData):
 
     # Parameters
     train_size, val_size, test_size: pairs per split.
+    locale: the English locale whose CLDR short date pattern orders all-numeric dates: en_US (the default) reads
+        ``12/4/79`` month first (4 December 1979); en_GB, en_IE, en_AU and en_IN day first (12 April); en_CA and
+        en_ZA write year first (``1979-12-04``) and read the other numeric dates day first.
     (and every TranslationData parameter)
     """
 
@@ -169,17 +172,19 @@ class DatesData(TranslationData):
         train_size: PositiveInt = 20000,
         val_size: PositiveInt = 1000,
         test_size: PositiveInt = 1000,
+        locale: Literal["en_US", "en_GB", "en_IE", "en_AU", "en_CA", "en_IN", "en_ZA"] = "en_US",
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.sizes = (train_size, val_size, test_size)
+        self.locale = locale
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         demo_import("babel", "data 'dates'")
         demo_import("num2words", "data 'dates'")
         from eeap.tasks.translation.dates import DateGenerator
 
-        generator = DateGenerator(self.seed)
+        generator = DateGenerator(self.seed, locale=self.locale)
         train = generator.pairs(self.sizes[0])
         seen = {s for s, _ in train}
         val = generator.pairs(self.sizes[1], exclude=seen)

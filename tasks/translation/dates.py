@@ -7,8 +7,11 @@ What the generator writes, so the model learns to read dates as people type them
 - numeric dates with ``/``, ``.``, ``-`` or spaces, padded or not, 4- or 2-digit years, and ISO-style ``2021-03-04``;
 - lower, upper and as-written case, abbreviations with and without a dot, commas sometimes left out.
 
-Conventions for what is ambiguous: an all-numeric date is read day first (``04/03/2021`` is 4 March) unless the
-first number cannot be a month (``12/25/2021`` is 25 December); a 2-digit year means 1950-2049.
+Conventions for what is ambiguous: an all-numeric date is read in the order of the chosen locale's CLDR short date
+pattern (``locale``: ``en_US`` writes ``M/d/yy``, so ``12/4/79`` is 4 December 1979 and ``04/03/2021`` 3 April;
+``en_GB`` writes ``dd/MM/y``, day first), unless that order makes it impossible (``25/12/2021`` is 25 December under
+any locale); year-first dates (``2021-03-04``) are read year, month, day; a 2-digit year means 1950-2049. Word dates
+come from all the English locales whatever the chosen one.
 """
 
 from __future__ import annotations
@@ -62,6 +65,32 @@ ORDINAL_PATTERNS = (
 NUMERIC_SEPARATORS = ("/", ".", "-", " ")
 
 
+def numeric_order(locale: str) -> str:
+    """The order of day, month and year in a locale's CLDR short date pattern: ``mdy`` (en_US ``M/d/yy``), ``dmy``
+    (en_GB ``dd/MM/y``) or ``ymd`` (en_CA ``y-MM-dd``)."""
+    pattern = get_date_format("short", locale).pattern
+    first = {letter: pattern.find(letter) for letter in "dMy"}
+    return "".join(sorted("dmy", key=lambda c: first["M" if c == "m" else c]))
+
+
+def read_numeric(text: str, locale: str) -> datetime.date:
+    """An all-numeric date as the generator's convention reads it under ``locale`` (see the module's docstring)."""
+    numbers = re.fullmatch(r"(\d{1,4})[/.\- ](\d{1,2})[/.\- ](\d{1,4})", text.strip())
+    if not numbers:
+        raise ValueError(f"not an all-numeric date: {text!r}")
+    a, b, c = numbers.groups()
+    if len(a) == 4:
+        return datetime.date(int(a), int(b), int(c))
+    order = numeric_order(locale)
+    if order == "ymd":  # a year-first locale writes 2-digit-first dates no other way than its neighbours: day first
+        order = "dmy"
+    values = dict(zip(order, (int(a), int(b), int(c))))
+    if values["m"] > 12:  # the locale's order makes it impossible: the other order
+        values["d"], values["m"] = values["m"], values["d"]
+    year = values["y"] if len(c) == 4 else (1900 + values["y"] if values["y"] >= 50 else 2000 + values["y"])
+    return datetime.date(year, values["m"], values["d"])
+
+
 def cldr_patterns() -> list[str]:
     """The distinct full, long and medium date patterns of the English locales used."""
     found = {get_date_format(width, locale).pattern for locale in LOCALES for width in ("full", "long", "medium")}
@@ -74,12 +103,15 @@ class DateGenerator:
     # Parameters
     seed: random seed.
     first_year, last_year: range of years for 4-digit-year formats (2-digit years are drawn from 1950-2049).
+    locale: whose CLDR short pattern orders all-numeric dates (``en_US``: month first; ``en_GB``: day first).
     """
 
-    def __init__(self, seed: int = 0, first_year: int = 1600, last_year: int = 2399) -> None:
+    def __init__(self, seed: int = 0, first_year: int = 1600, last_year: int = 2399, locale: str = "en_US") -> None:
         self.rng = random.Random(seed)
-        self.first_year, self.last_year = first_year, last_year
+        self.first_year, self.last_year, self.locale = first_year, last_year, locale
         self.word_patterns = cldr_patterns() + list(EXTRA_PATTERNS)
+        self.order = numeric_order(locale) if numeric_order(locale) != "ymd" else "dmy"  # 2-digit-first dates
+        self.other = "dmy" if self.order == "mdy" else "mdy"
 
     def date(self, two_digit_year: bool) -> datetime.date:
         first, last = (1950, 2049) if two_digit_year else (self.first_year, self.last_year)
@@ -106,11 +138,14 @@ class DateGenerator:
         return text, day
 
     def numeric_date(self) -> tuple[str, datetime.date]:
-        order = self.rng.choice(("dmy", "dmy", "mdy", "ymd"))
+        if self.rng.random() < 0.2:  # the locale's own short format, as CLDR writes it
+            day = self.date(True)
+            return format_date(day, "short", locale=self.locale), day
+        order = self.rng.choice((self.order, self.order, self.other, "ymd"))
         two_digit = order != "ymd" and self.rng.random() < 0.35
         day = self.date(two_digit)
-        if order == "mdy" and day.day <= 12:
-            order = "dmy"  # month first only where the day shows it
+        if order == self.other and day.day <= 12:
+            order = self.order  # the other order only where the day shows it
         pad = self.rng.random() < 0.6
         parts = {
             "d": f"{day.day:02d}" if pad else str(day.day),

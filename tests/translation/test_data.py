@@ -5,7 +5,8 @@ import re
 
 import polib
 import pytest
-from eeap.tasks.translation.dates import DateGenerator, cldr_patterns
+from babel.dates import format_date
+from eeap.tasks.translation.dates import LOCALES, DateGenerator, cldr_patterns, numeric_order, read_numeric
 from num2words import num2words
 
 import eeap  # noqa: F401
@@ -14,25 +15,47 @@ from eeap.registry import DATA
 from eeap.text import Tokenizer, fit_tokenizer
 
 
-def test_dates_are_seeded_valid_and_follow_the_conventions():
-    pairs = DateGenerator(7).pairs(3000)
-    assert pairs == DateGenerator(7).pairs(3000) and pairs != DateGenerator(8).pairs(3000)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_dates_are_seeded_valid_and_follow_the_conventions(locale):
+    pairs = DateGenerator(7, locale=locale).pairs(3000)
+    assert pairs == DateGenerator(7, locale=locale).pairs(3000) and pairs != DateGenerator(8, locale=locale).pairs(3000)
+    order = numeric_order(locale)
+    ambiguous_in_order = 0
     for text, iso in pairs:
         day = datetime.date.fromisoformat(iso)
         numbers = re.fullmatch(r"(\d{1,4})[/.\- ](\d{1,2})[/.\- ](\d{1,4})", text)
         if numbers:
+            assert read_numeric(text, locale) == day, text
             a, b, c = (int(x) for x in numbers.groups())
-            if len(numbers.group(1)) == 4:
-                assert (a, b, c) == (day.year, day.month, day.day)
-            elif a == day.day:
-                assert b == day.month
-            else:
-                assert (a, b) == (day.month, day.day) and day.day > 12  # month first only when the day shows it
+            if len(numbers.group(1)) != 4 and max(a, b) <= 12 and a != b:
+                ambiguous_in_order += 1
+                first = day.month if order == "mdy" else day.day
+                assert a == first, (text, iso)  # an ambiguous date is written in the locale's order
             if len(numbers.group(1)) != 4 and len(numbers.group(3)) == 2:
                 assert 1950 <= day.year <= 2049 and c == day.year % 100
+    assert ambiguous_in_order > 50
     texts = [t for t, _ in pairs]
     assert any(t.isupper() for t in texts) and any(t.islower() for t in texts)
     assert any(re.search(r"\d(st|nd|rd|th)\b", t, re.I) for t in texts)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_numeric_dates_read_as_babel_writes_them_for_each_locale(locale):
+    """CLDR's short format of each locale (babel.dates.format_date(d, "short")) reads back to its date; the generator
+    writes that format too."""
+    day = datetime.date(1950, 1, 1)
+    while day.year < 2050:
+        assert read_numeric(format_date(day, "short", locale=locale), locale) == day
+        day += datetime.timedelta(days=37)
+    pairs = DateGenerator(3, locale=locale).pairs(2000)
+    assert sum(t == format_date(datetime.date.fromisoformat(i), "short", locale=locale) for t, i in pairs) > 30
+
+
+def test_us_and_british_dates_differ_only_where_they_should():
+    assert read_numeric("12/4/79", "en_US") == datetime.date(1979, 12, 4)
+    assert read_numeric("12/4/79", "en_GB") == datetime.date(1979, 4, 12)
+    assert read_numeric("25/12/2021", "en_US") == read_numeric("12/25/2021", "en_GB") == datetime.date(2021, 12, 25)
+    assert read_numeric("2021-03-04", "en_US") == read_numeric("2021-03-04", "en_GB") == datetime.date(2021, 3, 4)
 
 
 def test_cldr_patterns_come_from_babel():

@@ -65,8 +65,13 @@ class WandbConfig:
     project: str = "eeap"
     entity: Optional[str] = None
     mode: Literal["offline", "online", "disabled"] = "offline"
+    name: Optional[str] = None  # the run's display name (default: <name>-<run folder>)
+    group: Optional[str] = None  # e.g. a sweep's or an ablation's runs together
+    job_type: Optional[str] = None
     tags: list = field(default_factory=list)
+    notes: Optional[str] = None
     log_model: bool = False
+    save_code: bool = False
 
 
 @dataclass

@@ -13,9 +13,35 @@ from eeap.errors import ConfigError
 LOGGERS = ("wandb", "csv")
 
 
-def build_loggers(run: Any, run_dir: Path) -> list:
-    """The loggers named in ``logger.use``, writing under ``run_dir``; the resolved config goes in as hyperparameters."""
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+WANDB_ID_FILE = "wandb-id"  # in the run folder: the W&B run a resumed run continues
+
+
+def wandb_run_id(run_dir: Path, known: str | None = None) -> tuple[str, bool]:
+    """The W&B run id of a run folder and whether it continues one: ``known`` (from the checkpoint resumed) or the id
+    kept in the folder; a new id (written to the folder) for a new run."""
+    path = run_dir / WANDB_ID_FILE
+    if known:
+        return known, True
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip(), True
+    import secrets
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from eeap.paths import write_atomically
+
+    run_id = secrets.token_hex(4)  # 8 characters, as W&B's own ids
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        write_atomically(path, run_id + "\n")
+    return run_id, False
+
+
+def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
+    """The loggers named in ``logger.use``, writing under ``run_dir``; the resolved config goes in as hyperparameters.
+
+    A resumed run continues its experiment: the same W&B run (its id kept in the run folder and the checkpoint,
+    ``wandb_id``), and rows appended to the same ``csv/metrics.csv``."""
+    from lightning.pytorch.loggers import WandbLogger
 
     unknown = [name for name in run.logger.use if name not in LOGGERS]
     if unknown:
@@ -24,7 +50,7 @@ def build_loggers(run: Any, run_dir: Path) -> list:
         )
     loggers: list[Any] = []
     if "csv" in run.logger.use:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(AppendingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if "wandb" in run.logger.use:
         wb = run.logger.wandb
         mode = wb.mode
@@ -36,18 +62,58 @@ def build_loggers(run: Any, run_dir: Path) -> list:
             )
             mode = "offline"
         run_dir.mkdir(parents=True, exist_ok=True)
+        run_id, resuming = wandb_run_id(run_dir, wandb_id)
         loggers.append(
             WandbLogger(
                 project=wb.project,
                 entity=wb.entity,
-                name=f"{run.name}-{run_dir.name}",
+                name=wb.name or f"{run.name}-{run_dir.name}",
                 save_dir=str(run_dir),
                 mode=mode,
                 tags=list(wb.tags),
                 log_model=wb.log_model,
+                id=run_id,
+                resume="allow" if resuming else None,
+                group=wb.group,
+                job_type=wb.job_type,
+                notes=wb.notes,
+                save_code=wb.save_code,
             )
         )
     return loggers
+
+
+def _csv_base() -> type:
+    from lightning.pytorch.loggers import CSVLogger
+
+    return CSVLogger
+
+
+class AppendingCSVLogger(_csv_base()):  # type: ignore[misc]
+    """Lightning's CSV logger, but a run folder's ``metrics.csv`` is continued, not replaced, when a run resumes."""
+
+    @property
+    def experiment(self) -> Any:
+        if getattr(self, "_experiment", None) is None:
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def _writer_base() -> type:
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    return ExperimentWriter
+
+
+class AppendingWriter(_writer_base()):  # type: ignore[misc]
+    """Keeps an existing metrics.csv and its columns (Lightning's writer deletes it)."""
+
+    def _check_log_dir_exists(self) -> None:
+        import csv
+
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
 
 
 def has_wandb_credentials() -> bool:

@@ -8,7 +8,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence, cast
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -112,12 +112,13 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     task, data = build_run(cfg)
 
     run_dir, ckpt_path = resolve_run_dir(run)
+    wandb_id = None
     if ckpt_path is not None:
-        check_resume(ckpt_path, task)
+        wandb_id = check_resume(ckpt_path, task)
         for leftover in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a write that a kill cut short
             leftover.unlink(missing_ok=True)
     check_monitors(run, task)
-    trainer = build_trainer(run, run_dir, task, list(callbacks))
+    trainer = build_trainer(run, run_dir, task, list(callbacks), wandb_id)
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     for logger in trainer.loggers:
@@ -144,6 +145,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
+        finish_wandb(trainer)
     metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
     metrics.update(
         run_dir=str(run_dir),
@@ -155,6 +157,17 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def finish_wandb(trainer: Any) -> None:
+    """End this run's W&B run, so that the next run in the same process (a notebook, a sweep, a test) starts its
+    own instead of writing into this one."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+            logger.experiment.finish()
+            logger._experiment = None
 
 
 def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
@@ -181,10 +194,10 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
     return run_dir, None
 
 
-def check_resume(path: str, task: Any) -> None:
+def check_resume(path: str, task: Any) -> Optional[str]:
     """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code."""
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries."""
     import torch
 
     try:
@@ -205,6 +218,7 @@ def check_resume(path: str, task: Any) -> None:
                 f"resume={path}: the checkpoint holds another model than this config builds ({key}: {found} in the "
                 f"checkpoint, {wanted} here); resume with the config it was trained with"
             )
+    return checkpoint["eeap"].get("wandb_id")  # the W&B run the resumed run continues
 
 
 def find_checkpoint(resume: str, name: str) -> Path:
@@ -222,13 +236,14 @@ def find_checkpoint(resume: str, name: str) -> Path:
     return path
 
 
-def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> Any:
+def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wandb_id: Optional[str] = None) -> Any:
     """A Lightning Trainer from ``trainer.*`` with checkpoints (best + last), early stopping and loggers."""
     import dataclasses
 
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import WandbLogger
 
     from eeap.callbacks import AtomicCheckpointIO, StopOnSignal
     from eeap.loggers import build_loggers
@@ -277,7 +292,10 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list) -> 
             )
         )
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
-    loggers = build_loggers(run, run_dir)
+    loggers = build_loggers(run, run_dir, wandb_id)
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            task.eeap_wandb_id = logger._id  # the checkpoint carries it (Task.on_save_checkpoint)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     try:

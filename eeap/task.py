@@ -139,6 +139,7 @@ class Task(L.LightningModule, Role):
             "config": self.eeap_config,
             "data_state": self.eeap_data_state,
             "rng": rng_state(),
+            "wandb_id": getattr(self, "eeap_wandb_id", None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -310,3 +310,25 @@ def test_predict_answers_each_line_from_a_pipe_before_the_next_arrives(default_r
         assert child.wait(timeout=60) == 0
     finally:
         child.kill()
+
+
+def test_a_resumed_run_continues_its_wandb_run_and_its_csv(tiny, tmp_path):
+    from tests.wandb_records import of_type, run_files
+
+    run_dir = tmp_path / "run"
+    keys = ["logger.use=[wandb, csv]", "logger.wandb.group=ablation", "logger.wandb.job_type=train"]
+    keys += ["logger.wandb.notes=first try", "early_stopping.stopping_threshold=null", "test=false"]
+    train(tiny(*keys, "trainer.max_epochs=1", "logger.wandb.name=dates-small"))
+    rows_before = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    train(tiny(*keys, "trainer.max_epochs=2", f"resume={run_dir}"))
+    first, second = run_files(run_dir)
+    (run_a,), (run_b,) = of_type(first, "run"), of_type(second, "run")
+    kept = (run_dir / "wandb-id").read_text().strip()
+    assert run_a.run_id == run_b.run_id == kept  # one W&B run across the resume
+    assert run_a.display_name == "dates-small" and run_a.run_group == "ablation" and run_a.job_type == "train"
+    assert run_a.notes == "first try"
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["eeap"]["wandb_id"] == kept
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    assert rows[: len(rows_before)] == rows_before and len(rows) > len(rows_before)  # appended, not replaced
+    assert {row["epoch"] for row in rows if row.get("epoch")} >= {"0", "1"}

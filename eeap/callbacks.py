@@ -111,3 +111,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             if temporary.exists():
                 temporary.unlink()
+
+
+class BestValue(Callback):
+    """The best value of the monitored metric over a run's validations and the global step it came at (kept in
+    checkpoints, so a resumed run keeps it): what the run's summary reports, not the last validation's value.
+
+    # Parameters
+    monitor, mode: the metric (e.g. ``val/exact_match``) and whether more (``max``) or less (``min``) is better.
+    """
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.value: Optional[float] = None
+        self.step: Optional[int] = None
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        current = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or current is None:
+            return
+        value = float(current)
+        if self.value is None or (value > self.value if self.mode == "max" else value < self.value):
+            # the step the loggers record this validation at (its trainer/global_step in W&B and metrics.csv)
+            self.value, self.step = value, trainer.fit_loop.epoch_loop._batches_that_stepped
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "step": self.step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.value, self.step = state_dict["value"], state_dict["step"]

@@ -142,21 +142,40 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
             )
         except Stopped as stop:
             raise Stopped(stop.signum, Path(best) if best else None, phase="testing") from None
+        from eeap.callbacks import BestValue
+
+        metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
+        tracker = next(c for c in trainer.callbacks if isinstance(c, BestValue))
+        if tracker.value is not None:
+            metrics.update({f"best/{tracker.monitor}": tracker.value, "best/step": tracker.step})
+        metrics.update(
+            run_dir=str(run_dir),
+            best_checkpoint=best,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+            fit_time_s=round(fit_time, 2),
+        )
+        summarize_wandb(trainer, metrics, tracker)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
         finish_wandb(trainer)
-    metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
-    metrics.update(
-        run_dir=str(run_dir),
-        best_checkpoint=best,
-        epochs=trainer.current_epoch,
-        steps=trainer.global_step,
-        fit_time_s=round(fit_time, 2),
-    )
     if trainer.is_global_zero:
         write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def summarize_wandb(trainer: Any, metrics: dict[str, Any], tracker: Any) -> None:
+    """The W&B run's summary: the monitored metric's best value (not its last) and the step it came at, the test
+    metrics of the checkpoint tested, the fit time and the best checkpoint's path."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            summary = {key: value for key, value in metrics.items() if key != "run_dir"}
+            if tracker.value is not None:
+                summary[tracker.monitor] = tracker.value
+            logger.experiment.summary.update(summary)
 
 
 def finish_wandb(trainer: Any) -> None:
@@ -245,7 +264,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
-    from eeap.callbacks import AtomicCheckpointIO, StopOnSignal
+    from eeap.callbacks import AtomicCheckpointIO, BestValue, StopOnSignal
     from eeap.loggers import build_loggers
 
     monitor, mode = task.monitor
@@ -292,6 +311,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
             )
         )
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
+    callbacks.append(BestValue(ck.monitor or monitor, ck.mode or mode))
     loggers = build_loggers(run, run_dir, wandb_id)
     for logger in loggers:
         if isinstance(logger, WandbLogger):

@@ -332,3 +332,30 @@ def test_a_resumed_run_continues_its_wandb_run_and_its_csv(tiny, tmp_path):
     rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     assert rows[: len(rows_before)] == rows_before and len(rows) > len(rows_before)  # appended, not replaced
     assert {row["epoch"] for row in rows if row.get("epoch")} >= {"0", "1"}
+
+
+def test_the_wandb_summary_holds_the_best_validation_and_the_tested_checkpoint(tiny, tmp_path):
+    from tests.wandb_records import of_type, run_files
+
+    # "best" as the highest validation loss: the first validation's, as the loss falls, so best and last differ
+    best_first = ["checkpoint.monitor=val/loss", "checkpoint.mode=max"]
+    metrics = train(
+        tiny("logger.use=[wandb]", "trainer.max_epochs=3", "early_stopping.stopping_threshold=null", *best_first)
+    )
+    monitor = "val/loss"
+    run_file = run_files(tmp_path / "run")[-1]
+
+    def values(items):
+        return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
+
+    summary = {}
+    for record in of_type(run_file, "summary"):
+        summary.update(values(record.update))
+    validations = [v for v in (values(r.item) for r in of_type(run_file, "history")) if monitor in v]
+    assert len(validations) == 3
+    best = max(validations, key=lambda v: v[monitor])
+    assert best is validations[0] and best[monitor] != validations[-1][monitor]
+    assert summary[monitor] == best[monitor] == metrics[f"best/{monitor}"]  # the best validation, not the last
+    assert summary["best/step"] == best["trainer/global_step"] == metrics["best/step"]
+    assert summary["best_checkpoint"] == metrics["best_checkpoint"] and summary["fit_time_s"] > 0
+    assert summary["test/exact_match"] == metrics["test/exact_match"]

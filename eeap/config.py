@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from eeap.errors import ConfigError, one_line
-from eeap.registry import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, check_arguments, join
+from eeap.registry import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, check_arguments, join, record_settings
 
 
 @dataclass
@@ -233,7 +233,10 @@ def validate(values: Any, schema: type, where: str = "") -> Any:
     flat = {k: v for k, v in values.items() if k not in nested}
     check_arguments(schema, flat, where, label=f"the {where or 'top'} section")
     built = {k: validate(values[k], nested[k], join(where, k)) for k in nested if k in values}
-    return schema(**flat, **built)
+    result = schema(**flat, **built)
+    if where:  # a section (the top level's keys are recorded one by one, as sections of their own)
+        record_settings(where, dataclasses.asdict(result))
+    return result
 
 
 def to_yaml(cfg: DictConfig) -> str:

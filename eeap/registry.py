@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import ast
+import contextlib
+import contextvars
 import dataclasses
 import difflib
 import importlib
@@ -17,7 +19,7 @@ import importlib.util
 import inspect
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
@@ -181,6 +183,7 @@ class Registry:
         """
         where = where or self.kind
         cls, kwargs = self.settings(section, where, role, wired)
+        record_settings(where, {"type": section["type"], **kwargs})  # type: ignore[index]
         for key, part_role in part_parameters(cls).items():
             value = kwargs.get(key)
             if isinstance(value, Mapping):
@@ -192,6 +195,51 @@ class Registry:
             return constructor(cls)(**kwargs, **wired)
         except ValueError as e:  # a value the component's own layers refuse (torch checks sizes of its own)
             raise ConfigError(f"{where}: {one_line(e)}") from None
+
+
+_recording: contextvars.ContextVar[Optional[dict[str, Any]]] = contextvars.ContextVar("eeap_settings", default=None)
+
+
+@contextlib.contextmanager
+def recording_settings() -> Iterator[dict[str, Any]]:
+    """Inside the block, every section built (``Registry.build``) or validated (``eeap.config.validate``) leaves its
+    complete settings, defaults filled in, under its path (``model.attend.score``); ``complete_config`` assembles
+    them into the config as built."""
+    record: dict[str, Any] = {}
+    token = _recording.set(record)
+    try:
+        yield record
+    finally:
+        _recording.reset(token)
+
+
+def record_settings(where: str, settings: Mapping[str, Any]) -> None:
+    """Keep a section's complete settings, if a ``recording_settings`` block is open."""
+    record = _recording.get()
+    if record is not None:
+        record[where] = {key: plain(value) for key, value in settings.items()}
+
+
+def plain(value: Any) -> Any:
+    """A settings value as YAML and JSON hold it: tuples as lists, nested mappings as dicts."""
+    if isinstance(value, Mapping):
+        return {key: plain(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def complete_config(config: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with each recorded section's complete settings in place (shallower paths first, so a nested
+    section's record replaces what its parent's record held for it)."""
+    out = plain(config)
+    for where in sorted(record, key=lambda w: w.count(".")):
+        *parents, last = where.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = {**plain(record[where])}
+    return out
 
 
 class Role(abc.ABC):  # noqa: B024  (a marker: each role declares its own abstract methods)

@@ -56,21 +56,22 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
 
     from eeap import kernels, threads
     from eeap.data import DataModule
-    from eeap.registry import DATA, TASK
+    from eeap.registry import DATA, TASK, complete_config, recording_settings
     from eeap.task import Task
 
     if not isinstance(cfg, DictConfig):
         cfg = load_config(cfg, list(overrides))
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
-    run = validate(container, RunConfig)
-    kernels.use(run.kernels)
-    threads.use(run.threads)
-    L.seed_everything(run.seed, workers=True, verbose=False)
-    data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
-    check_pairing(container["model"], data)  # before any data is read
-    data.prepare()
-    task = TASK.build(container["model"], where="model", role=Task, info=data.info())
-    task.eeap_config = container
+    with recording_settings() as record:
+        run = validate(container, RunConfig)
+        kernels.use(run.kernels)
+        threads.use(run.threads)
+        L.seed_everything(run.seed, workers=True, verbose=False)
+        data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
+        check_pairing(container["model"], data)  # before any data is read
+        data.prepare()
+        task = TASK.build(container["model"], where="model", role=Task, info=data.info())
+    task.eeap_config = complete_config(container, record)  # every default filled in: the run rebuilds from it
     task.eeap_data_state = data.info().state()
     return task, data
 
@@ -122,10 +123,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     for logger in trainer.loggers:
-        logger.log_hyperparams(container)
+        logger.log_hyperparams(task.eeap_config)  # the config as built, every default filled in
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(run_dir / "config.yaml", to_yaml(cfg))
+        write_atomically(run_dir / "config.yaml", to_yaml(OmegaConf.create(task.eeap_config)))
     owns_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:

@@ -359,3 +359,27 @@ def test_the_wandb_summary_holds_the_best_validation_and_the_tested_checkpoint(t
     assert summary["best/step"] == best["trainer/global_step"] == metrics["best/step"]
     assert summary["best_checkpoint"] == metrics["best_checkpoint"] and summary["fit_time_s"] > 0
     assert summary["test/exact_match"] == metrics["test/exact_match"]
+
+
+def test_the_config_as_built_is_recorded_everywhere_and_rebuilds_the_model(tiny, tmp_path):
+    import yaml
+
+    from eeap import build
+    from tests.wandb_records import of_type, run_files
+
+    run_dir = tmp_path / "run"
+    train(tiny("logger.use=[wandb]", "trainer.max_epochs=1", "model.attend={type: gated, score: {type: general}}"))
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    encode, attend = saved["model"]["encode"], saved["model"]["attend"]
+    assert encode["layers"] == 1 and encode["cell"] == "gru" and encode["dropout"] == 0.0  # defaults, not in the YAML
+    assert attend["temperature"] == 0.5 and attend["score"] == {"type": "general"}
+    assert saved["model"]["optim"]["betas"] == [0.9, 0.999] and saved["logger"]["wandb"]["save_code"] is False
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["eeap"]["config"] == saved
+    logged = {}
+    for record in of_type(run_files(run_dir)[-1], "config"):
+        logged.update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.update})
+    assert logged["model"] == saved["model"] and logged["data"] == saved["data"]
+    task, _ = build(run_dir / "config.yaml", ["run_dir=null"])  # `eeap train RUN_DIR/config.yaml` builds the same
+    ours = {k: tuple(v.shape) for k, v in task.state_dict().items()}
+    assert ours == {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}

@@ -71,7 +71,7 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
                 save_dir=str(run_dir),
                 mode=mode,
                 tags=list(wb.tags),
-                log_model=wb.log_model,
+                log_model=False,  # EEAP logs the checkpoints itself, with the right aliases (log_checkpoints)
                 id=run_id,
                 resume="allow" if resuming else None,
                 group=wb.group,
@@ -81,6 +81,28 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
             )
         )
     return loggers
+
+
+def log_checkpoints(trainer: Any, best: str, last: Path) -> None:
+    """With ``logger.wandb.log_model``: the best and the last checkpoint as versions of the run's ``model-<id>``
+    artifact, aliased ``best`` and ``latest`` (one file holding both, when it is both). A checkpoint carries what
+    prediction needs: the config as built and the data state (vocabularies, classes)."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if not (isinstance(logger, WandbLogger) and trainer.is_global_zero):
+            continue
+        run = logger.experiment
+        versions: dict[str, list[str]] = {}
+        if best and Path(best).is_file():
+            versions.setdefault(str(Path(best).resolve()), []).append("best")
+        if last.is_file():
+            versions.setdefault(str(last.resolve()), []).append("latest")
+        for path, aliases in versions.items():
+            artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata={"checkpoint": path})
+            artifact.add_file(path, name="model.ckpt")
+            run.log_artifact(artifact, aliases=aliases)
 
 
 def _csv_base() -> type:

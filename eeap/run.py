@@ -135,6 +135,10 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         fit_time = time.perf_counter() - start
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
+        if run.logger.wandb.log_model:
+            from eeap.loggers import log_checkpoints
+
+            log_checkpoints(trainer, best, run_dir / "checkpoints" / "last.ckpt")
         try:
             results = (
                 trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False, weights_only=True)

@@ -383,3 +383,20 @@ def test_the_config_as_built_is_recorded_everywhere_and_rebuilds_the_model(tiny,
     task, _ = build(run_dir / "config.yaml", ["run_dir=null"])  # `eeap train RUN_DIR/config.yaml` builds the same
     ours = {k: tuple(v.shape) for k, v in task.state_dict().items()}
     assert ours == {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+
+
+def test_checkpoint_artifacts_carry_best_and_latest_aliases_on_the_right_files(tiny, tmp_path):
+    from tests.wandb_records import of_type, run_files
+
+    # best = the first validation (the highest loss, as it falls), so the best and the last checkpoint differ
+    keys = ["logger.use=[wandb]", "logger.wandb.log_model=true", "checkpoint.monitor=val/loss", "checkpoint.mode=max"]
+    metrics = train(tiny(*keys, "trainer.max_epochs=2", "early_stopping.stopping_threshold=null"))
+    logged = [  # in the order logged; W&B gives each new version "latest", so it ends on the last one logged
+        (json.loads(a.metadata)["checkpoint"], set(a.aliases))
+        for a in of_type(run_files(tmp_path / "run")[-1], "artifact")
+    ]
+    last = str((tmp_path / "run" / "checkpoints" / "last.ckpt").resolve())
+    best = str(Path(metrics["best_checkpoint"]).resolve())
+    assert best != last and [path for path, _ in logged] == [best, last]
+    assert [path for path, aliases in logged if "best" in aliases] == [best]  # "best" on the best only
+    assert "latest" in logged[-1][1]

@@ -26,7 +26,17 @@ from eeap.registry import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, 
 
 @dataclass
 class TrainerConfig:
-    """Arguments passed to ``lightning.Trainer``."""
+    """Arguments passed to ``lightning.Trainer``. These are EEAP's own checks; any other argument of Lightning's
+    ``Trainer`` whose value is plain data (``benchmark``, ``profiler: simple``, ``detect_anomaly``, ``min_epochs``,
+    ...) is checked against Lightning's own signature and passed on, except those EEAP sets (``set_by_eeap``)."""
+
+    set_by_eeap = ("default_root_dir", "logger", "callbacks", "plugins")
+
+    @staticmethod
+    def passthrough() -> type:
+        import lightning as L
+
+        return L.Trainer
 
     accelerator: str = "auto"
     devices: Union[int, str, list] = "auto"
@@ -231,11 +241,22 @@ def validate(values: Any, schema: type, where: str = "") -> Any:
     hints = typing.get_type_hints(schema)
     nested: dict[str, Any] = {name: t for name, t in hints.items() if dataclasses.is_dataclass(t)}
     flat = {k: v for k, v in values.items() if k not in nested}
+    passed_on: dict[str, Any] = {}
+    if hasattr(schema, "passthrough"):  # keys beyond the schema's go to the library it configures, checked there
+        fields = {f.name for f in dataclasses.fields(schema)}
+        passed_on = {k: v for k, v in flat.items() if k not in fields}
+        flat = {k: v for k, v in flat.items() if k in fields}
+        if passed_on:
+            target = schema.passthrough()
+            label = f"{target.__module__.split('.')[0]}.{target.__name__}"
+            check_arguments(target, passed_on, where, wired=set(getattr(schema, "set_by_eeap", ())), label=label)
     check_arguments(schema, flat, where, label=f"the {where or 'top'} section")
     built = {k: validate(values[k], nested[k], join(where, k)) for k in nested if k in values}
     result = schema(**flat, **built)
+    if passed_on:
+        result.passed_on = passed_on
     if where:  # a section (the top level's keys are recorded one by one, as sections of their own)
-        record_settings(where, dataclasses.asdict(result))
+        record_settings(where, {**dataclasses.asdict(result), **passed_on})
     return result
 
 

@@ -326,6 +326,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
     try:
         return L.Trainer(
             **dataclasses.asdict(run.trainer),
+            **getattr(run.trainer, "passed_on", {}),  # Lightning's own arguments beyond EEAP's (TrainerConfig)
             default_root_dir=run_dir,
             logger=loggers or False,
             callbacks=callbacks,

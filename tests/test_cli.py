@@ -139,3 +139,30 @@ def test_eeap_debug_shows_the_traceback_above_the_error_line():
     assert plain.stderr.startswith(line) and "Traceback" not in plain.stderr
     assert debug.stderr.startswith("Traceback (most recent call last):") and "ConfigError" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith(line)
+
+
+def test_lightning_trainer_arguments_beyond_eeaps_are_checked_by_lightnings_signature_and_passed_on(tmp_path, capsys):
+    from eeap.config import RunConfig, validate
+    from eeap.registry import recording_settings
+    from eeap.run import build_trainer
+
+    class Task:
+        monitor = ("val/exact_match", "max")
+
+    section = {"min_epochs": 3, "detect_anomaly": True, "max_epochs": 5}
+    cfg = {"name": "x", "data": {}, "model": {}, "logger": {"use": []}, "trainer": section}
+    with recording_settings() as record:
+        run = validate(cfg, RunConfig)
+    trainer = build_trainer(run, tmp_path, Task(), [])
+    assert trainer.fit_loop.min_epochs == 3 and trainer._detect_anomaly
+    assert record["trainer"]["min_epochs"] == 3 and record["trainer"]["max_epochs"] == 5  # the config as built
+    profiled = validate({**cfg, "trainer": {"profiler": "simple"}}, RunConfig)
+    assert profiled.trainer.passed_on == {"profiler": "simple"}  # a profiler by name
+    capsys.readouterr()  # Lightning's notes on detect_anomaly
+    for overrides, line in [
+        (["trainer.benchmark=abc"], "error: trainer.benchmark: expected bool or null for lightning.Trainer, got str"),
+        (["trainer.callbacks=[]"], "error: trainer.callbacks: set by the framework for lightning.Trainer"),
+        (["trainer.bogus=1"], "error: trainer.bogus: unknown key for lightning.Trainer. Valid keys: accelerator,"),
+    ]:
+        code, _, err = run_main(capsys, DATES, *overrides, f"run_dir={tmp_path}/run")
+        assert code == 2 and err.startswith(line) and err.count("\n") == 1

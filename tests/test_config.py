@@ -85,7 +85,7 @@ def test_logger_none_and_interpolation(tmp_path):
             "early_stopping.patience=-1",
             "early_stopping.patience: expected int ≥ 0 or null for the early_stopping section",
         ),
-        ("trainer.max_epoch=3", "trainer.max_epoch: unknown key for the trainer section.*Did you mean 'max_epochs'"),
+        ("trainer.max_epoch=3", "trainer.max_epoch: unknown key for lightning.Trainer.*Did you mean 'max_epochs'"),
         ("nme=x", "nme: unknown key for the top section.*Did you mean 'name'"),
         ("logger.wandb.mode=onlin", "logger.wandb.mode: expected one of 'offline', 'online', 'disabled'"),
         ("early_stopping.patience=soon", "early_stopping.patience: expected int ≥ 0 or null"),

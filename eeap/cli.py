@@ -1,9 +1,11 @@
-"""The ``eeap`` command: ``train``, ``test``, ``predict`` and ``components``.
+"""The ``eeap`` command: ``train``, ``test``, ``predict``, ``export``, ``sweep`` and ``components``.
 
 - ``eeap train CONFIG [key=value ...]``: train, then test (``train.py`` is the same);
 - ``eeap test CHECKPOINT [key=value ...]``: evaluate a trained model on its test split (or ``data.test_file=...``)
   without training;
 - ``eeap predict CHECKPOINT [--input FILE] ...``: run a trained model on new input (``predict.py`` is the same);
+- ``eeap export CHECKPOINT --out DIR``: ONNX or TorchScript files of a trained model;
+- ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.sweep``);
 - ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults.
 """
 
@@ -21,6 +23,7 @@ commands:
   test CHECKPOINT [key=value ...]  evaluate a trained model on its test split, without training
   predict CHECKPOINT [options]     run a trained model on new input (one example per line)
   export CHECKPOINT --out DIR      export a trained model to ONNX or TorchScript files
+  sweep SWEEP.yaml [--trials N]    run a W&B sweep file's trials offline (Optuna), ranked by the objective
   components [KIND [NAME]]         list what a config can name, with keys, types and defaults
 
 'eeap COMMAND --help' says more."""
@@ -37,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test": test_command,
         "predict": predict_command,
         "export": export_command,
+        "sweep": sweep_command,
         "components": components_command,
     }
     if args[0] not in commands:
@@ -61,6 +65,12 @@ def export_command(args: list[str]) -> int:
     from eeap.export import main as export_main
 
     return export_main(args)
+
+
+def sweep_command(args: list[str]) -> int:
+    from eeap.sweep import main as sweep_main
+
+    return sweep_main(args)
 
 
 def test_command(args: list[str]) -> int:

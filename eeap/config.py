@@ -30,7 +30,8 @@ class TrainerConfig:
     ``Trainer`` whose value is plain data (``benchmark``, ``profiler: simple``, ``detect_anomaly``, ``min_epochs``,
     ...) is checked against Lightning's own signature and passed on, except those EEAP sets (``set_by_eeap``)."""
 
-    set_by_eeap = ("default_root_dir", "logger", "callbacks", "plugins")
+    set_by_eeap = ("default_root_dir", "logger", "plugins")
+    built_by_eeap = ("callbacks", "profiler")  # EEAP's fields that name things it builds, not Trainer values
 
     @staticmethod
     def passthrough() -> type:
@@ -60,8 +61,12 @@ class TrainerConfig:
     limit_val_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     limit_test_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     enable_progress_bar: bool = True
+    # named callbacks (eeap.callbacks.named): [swa, {type: lr_finder, max_lr: 0.1}, {type: accumulate, ...}]
+    callbacks: list = field(default_factory=list)
+    profiler: Optional[Literal["simple", "advanced", "pytorch"]] = None  # its report goes in the run folder
 
     def __post_init__(self) -> None:
+        self.callbacks = [{"type": c} if isinstance(c, str) else c for c in self.callbacks]
         if self.max_time is not None and not re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", self.max_time):
             raise ConfigError(
                 f"trainer.max_time: expected DD:HH:MM:SS (e.g. 00:01:30:00 for 90 minutes), got {self.max_time!r}"
@@ -85,11 +90,38 @@ class WandbConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    """TensorBoard event files in ``<run_dir>/tensorboard`` (``tensorboard --logdir runs``); the ``tensorboard``
+    extra."""
+
+    log_graph: bool = False
+
+
+@dataclass
+class MLflowConfig:
+    """MLflow, with a local store by default (``mlflow ui --backend-store-uri sqlite:///runs/<name>/mlflow.db``); the
+    ``mlflow`` extra.
+
+    ``tracking_uri``: null is a SQLite file beside the run folder (``runs/<name>/mlflow.db``, artifacts in
+    ``runs/<name>/mlartifacts``: one store for a config's runs); a server's address (``http://...``) logs there. A resumed run continues its MLflow
+    run (its id kept in the run folder)."""
+
+    experiment_name: str = "eeap"
+    tracking_uri: Optional[str] = None
+    run_name: Optional[str] = None  # default: <name>-<run folder>
+    tags: dict = field(default_factory=dict)
+    log_model: bool = False
+
+
+@dataclass
 class LoggerConfig:
-    """Which loggers run: any of ``wandb``, ``csv``; an empty list (or ``logger=none``) turns logging off."""
+    """Which loggers run, several at once: any of ``wandb``, ``csv``, ``tensorboard``, ``mlflow``; an empty list (or
+    ``logger=none``) turns logging off."""
 
     use: list = field(default_factory=lambda: ["wandb", "csv"])
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    mlflow: MLflowConfig = field(default_factory=MLflowConfig)
 
 
 @dataclass

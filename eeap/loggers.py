@@ -5,25 +5,35 @@ from __future__ import annotations
 import netrc
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from eeap.errors import ConfigError
 
-LOGGERS = ("wandb", "csv")
+LOGGERS = ("wandb", "csv", "tensorboard", "mlflow")
+EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}  # logger: (module, extra)
 
 
 WANDB_ID_FILE = "wandb-id"  # in the run folder: the W&B run a resumed run continues
+MLFLOW_ID_FILE = "mlflow-run-id"  # the MLflow run a resumed run continues
 
 
 def wandb_run_id(run_dir: Path, known: str | None = None) -> tuple[str, bool]:
     """The W&B run id of a run folder and whether it continues one: ``known`` (from the checkpoint resumed) or the id
-    kept in the folder; a new id (written to the folder) for a new run."""
+    kept in the folder; for a new run, the id W&B's sweep agent gave it (``WANDB_RUN_ID`` with ``WANDB_SWEEP_ID``)
+    or a new one, written to the folder."""
     path = run_dir / WANDB_ID_FILE
     if known:
         return known, True
     if path.is_file():
         return path.read_text(encoding="utf-8").strip(), True
+    if os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):  # W&B's sweep agent chose this run's id
+        run_id = os.environ["WANDB_RUN_ID"]
+        from eeap.paths import write_atomically
+
+        write_atomically(path, run_id + "\n")
+        return run_id, False
     import secrets
 
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -48,6 +58,16 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
         raise ConfigError(
             f"logger.use: unknown logger '{unknown[0]}'. Valid options: {', '.join(LOGGERS)} (or logger=none)"
         )
+    for name in run.logger.use:
+        if name in EXTRAS:
+            import importlib.util
+
+            module, extra = EXTRAS[name]
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    f"logger.use: '{name}' needs the {module} package: pip install 'eeap[{extra}]' "
+                    f"(or leave it out of logger.use)"
+                )
     loggers: list[Any] = []
     if "csv" in run.logger.use:
         loggers.append(AppendingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
@@ -80,7 +100,63 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
                 save_code=wb.save_code,
             )
         )
+    if "tensorboard" in run.logger.use:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(
+            TensorBoardLogger(
+                save_dir=str(run_dir), name="tensorboard", version="", log_graph=run.logger.tensorboard.log_graph
+            )
+        )
+    if "mlflow" in run.logger.use:
+        loggers.append(mlflow_logger(run, run_dir))
     return loggers
+
+
+def mlflow_logger(run: Any, run_dir: Path) -> Any:
+    """MLflow's logger for a run folder: a local store beside it (``mlflow.db``, SQLite, and ``mlartifacts/``; MLflow
+    3 refuses its older plain-file store) unless a tracking URI is given; the run id
+    kept in the folder, so a resumed run continues its MLflow run."""
+    from lightning.pytorch.loggers import MLFlowLogger
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from eeap.paths import write_atomically
+
+    section = run.logger.mlflow
+    store = run_dir.resolve().parent  # one store for the runs beside this one (runs/<name>/)
+    uri = section.tracking_uri or f"sqlite:///{store / 'mlflow.db'}"
+    id_file = run_dir / MLFLOW_ID_FILE
+    known = id_file.read_text(encoding="utf-8").strip() if id_file.is_file() else None
+    logger = MLFlowLogger(
+        experiment_name=section.experiment_name,
+        run_name=section.run_name or f"{run.name}-{run_dir.name}",
+        tracking_uri=uri,
+        tags=dict(section.tags) or None,
+        save_dir=None,
+        log_model=section.log_model,
+        run_id=known,
+        artifact_location=None if section.tracking_uri else (store / "mlartifacts").as_uri(),
+    )
+    if getattr(rank_zero_only, "rank", 0) == 0 and known is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(id_file, f"{logger.run_id}\n")  # creates the MLflow run
+    return logger
+
+
+def record_config(trainer: Any, config: dict, path: Path, resuming: bool) -> None:
+    """The config as built (every default filled in) as each logger's hyperparameters; MLflow also keeps the
+    run folder's config.yaml as an artifact, and, since its parameters cannot change, a resumed run (say with more
+    epochs) leaves the first ones and only replaces that file."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger):
+            if not resuming:
+                logger.log_hyperparams(config)
+            if trainer.is_global_zero:
+                logger.experiment.log_artifact(logger.run_id, str(path))
+        else:
+            logger.log_hyperparams(config)
 
 
 def log_checkpoints(trainer: Any, best: str, last: Path) -> None:
@@ -148,13 +224,22 @@ def has_wandb_credentials() -> bool:
         return False
 
 
+def logged_step(trainer: Any) -> int:
+    """The step Lightning gives what is logged now, the x-axis of every logger (``trainer/global_step`` in W&B).
+
+    Inside training a validation runs before its training batch is counted, so its metrics go to the number of
+    optimizer steps *before* that batch; ``trainer.global_step`` has already counted it. Figures and tables logged at
+    ``global_step`` would sit one step after the metrics they belong to."""
+    return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+
 def log_figure(module: Any, key: str, figure: Any) -> Path | None:
-    """Save a matplotlib figure as PNG under ``<run_dir>/figures/`` and send it to W&B; rank 0 only.
+    """Save a matplotlib figure as PNG under ``<run_dir>/figures/`` and send it to the loggers that show images
+    (W&B, TensorBoard, MLflow), at the step of the metrics logged with it; rank 0 only.
 
     Returns the PNG's path (None on other ranks).
     """
     import matplotlib.pyplot as plt
-    from lightning.pytorch.loggers import WandbLogger
 
     from eeap.plotting import save_figure
 
@@ -162,9 +247,118 @@ def log_figure(module: Any, key: str, figure: Any) -> Path | None:
     if not trainer.is_global_zero:
         plt.close(figure)
         return None
-    name = f"{key.replace('/', '_')}-step{trainer.global_step:07d}.png"
+    step = logged_step(trainer)
+    name = f"{key.replace('/', '_')}-step{step:07d}.png"
     path = save_figure(figure, Path(trainer.default_root_dir) / "figures" / name)
+    send_image(trainer, key, path, step)
+    return path
+
+
+def send_image(trainer: Any, key: str, path: Path, step: int) -> None:
+    """A PNG already in the run folder, to every logger that shows images."""
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[str(path)], step=trainer.global_step)
-    return path
+            logger.log_image(key=key, images=[str(path)], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            import matplotlib.image
+
+            pixels = matplotlib.image.imread(str(path))  # (H, W, 4) floats in [0, 1]
+            logger.experiment.add_image(key, pixels[..., :3], global_step=step, dataformats="HWC")
+        elif isinstance(logger, MLFlowLogger):
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="figures")
+
+
+@dataclass
+class Example:
+    """One validation example as a task shows it: what went in, what came out, what should have, and its attention.
+
+    ``input``, ``output``, ``reference``: text, or an image as an array (H, W) or (H, W, 3) of floats in [0, 1]
+    (a label mask: integers with ``classes`` set); ``figure``: the attention figure (matplotlib) or None."""
+
+    input: Any
+    output: Any
+    reference: Any = None
+    figure: Any = None
+    classes: int = 0  # > 0: output and reference are label masks of this many classes
+
+
+def log_examples(module: Any, examples: list[Example], key: str = "val") -> None:
+    """A validation's fixed examples: each figure as ``<key>/attention_<i>`` (a PNG in the run folder, an image in
+    the loggers), and one table ``<key>/examples`` (example, input, output, reference, attention) at the step of the
+    validation's metrics, so one example's attention can be followed through training. Rank 0 only."""
+    import matplotlib.pyplot as plt
+
+    trainer = module.trainer
+    if not trainer.is_global_zero:
+        for example in examples:
+            if example.figure is not None:
+                plt.close(example.figure)
+        return
+    step = logged_step(trainer)
+    paths = [
+        log_figure(module, f"{key}/attention_{i}", e.figure) if e.figure is not None else None
+        for i, e in enumerate(examples)
+    ]
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.log({f"{key}/examples": wandb_table(examples, paths), "trainer/global_step": step})
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text(f"{key}/examples", markdown_table(examples), global_step=step)
+        elif isinstance(logger, MLFlowLogger):
+            rows = [{name: text_of(value) for name, value in row.items()} for row in plain_rows(examples)]
+            logger.experiment.log_dict(logger.run_id, {"step": step, "rows": rows}, f"examples/step{step:07d}.json")
+
+
+TABLE_COLUMNS: list[str | int] = ["example", "input", "output", "reference", "attention"]
+
+
+def plain_rows(examples: list[Example]) -> list[dict[str, Any]]:
+    return [
+        {"example": i, "input": e.input, "output": e.output, "reference": e.reference} for i, e in enumerate(examples)
+    ]
+
+
+def text_of(value: Any) -> Any:
+    """A cell for a text-only logger: text and numbers as they are, an image as its shape."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return f"image {'x'.join(map(str, getattr(value, 'shape', ())))}"
+
+
+def markdown_table(examples: list[Example]) -> str:
+    def cell(value: Any) -> str:
+        return str(text_of(value)).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, TABLE_COLUMNS[:-1])) + " |", "|" + "---|" * (len(TABLE_COLUMNS) - 1)]
+    lines += ["| " + " | ".join(cell(v) for v in row.values()) + " |" for row in plain_rows(examples)]
+    return "\n".join(lines)
+
+
+def wandb_table(examples: list[Example], figures: list[Optional[Path]]) -> Any:
+    """A ``wandb.Table``: text cells as text, images as ``wandb.Image`` (masks coloured by class), the attention
+    figure's PNG as an image."""
+    import numpy as np
+    import wandb
+
+    def cell(value: Any, classes: int) -> Any:
+        if value is None or isinstance(value, (str, int, float)):
+            return value
+        array = np.asarray(value)
+        if classes:  # a label mask: each class a grey level, 0 black
+            array = array.astype(np.float32) / max(classes - 1, 1)
+        return wandb.Image(np.clip(array * 255, 0, 255).astype(np.uint8))
+
+    table = wandb.Table(columns=TABLE_COLUMNS)
+    for i, (e, path) in enumerate(zip(examples, figures)):
+        table.add_data(
+            i,
+            cell(e.input, 0),
+            cell(e.output, e.classes),
+            cell(e.reference, e.classes),
+            wandb.Image(str(path)) if path is not None else None,
+        )
+    return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import matplotlib
 
@@ -44,25 +44,50 @@ def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str]
     return figure
 
 
-def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str = "") -> plt.Figure:
-    """An image with attention over its grid of patches laid on top; image (C, H, W) or (H, W), weights (rows·cols,)."""
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 3:
-        image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-    heat = np.asarray(weights, dtype=np.float32).reshape(grid)
-    figure, axis = plt.subplots(figsize=(3, 3))
-    axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-    axis.imshow(
-        heat,
-        cmap="jet",
-        alpha=0.45,
-        extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5),
-        interpolation="nearest",
-    )
+def display_image(image: Any) -> np.ndarray:
+    """An image tensor or array (C, H, W) or (H, W), normalised or not, as an array to show: (H, W) or (H, W, 3)
+    of floats in [0, 1] (each image stretched to its own range)."""
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 3:
+        array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+    low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+HEAT = "inferno"  # dark where attention is low, bright where high: reads on grey images and in grey print
+
+
+def overlay(axis: Any, image: np.ndarray, heat: np.ndarray, vmax: Optional[float] = None) -> Any:
+    """Draw a grey image with a heat map over it, stretched to the image; the map's opacity grows with its value
+    (transparent at 0, 0.65 at the top), so the image stays visible under it. Returns the mappable for a colour bar.
+
+    image (H, W) or (H, W, 3) in [0, 1]; heat (rows, cols) at any resolution."""
+    heat = np.asarray(heat, dtype=np.float32)
+    top = vmax if vmax is not None else max(float(heat.max(initial=0.0)), 1e-6)
+    norm = matplotlib.colors.Normalize(vmin=0.0, vmax=top)
+    cmap = matplotlib.colormaps[HEAT]
+    rgba = cmap(norm(heat))  # (rows, cols, 4)
+    rgba[..., 3] = 0.65 * np.clip(heat / top, 0.0, 1.0)
+    grey = image if image.ndim == 2 else image.mean(axis=2)
+    axis.imshow(grey, cmap="gray", vmin=0.0, vmax=1.0)
+    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    axis.imshow(rgba, extent=extent, interpolation="bilinear")
     axis.axis("off")
+    return matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+
+
+def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str = "") -> plt.Figure:
+    """An image with attention over its grid of patches laid on top, translucent, and a colour bar of the weights;
+    image (C, H, W) or (H, W), weights (rows·cols,)."""
+    picture = display_image(image)
+    figure = Figure(figsize=(3.4, 3.0))
+    axis = figure.add_axes((0.03, 0.03, 0.72, 0.84 if title else 0.94))
+    bar = figure.add_axes((0.8, 0.08, 0.05, 0.76 if title else 0.84))
+    mappable = overlay(axis, picture, np.asarray(weights, dtype=np.float32).reshape(grid))
+    figure.colorbar(mappable, cax=bar, label="attention")
+    bar.tick_params(labelsize=7)
     if title:
         axis.set_title(title, fontsize=8)
-    figure.tight_layout()
     return figure
 
 
@@ -79,26 +104,16 @@ def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any
 
     image (C, H, W); gates [(h, w)] at any resolution (stretched over the image); masks [(title, (H, W) indices)].
     """
-    image = np.asarray(image, dtype=np.float32)
-    image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    shown = display_image(image)
     panels = 1 + len(gates) + len(masks)
-    figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels, 2.4), squeeze=False)
+    figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels + 0.6, 2.4), squeeze=False)
     axes = axes[0]
-    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
+    axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
     axes[0].set_title("image", fontsize=8)
-    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+    mappable = None
     for i, gate in enumerate(gates):
         axis = axes[1 + i]
-        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        axis.imshow(
-            np.asarray(gate, dtype=np.float32),
-            cmap="jet",
-            alpha=0.5,
-            vmin=0.0,
-            vmax=1.0,
-            extent=extent,
-            interpolation="bilinear",
-        )
+        mappable = overlay(axis, shown, np.asarray(gate, dtype=np.float32), vmax=1.0)
         axis.set_title(f"gate {i + 1} ({np.asarray(gate).shape[0]}×{np.asarray(gate).shape[1]})", fontsize=8)
     for j, (title, mask) in enumerate(masks):
         axis = axes[1 + len(gates) + j]
@@ -107,32 +122,106 @@ def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any
     for axis in axes:
         axis.axis("off")
     figure.tight_layout()
+    if mappable is not None:  # one scale for every gate: coefficients in [0, 1]
+        figure.subplots_adjust(right=1 - 0.6 / (2.2 * panels + 0.6))
+        bar = figure.add_axes((1 - 0.45 / (2.2 * panels + 0.6), 0.15, 0.12 / (2.2 * panels + 0.6), 0.7))
+        figure.colorbar(mappable, cax=bar, label="gate")
+        bar.tick_params(labelsize=7)
     return figure
 
 
 def caption_overlays(
-    image: Any, weights: Any, grid: Sequence[int], tokens: Sequence[str], title: str = "", columns: int = 4
+    image: Any,
+    weights: Any,
+    grid: Sequence[int],
+    tokens: Sequence[str],
+    title: str = "",
+    caption: Optional[str] = None,
+    columns: int = 4,
 ) -> plt.Figure:
-    """One panel per generated token: the image with that token's attention over its grid laid on top.
+    """One panel per generated token: the image with that token's attention over its grid, translucent; the
+    predicted caption (and ``title``, e.g. the true one) above, a colour bar beside. The figure is sized to the
+    caption: as many panels as tokens (up to ``columns`` a row), each shaped as the image.
 
-    image (C, H, W); weights (tokens, rows·cols); tokens: the generated pieces (``</s>`` included).
+    image (C, H, W); weights (tokens, rows·cols); tokens: the generated pieces (``</s>`` included); caption: the
+    predicted caption as text (default: the tokens, spaced).
     """
-    image = np.asarray(image, dtype=np.float32)
-    image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    picture = display_image(image)
     weights = np.asarray(weights, dtype=np.float32)
-    count = min(len(tokens), len(weights))
-    rows = max(1, -(-count // columns))
-    aspect = image.shape[1] / image.shape[0]
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2 * min(aspect, 4), rows * 1.3), squeeze=False)
-    extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
-    for k, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if k >= count:
-            continue
-        axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        axis.imshow(weights[k].reshape(grid), cmap="jet", alpha=0.5, extent=extent, interpolation="bilinear")
-        axis.set_title(str(tokens[k]).replace("$", r"\$"), fontsize=8)  # a literal $ would start mathtext
+    count = max(1, min(len(tokens), len(weights)))
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    aspect = picture.shape[1] / picture.shape[0]
+    panel_w = min(1.2 * aspect, 3.0) if aspect >= 1 else 1.4
+    panel_h = panel_w / aspect + 0.25  # the token above each panel
+    top, bar_w = 0.55, 0.7  # the caption lines; the colour bar and its labels
+    width, height = columns * panel_w + bar_w, rows * panel_h + top
+    figure = Figure(figsize=(width, height))
+    vmax = max(float(weights[:count].max(initial=0.0)), 1e-6)  # one scale for every panel
+    mappable = None
+    for k in range(count):
+        row, col = divmod(k, columns)
+        axis = figure.add_axes(
+            (
+                col * panel_w / width,
+                1 - (top + (row + 1) * panel_h) / height,
+                (panel_w - 0.08) / width,
+                (panel_h - 0.25) / height,
+            )
+        )
+        if k < len(weights):
+            mappable = overlay(axis, picture, weights[k].reshape(grid), vmax=vmax)
+        axis.set_title(str(tokens[k]).replace("$", r"\$"), fontsize=8, pad=2)  # a literal $ would start mathtext
+    caption = "predicted: " + (caption if caption is not None else " ".join(t for t in tokens if t != "</s>"))
+    figure.text(0.01, 1 - 0.2 / height, caption.replace("$", r"\$"), fontsize=8, va="center")
     if title:
-        figure.suptitle(title, fontsize=8)
+        figure.text(0.01, 1 - 0.42 / height, title.replace("$", r"\$"), fontsize=8, va="center", color="0.3")
+    if mappable is not None:
+        bar = figure.add_axes(
+            ((width - bar_w + 0.1) / width, 0.1 / height, 0.12 / width, (height - top - 0.2) / height)
+        )
+        figure.colorbar(mappable, cax=bar)
+        bar.tick_params(labelsize=7)
+    return figure
+
+
+def learning_curve(
+    train: Sequence[tuple[int, float]], val: Sequence[tuple[int, dict]], monitor: str = "", mode: str = "min"
+) -> Figure:
+    """Losses (training and validation) on the left, the other validation metrics on the right, against the step;
+    the best value of ``monitor`` marked with a dot and its value.
+
+    train: [(step, train/loss)]; val: [(step, {val/<name>: value})]."""
+    names = sorted({name for _, metrics in val for name in metrics if name != "val/loss"})
+    figure = Figure(figsize=(9.0 if names else 5.0, 3.4))
+    panels = figure.subplots(1, 2 if names else 1, squeeze=False)[0]
+    loss = panels[0]
+    if train:
+        loss.plot(*zip(*train), label="train/loss", lw=1, alpha=0.8)
+    val_loss = [(step, m["val/loss"]) for step, m in val if "val/loss" in m]
+    if val_loss:
+        loss.plot(*zip(*val_loss), "o-", label="val/loss", ms=3)
+    loss.set_xlabel("step")
+    loss.set_ylabel("loss")
+    loss.legend(fontsize=7)
+    for name in names:
+        points = [(step, m[name]) for step, m in val if name in m]
+        panels[1].plot(*zip(*points), "o-", label=name, ms=3)
+    if names:
+        panels[1].set_xlabel("step")
+        panels[1].set_ylabel("validation")
+        panels[1].legend(fontsize=7)
+    best_points = [(step, m[monitor]) for step, m in val if monitor in m]
+    if best_points:
+        pick = max if mode == "max" else min
+        step, value = pick(best_points, key=lambda p: p[1])
+        axis = loss if monitor == "val/loss" or not names else panels[1]
+        axis.plot([step], [value], "k*", ms=10, zorder=5)
+        axis.annotate(
+            f"best {monitor} {value:.4g}", (step, value), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
+    for axis in panels:
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
     figure.tight_layout()
     return figure

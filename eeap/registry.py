@@ -236,9 +236,12 @@ def complete_config(config: Mapping[str, Any], record: Mapping[str, Any]) -> dic
     for where in sorted(record, key=lambda w: w.count(".")):
         *parents, last = where.split(".")
         node = out
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = {**plain(record[where])}
+        for key in parents:  # a list's items by their index (``trainer.callbacks.0``)
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+        if isinstance(node, list):
+            node[int(last)] = {**plain(record[where])}
+        else:
+            node[last] = {**plain(record[where])}
     return out
 
 
@@ -377,6 +380,34 @@ def join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def check_sections(section: Any, where: str) -> None:
+    """Check, without building anything, the component sections below ``section`` whose key names a kind
+    (``model.encode: {type: rnn, ...}``, and the parts inside them, ``model.attend.score``): names, unknown keys,
+    value types. Keys a builder supplies (sizes of the neighbouring parts) are left to the build. For checking a
+    whole config before any data is read."""
+    if not isinstance(section, Mapping):
+        return
+    for key, value in section.items():
+        if isinstance(value, Mapping) and "type" in value and key in REGISTRIES:
+            check_section(REGISTRIES[key], value, join(where, key))
+        elif isinstance(value, Mapping):
+            check_sections(value, join(where, key))
+
+
+def check_section(registry: Registry, section: Mapping[str, Any], where: str) -> None:
+    """One component section against its class's signature (see ``check_sections``), then its parts."""
+    cls = registry.get(section["type"], f"{where}.type")
+    kwargs = {k: v for k, v in section.items() if k != "type"}
+    params = accepted_parameters(cls)
+    supplied = {k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs}
+    check_arguments(cls, kwargs, where, wired=supplied)
+    for key, role in part_parameters(cls).items():
+        value = kwargs.get(key)
+        if isinstance(value, Mapping) and "type" in value:
+            kind = getattr(role, "registry_kind")  # noqa: B009  (every Role has one)
+            check_section(REGISTRIES[kind], value, join(where, key))
+
+
 def check_arguments(
     cls: type, kwargs: Mapping[str, Any], where: str, wired: AbstractSet[str] = frozenset(), label: str = ""
 ) -> None:
@@ -469,4 +500,5 @@ ATTEND = Registry("attend", "ATTEND", ("eeap.attend",))
 PREDICT = Registry("predict", "PREDICT", ("eeap.predict",))
 TASK = Registry("task", "TASK", ("eeap.tasks",))
 DATA = Registry("data", "DATA", ("eeap.tasks",))
-REGISTRIES = {registry.kind: registry for registry in (EMBED, ENCODE, ATTEND, PREDICT, TASK, DATA)}
+CALLBACK = Registry("callback", "CALLBACK", ("eeap.callbacks",))
+REGISTRIES = {registry.kind: registry for registry in (EMBED, ENCODE, ATTEND, PREDICT, TASK, DATA, CALLBACK)}

@@ -63,10 +63,11 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
         cfg = load_config(cfg, list(overrides))
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     with recording_settings() as record:
-        run = validate(container, RunConfig)
+        run = check_config(container)  # the whole config, before any data is read
         kernels.use(run.kernels)
         threads.use(run.threads)
         L.seed_everything(run.seed, workers=True, verbose=False)
+        build_callbacks(run)  # their defaults recorded
         data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
         check_pairing(container["model"], data)  # before any data is read
         data.prepare()
@@ -74,6 +75,53 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     task.eeap_config = complete_config(container, record)  # every default filled in: the run rebuilds from it
     task.eeap_data_state = data.info().state()
     return task, data
+
+
+def check_config(container: dict) -> RunConfig:
+    """Check a whole config without reading data or building the model: the run's sections, the named callbacks,
+    the data section's keys and every component section of the model (names, keys, types); what needs the data
+    (sizes, vocabularies) is checked when the model is built."""
+    from eeap.registry import DATA, TASK, check_sections
+    from eeap.task import Task
+
+    run = validate(container, RunConfig)
+    build_callbacks(run)
+    DATA.settings(container["data"], "data", wired=["seed"])
+    TASK.settings(container["model"], "model", role=Task, wired=["info"])
+    check_sections(container["model"], "model")
+    return run
+
+
+def build_callbacks(run: RunConfig) -> list:
+    """The callbacks named in ``trainer.callbacks`` (``eeap.callbacks.named``), each from its section."""
+    from eeap.callbacks import RunCallback
+    from eeap.registry import CALLBACK
+
+    callbacks = [
+        CALLBACK.build(section, f"trainer.callbacks.{i}", role=RunCallback)
+        for i, section in enumerate(run.trainer.callbacks)
+    ]
+    if run.trainer.accumulate_grad_batches != 1 and any(c.registered_name == "accumulate" for c in callbacks):
+        raise ConfigError(
+            "trainer.accumulate_grad_batches: a schedule (trainer.callbacks: accumulate) sets it; leave it at 1"
+        )
+    return callbacks
+
+
+def build_profiler(run: RunConfig, run_dir: Path) -> Any:
+    """``trainer.profiler`` by name, writing its report to ``<run_dir>/profile*.txt`` (the PyTorch profiler also
+    its traces there)."""
+    from lightning.pytorch import profilers
+
+    name = run.trainer.profiler
+    if name is None:
+        return None
+    cls = {
+        "simple": profilers.SimpleProfiler,
+        "advanced": profilers.AdvancedProfiler,
+        "pytorch": profilers.PyTorchProfiler,
+    }[name]
+    return cls(dirpath=run_dir, filename="profile")
 
 
 def check_pairing(model: Any, data: Any) -> None:
@@ -119,14 +167,16 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         for leftover in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a write that a kill cut short
             leftover.unlink(missing_ok=True)
     check_monitors(run, task)
-    trainer = build_trainer(run, run_dir, task, list(callbacks), wandb_id)
+    named = build_callbacks(run)
+    trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id)
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-    for logger in trainer.loggers:
-        logger.log_hyperparams(task.eeap_config)  # the config as built, every default filled in
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(run_dir / "config.yaml", to_yaml(OmegaConf.create(task.eeap_config)))
+    from eeap.loggers import record_config
+
+    record_config(trainer, task.eeap_config, run_dir / "config.yaml", resuming=ckpt_path is not None)
     owns_env = RUN_DIR_ENV not in os.environ
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
@@ -135,18 +185,22 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         fit_time = time.perf_counter() - start
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
+        tested = best
+        if any(c.replaces_weights for c in named):  # averaged weights: in no checkpoint until saved here
+            tested = str(run_dir / "checkpoints" / "swa.ckpt")
+            trainer.save_checkpoint(tested, weights_only=True)
         if run.logger.wandb.log_model:
             from eeap.loggers import log_checkpoints
 
             log_checkpoints(trainer, best, run_dir / "checkpoints" / "last.ckpt")
         try:
             results = (
-                trainer.test(task, datamodule=data, ckpt_path=best or None, verbose=False, weights_only=True)
+                trainer.test(task, datamodule=data, ckpt_path=tested or None, verbose=False, weights_only=True)
                 if run.test
                 else [{}]
             )
         except Stopped as stop:
-            raise Stopped(stop.signum, Path(best) if best else None, phase="testing") from None
+            raise Stopped(stop.signum, Path(tested) if tested else None, phase="testing") from None
         from eeap.callbacks import BestValue
 
         metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
@@ -156,6 +210,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         metrics.update(
             run_dir=str(run_dir),
             best_checkpoint=best,
+            tested_checkpoint=tested if run.test else "",
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
             fit_time_s=round(fit_time, 2),
@@ -269,7 +324,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
-    from eeap.callbacks import AtomicCheckpointIO, BestValue, StopOnSignal
+    from eeap.callbacks import AtomicCheckpointIO, BestValue, LearningCurve, StopOnSignal
     from eeap.loggers import build_loggers
 
     monitor, mode = task.monitor
@@ -317,6 +372,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
         )
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
     callbacks.append(BestValue(ck.monitor or monitor, ck.mode or mode))
+    callbacks.append(LearningCurve(ck.monitor or monitor, ck.mode or mode))
     loggers = build_loggers(run, run_dir, wandb_id)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
@@ -324,8 +380,10 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     try:
+        values = {k: v for k, v in dataclasses.asdict(run.trainer).items() if k not in run.trainer.built_by_eeap}
         return L.Trainer(
-            **dataclasses.asdict(run.trainer),
+            **values,
+            profiler=build_profiler(run, run_dir),
             **getattr(run.trainer, "passed_on", {}),  # Lightning's own arguments beyond EEAP's (TrainerConfig)
             default_root_dir=run_dir,
             logger=loggers or False,

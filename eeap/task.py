@@ -56,6 +56,15 @@ class Task(L.LightningModule, Role):
         self.eeap_config: dict = {}
         self.eeap_data_state: dict = {}
 
+    @property
+    def lr(self) -> float:
+        """The learning rate (``model.optim.lr``), under the name Lightning's learning-rate finder sets."""
+        return self.optim.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optim.lr = float(value)
+
     def configure_optimizers(self) -> Any:
         o = self.optim
         params = [p for p in self.parameters() if p.requires_grad]

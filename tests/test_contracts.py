@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from eeap.attend.base import Attention, SkipGate
+from eeap.callbacks import RunCallback
 from eeap.data import DataInfo, DataModule
 from eeap.embed.base import ImageEmbedder, TokenEmbedder
 from eeap.encode.base import PyramidEncoder, SequenceEncoder
@@ -23,6 +24,7 @@ ROLES = {
     "predict": (SequenceDecoder, ClassifierHead, SegmentationHead),
     "task": (Task,),
     "data": (DataModule,),
+    "callback": (RunCallback,),
 }
 
 
@@ -259,3 +261,35 @@ def test_a_task_logs_the_metrics_it_declares(name):
     logged = {key for key in trainer.callback_metrics if key.startswith("val/")}
     assert logged == {f"val/{metric}" for metric in task.metric_names()}
     assert task.monitor[0] in task.logged_metrics()
+
+
+@pytest.mark.parametrize("name", TASK.names())
+def test_every_task_logs_a_table_of_examples_with_attention_images(name, tmp_path):
+    """Each validation's W&B table: input, output and reference of a few fixed examples, and the attention figure."""
+    from eeap.config import load_config
+    from eeap.run import train
+    from tests.conftest import QUIET, ROOT
+    from tests.translation.test_train import history, logged_tables
+
+    config, overrides = SMALL_RUNS[name]
+    keys = [*QUIET, *overrides, "logger.use=[wandb]", "model.plot_examples=2", "test=false", f"run_dir={tmp_path}"]
+    keys += ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+    train(load_config(ROOT / "configs" / config, keys))
+    (table,) = logged_tables(tmp_path, "val/examples")
+    assert table["columns"] == ["example", "input", "output", "reference", "attention"]
+    assert [row[0] for row in table["data"]] == [0, 1]
+    image_input = name in ("captioning", "segmentation")
+    for _, shown, output, reference, attention in table["data"]:
+        assert (shown["_type"] == "image-file") if image_input else isinstance(shown, str) and shown
+        if name == "segmentation":  # masks as images
+            assert output["_type"] == reference["_type"] == "image-file"
+        else:
+            assert isinstance(output, str) and isinstance(reference, str) and reference
+        assert attention["_type"] == "image-file"
+    rows = history(tmp_path)
+    (metrics_step,) = [row["trainer/global_step"] for row in rows if f"val/{task_metric(name)}" in row]
+    assert [row["trainer/global_step"] for row in rows if "val/examples" in row] == [metrics_step]
+
+
+def task_metric(name):
+    return TASK.get(name).monitor[0].split("/")[1]

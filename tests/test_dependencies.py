@@ -14,10 +14,14 @@ DISTRIBUTIONS = {
     "segmentation_models_pytorch": "segmentation-models-pytorch",
     "skimage": "scikit-image",
     "sklearn": "scikit-learn",
+    "optuna_integration": "optuna-integration",
 }
 NEEDED_WITHOUT_IMPORT = {"wandb"}  # the W&B logger is Lightning's, which imports wandb itself
 DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # imported only by demo data sources
 EXPORT_USERS = {"onnxruntime"}  # imported only by eeap export's runner; torch.onnx imports onnx and onnxscript
+SWEEP_USERS = {"optuna", "optuna-integration"}  # imported only by eeap sweep
+# logger extras: Lightning's loggers import them (mlflow needs sqlalchemy and alembic for its local SQLite store)
+LOGGER_EXTRAS = {"tensorboard": {"tensorboard"}, "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"}}
 
 
 def imported_packages() -> set[str]:
@@ -51,6 +55,13 @@ def test_every_import_is_declared_and_every_declaration_imported():
     export = declared(project["optional-dependencies"]["export"])
     assert EXPORT_USERS <= export and EXPORT_USERS <= imported
     imported -= EXPORT_USERS
+    sweep = declared(project["optional-dependencies"]["sweep"])
+    assert SWEEP_USERS == sweep and SWEEP_USERS <= imported, "the sweep extra holds exactly what eeap sweep imports"
+    imported -= SWEEP_USERS
+    for extra, packages in LOGGER_EXTRAS.items():
+        assert declared(project["optional-dependencies"][extra]) == packages
+    dev = project["optional-dependencies"]["dev"][0]  # eeap[...]: every extra, so that each one's tests run
+    assert set(dev[dev.index("[") + 1 : -1].split(",")) == set(project["optional-dependencies"]) - {"dev"}
     assert imported - demo_imports <= core, f"imported but not declared: {sorted(imported - demo_imports - core)}"
     assert demo_imports <= demos and demos <= imported, "the demos extra holds exactly the demo sources' packages"
     assert core - NEEDED_WITHOUT_IMPORT <= imported, f"declared but never imported: {sorted(core - imported)}"

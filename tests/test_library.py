@@ -37,7 +37,7 @@ def test_components_lists_every_kind_and_each_components_keys(capsys):
     assert "unknown attend type 'addtive'" in capsys.readouterr().err
     assert main(["components", "attnd"]) == 2
     assert capsys.readouterr().err == (
-        "error: unknown kind 'attnd'. Valid kinds: embed, encode, attend, predict, task, data\n"
+        "error: unknown kind 'attnd'. Valid kinds: embed, encode, attend, predict, task, data, callback\n"
     )
 
 
@@ -45,7 +45,7 @@ def test_unknown_command_and_help(capsys):
     assert main(["trian"]) == 2
     assert (
         capsys.readouterr().err
-        == "error: unknown command 'trian'. Valid commands: train, test, predict, export, components\n"
+        == "error: unknown command 'trian'. Valid commands: train, test, predict, export, sweep, components\n"
     )
     assert main(["--help"]) == 0 and "eeap COMMAND" in capsys.readouterr().out
 

@@ -20,8 +20,8 @@ from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
 from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import log_figure
-from eeap.plotting import caption_overlays, save_figure
+from eeap.loggers import Example, log_examples
+from eeap.plotting import caption_overlays, display_image, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
@@ -149,10 +149,15 @@ class CaptioningTask(Task):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         hyps = self.evaluate(batch, "val", beam_size=1)
         if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            for i in range(min(self.plot_examples, len(batch["src"]))):
-                figure = self.figure(hyps, i, batch["src"][i], f"true: {batch['tgt_text'][i]}")
-                if figure is not None:
-                    log_figure(self, f"val/attention_{i}", figure)
+            log_examples(
+                self, [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
+            )
+
+    def example(self, hyps: Hypotheses, row: int, batch: dict) -> Example:
+        """Validation example ``row`` as the loggers show it: image, caption, true caption, attention per token."""
+        figure = self.figure(hyps, row, batch["src"][row], f"true: {batch['tgt_text'][row]}")
+        output = self.info.target.decode(hyps.tokens[row].tolist())
+        return Example(display_image(batch["src"][row].float().cpu()), output, batch["tgt_text"][row], figure)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test", beam_size=self.seq2seq.beam_size)
@@ -168,7 +173,8 @@ class CaptioningTask(Task):
         length = int(hyps.lengths[row])
         pieces = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
         weights = hyps.weights[row, : length + 1].float().cpu()  # (tokens, h·w)
-        return caption_overlays(image.float().cpu(), weights, self.embed.grid, pieces, title)
+        caption = self.info.target.join(pieces[:-1])
+        return caption_overlays(image.float().cpu(), weights, self.embed.grid, pieces, title, caption)
 
     @torch.no_grad()
     def predict_lines(

@@ -16,8 +16,8 @@ from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
 from eeap.inference import DecodeOptions, Problems, rounded
-from eeap.loggers import log_figure
-from eeap.plotting import attention_heatmap, attention_overlay, save_figure
+from eeap.loggers import Example, log_examples
+from eeap.plotting import attention_heatmap, attention_overlay, display_image, save_figure
 from eeap.predict.base import ClassifierHead
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
 from eeap.task import AttendSection, Task, build_predict
@@ -156,10 +156,22 @@ class ClassificationTask(Task):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         weights = self.evaluate(batch, "val")
-        if batch_idx == 0 and weights is not None and self.plot_examples and not self.trainer.sanity_checking:
+        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
             predictions = self(batch["inputs"])[0].argmax(-1)
-            for i in range(min(self.plot_examples, len(batch["labels"]))):
-                log_figure(self, f"val/attention_{i}", self.figure(batch, i, weights[i], int(predictions[i])))
+            count = min(self.plot_examples, len(batch["labels"]))
+            log_examples(self, [self.example(batch, i, weights, int(predictions[i])) for i in range(count)])
+
+    def example(self, batch: dict, i: int, weights: Optional[Tensor], predicted: int) -> Example:
+        """Validation example i as the loggers show it: text or image, predicted and true class, attention."""
+        if self.info.is_text:
+            shown: Any = (
+                batch["texts"][i] if "texts" in batch else self.info.tokenizer.decode(batch["inputs"][i].tolist())
+            )
+        else:
+            shown = display_image(batch["inputs"][i].float().cpu())
+        figure = self.figure(batch, i, weights[i], predicted) if weights is not None else None
+        truth = self.info.classes[int(batch["labels"][i])]
+        return Example(shown, self.info.classes[predicted], truth, figure)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test")

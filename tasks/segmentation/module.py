@@ -17,9 +17,9 @@ from eeap.data import read_image
 from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
 from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import log_figure
+from eeap.loggers import Example, log_examples
 from eeap.metrics import ForegroundIoU
-from eeap.plotting import gate_figure, save_figure
+from eeap.plotting import display_image, gate_figure, save_figure
 from eeap.predict.base import SegmentationHead
 from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
 from eeap.task import AttendSection, Task, build_predict
@@ -176,9 +176,19 @@ class SegmentationTask(Task):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         predicted, gates = self.evaluate(batch, "val")
         if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            for i in range(min(self.plot_examples, len(predicted))):
-                figure = self.figure(batch["images"][i], predicted[i], [g[i] for g in gates], batch["masks"][i])
-                log_figure(self, f"val/gates_{i}", figure)
+            count = min(self.plot_examples, len(predicted))
+            log_examples(self, [self.example(batch, i, predicted, gates) for i in range(count)])
+
+    def example(self, batch: dict, i: int, predicted: Tensor, gates: list[Tensor]) -> Example:
+        """Validation example i as the loggers show it: image, predicted and true masks, the gates over the image."""
+        figure = self.figure(batch["images"][i], predicted[i], [g[i] for g in gates], batch["masks"][i])
+        return Example(
+            display_image(batch["images"][i].float().cpu()),
+            predicted[i].cpu().numpy(),
+            batch["masks"][i].cpu().numpy(),
+            figure,
+            classes=len(self.info.classes),
+        )
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test")

@@ -12,7 +12,7 @@ from torch import Tensor
 from eeap.embed.base import TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import log_figure
+from eeap.loggers import Example, log_examples
 from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
@@ -143,10 +143,15 @@ class TranslationTask(Task):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         hyps = self.evaluate(batch, "val", beam_size=1)
         if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            for i in range(min(self.plot_examples, len(batch["src"]))):
-                log_figure(
-                    self, f"val/attention_{i}", self.figure(hyps, i, batch["src"][i].tolist(), batch["src_text"][i])
-                )
+            log_examples(
+                self, [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
+            )
+
+    def example(self, hyps: Hypotheses, row: int, batch: dict) -> Example:
+        """Validation example ``row`` as the loggers show it: source, output, reference and attention heatmap."""
+        output = self.info.target.join(self.info.target.pieces(hyps.tokens[row, : int(hyps.lengths[row])].tolist()))
+        figure = self.figure(hyps, row, batch["src"][row].tolist(), batch["src_text"][row])
+        return Example(batch["src_text"][row], output, batch["tgt_text"][row], figure)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test", beam_size=self.seq2seq.beam_size)

@@ -225,7 +225,7 @@ def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
 
     metrics = train(tiny(*TINY, "data.binary=false", "trainer.max_epochs=2", "model.plot_examples=1", config=SHAPES))
     assert 0.0 <= metrics["test/dice"] <= 1.0 and "test/iou" in metrics
-    assert list((tmp_path / "run" / "figures").glob("val_gates_0-*.png"))
+    assert list((tmp_path / "run" / "figures").glob("val_attention_0-*.png"))
     write_png(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (27, 35, 3)))
     (tmp_path / "list.txt").write_text(f"{tmp_path / 'a.png'}\n\n{tmp_path / 'missing.png'}\n")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"

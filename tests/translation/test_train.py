@@ -135,9 +135,63 @@ def test_wandb_offline_csv_and_attention_figures(tiny, tmp_path):
     rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
     assert any(row.get("val/exact_match") for row in rows) and any(row.get("train/loss") for row in rows)
     assert "sacrebleu_signature" in (run_dir / "csv" / "hparams.yaml").read_text()
-    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
-        f"val_attention_{i}-step{metrics['steps']:07d}.png" for i in range(2)
+    validated_at = metrics["steps"] - 1  # the validation ran before its epoch's last batch was counted
+    assert sorted(p.name for p in (run_dir / "figures").iterdir() if p.name.startswith("val_")) == [
+        f"val_attention_{i}-step{validated_at:07d}.png" for i in range(2)
     ]
+    (val_row,) = [row for row in rows if row.get("val/exact_match")]
+    assert int(val_row["step"]) == validated_at
+
+
+def history(run_dir):
+    from tests.wandb_records import of_type, run_files
+
+    rows = []  # one dict per history row; a media value (W&B keeps its fields as nested keys) as a dict of its own
+    for record in of_type(run_files(run_dir)[-1], "history"):
+        row: dict = {}
+        for item in record.item:
+            key = [item.key] if item.key else list(item.nested_key)
+            if len(key) == 1:
+                row[key[0]] = json.loads(item.value_json)
+            else:
+                row.setdefault(key[0], {})[key[1]] = json.loads(item.value_json)
+        rows.append(row)
+    return rows
+
+
+def logged_tables(run_dir, key):
+    """The tables logged under ``key``, in order, read from the run_table artifacts of the offline run."""
+    from tests.wandb_records import of_type, run_files
+
+    tables = []
+    for artifact in of_type(run_files(run_dir)[-1], "artifact"):
+        if artifact.type == "run_table":
+            for entry in artifact.manifest.contents:
+                if entry.path == f"{key}.table.json":
+                    tables.append(json.loads(Path(entry.local_path).read_text()))
+    return tables
+
+
+def test_each_validation_logs_a_table_of_fixed_examples_on_the_step_of_its_metrics(tiny, tmp_path):
+    keys = ["logger.use=[wandb]", "trainer.max_epochs=2", "model.plot_examples=3", "test=false"]
+    train(tiny(*keys, "early_stopping.stopping_threshold=null"))
+    run_dir = tmp_path / "run"
+    rows = history(run_dir)
+    metric_steps = [row["trainer/global_step"] for row in rows if "val/exact_match" in row]
+    table_rows = [row for row in rows if "val/examples" in row]
+    image_steps = [row["trainer/global_step"] for row in rows if "val/attention_0" in row]
+    assert len(metric_steps) == 2 and [row["trainer/global_step"] for row in table_rows] == metric_steps
+    assert image_steps == metric_steps  # images and metrics of one validation on one step
+    for row in table_rows:
+        assert row["val/examples"]["_type"] == "table-file" and row["val/examples"]["nrows"] == 3
+    sources = []
+    for table in logged_tables(run_dir, "val/examples"):  # as W&B keeps them: a run_table artifact per validation
+        assert table["columns"] == ["example", "input", "output", "reference", "attention"]
+        sources.append([r[1] for r in table["data"]])
+        for _, _, output, reference, image in table["data"]:
+            assert isinstance(output, str) and len(reference) == 10 and image["_type"] == "image-file"
+            assert image["path"].startswith("media/images/") and image["width"] > 100
+    assert sources[0] == sources[1] and len(set(sources[0])) == 3  # the same fixed examples each validation
 
 
 def state(path):
@@ -400,3 +454,16 @@ def test_checkpoint_artifacts_carry_best_and_latest_aliases_on_the_right_files(t
     assert best != last and [path for path, _ in logged] == [best, last]
     assert [path for path, aliases in logged if "best" in aliases] == [best]  # "best" on the best only
     assert "latest" in logged[-1][1]
+
+
+def test_a_learning_curve_figure_covers_the_whole_run_across_a_resume(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    keys = ["early_stopping.stopping_threshold=null", "test=false", "trainer.log_every_n_steps=5"]
+    train(tiny(*keys, "trainer.max_epochs=1"))
+    first = (run_dir / "figures" / "learning_curve.png").stat().st_mtime_ns
+    train(tiny(*keys, "trainer.max_epochs=2", f"resume={run_dir}"))
+    assert (run_dir / "figures" / "learning_curve.png").stat().st_mtime_ns > first
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (curve,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("LearningCurve")]
+    # the resumed run drew the first run's points too
+    assert [step for step, _ in curve["val"]] == [9, 19] and [step for step, _ in curve["train"]] == [0, 5, 10, 15]

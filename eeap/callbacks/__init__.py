@@ -1,4 +1,5 @@
-"""Lightning callbacks and plugins of every run: stop cleanly on a signal, write checkpoints atomically.
+"""Lightning callbacks and plugins of every run: stop cleanly on a signal, write checkpoints atomically; the role
+of the callbacks a config names (``RunCallback``, registered in ``eeap.callbacks.named``).
 
 - ``StopOnSignal``: the first SIGINT or SIGTERM during training stops the run at the next batch boundary with a
   checkpoint it resumes from exactly;
@@ -18,6 +19,18 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from eeap.faults import STOP_SIGNALS, Stopped, in_main_thread
+from eeap.registry import Role
+
+
+class RunCallback(Callback, Role):
+    """The callback role: a Lightning callback a config names in ``trainer.callbacks`` (``eeap.callbacks.named``).
+
+    ``replaces_weights``: the callback leaves the model with other weights when training ends than any checkpoint
+    holds (weight averaging), so the run saves and tests those."""
+
+    registry_kind = "callback"
+    role_name = "callback"
+    replaces_weights = False
 
 
 class StopOnSignal(Callback):
@@ -140,3 +153,57 @@ class BestValue(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.value, self.step = state_dict["value"], state_dict["step"]
+
+
+class LearningCurve(Callback):
+    """The run's learning curve, drawn when training ends as ``figures/learning_curve.png`` in the run folder (and
+    sent to the loggers that show images): the training loss every ``log_every_n_steps`` and each validation's
+    metrics, against the step the loggers record them at; the monitored metric's best value marked. Its points
+    are kept in checkpoints, so a resumed run draws the whole curve.
+
+    # Parameters
+    monitor, mode: the metric marked at its best, and whether more or less is better.
+    """
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.train: list[tuple[int, float]] = []  # (step, train/loss)
+        self.val: list[tuple[int, dict[str, float]]] = []  # (step, {val/<name>: value})
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        from eeap.loggers import logged_step
+
+        step = logged_step(trainer)
+        loss = trainer.callback_metrics.get("train/loss")
+        if (
+            loss is not None
+            and step % trainer.log_every_n_steps == 0
+            and not (self.train and self.train[-1][0] == step)
+        ):
+            self.train.append((step, float(loss)))
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        from eeap.loggers import logged_step
+
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+        if metrics:
+            self.val.append((logged_step(trainer), metrics))
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        from eeap.loggers import logged_step, send_image
+        from eeap.plotting import learning_curve, save_figure
+
+        if not trainer.is_global_zero or not (self.train or self.val):
+            return
+        figure = learning_curve(self.train, self.val, self.monitor, self.mode)
+        path = save_figure(figure, Path(trainer.default_root_dir) / "figures" / "learning_curve.png")
+        send_image(trainer, "learning_curve", path, logged_step(trainer))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train": list(self.train), "val": list(self.val)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train = [(int(step), float(loss)) for step, loss in state_dict.get("train", [])]
+        self.val = [(int(step), dict(metrics)) for step, metrics in state_dict.get("val", [])]

@@ -46,11 +46,13 @@ def wandb_run_id(run_dir: Path, known: str | None = None) -> tuple[str, bool]:
     return run_id, False
 
 
-def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
+def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None, resume_step: int | None = None) -> list:
     """The loggers named in ``logger.use``, writing under ``run_dir``; the resolved config goes in as hyperparameters.
 
     A resumed run continues its experiment: the same W&B run (its id kept in the run folder and the checkpoint,
-    ``wandb_id``), and rows appended to the same ``csv/metrics.csv``."""
+    ``wandb_id``), and rows appended to the same ``csv/metrics.csv`` after the rows up to ``resume_step`` (the
+    checkpoint's last logged step: rows a killed run logged after its checkpoint are logged again by the resumed
+    run, so they are dropped first)."""
     from lightning.pytorch.loggers import WandbLogger
 
     unknown = [name for name in run.logger.use if name not in LOGGERS]
@@ -70,7 +72,9 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None) -> list:
                 )
     loggers: list[Any] = []
     if "csv" in run.logger.use:
-        loggers.append(AppendingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        csv_logger = AppendingCSVLogger(save_dir=str(run_dir), name="csv", version="")
+        csv_logger.resume_step = resume_step
+        loggers.append(csv_logger)
     if "wandb" in run.logger.use:
         wb = run.logger.wandb
         mode = wb.mode
@@ -190,10 +194,12 @@ def _csv_base() -> type:
 class AppendingCSVLogger(_csv_base()):  # type: ignore[misc]
     """Lightning's CSV logger, but a run folder's ``metrics.csv`` is continued, not replaced, when a run resumes."""
 
+    resume_step: Optional[int] = None
+
     @property
     def experiment(self) -> Any:
         if getattr(self, "_experiment", None) is None:
-            self._experiment = AppendingWriter(log_dir=self.log_dir)
+            self._experiment = AppendingWriter(log_dir=self.log_dir, resume_step=self.resume_step)
         return self._experiment
 
 
@@ -204,14 +210,35 @@ def _writer_base() -> type:
 
 
 class AppendingWriter(_writer_base()):  # type: ignore[misc]
-    """Keeps an existing metrics.csv and its columns (Lightning's writer deletes it)."""
+    """Keeps an existing metrics.csv and its columns (Lightning's writer deletes it), without its rows after
+    ``resume_step``."""
+
+    def __init__(self, log_dir: str, resume_step: Optional[int] = None) -> None:
+        self.resume_step = resume_step
+        super().__init__(log_dir=log_dir)
 
     def _check_log_dir_exists(self) -> None:
         import csv
+        import io
 
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
-                self.metrics_keys = sorted(next(csv.reader(f), []))
+        from eeap.paths import write_atomically
+
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+        self.metrics_keys = sorted(columns)
+        if self.resume_step is None or "step" not in columns:
+            return
+        kept = [row for row in rows if not row["step"] or int(float(row["step"])) <= self.resume_step]
+        if len(kept) < len(rows):
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns)  # as Lightning writes it
+            writer.writeheader()
+            writer.writerows(kept)
+            write_atomically(Path(self.metrics_file_path), buffer.getvalue())
 
 
 def has_wandb_credentials() -> bool:

@@ -161,14 +161,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     task, data = build_run(cfg)
 
     run_dir, ckpt_path = resolve_run_dir(run)
-    wandb_id = None
+    wandb_id, resume_step = None, None
     if ckpt_path is not None:
-        wandb_id = check_resume(ckpt_path, task)
+        wandb_id, resume_step = check_resume(ckpt_path, task)
         for leftover in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a write that a kill cut short
             leftover.unlink(missing_ok=True)
     check_monitors(run, task)
     named = build_callbacks(run)
-    trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id)
+    trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id, resume_step)
     if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if trainer.is_global_zero:
@@ -273,10 +273,11 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
     return run_dir, None
 
 
-def check_resume(path: str, task: Any) -> Optional[str]:
+def check_resume(path: str, task: Any) -> tuple[Optional[str], Optional[int]]:
     """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries."""
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries
+    and the last step the loggers had recorded when it was written."""
     import torch
 
     try:
@@ -297,7 +298,9 @@ def check_resume(path: str, task: Any) -> Optional[str]:
                 f"resume={path}: the checkpoint holds another model than this config builds ({key}: {found} in the "
                 f"checkpoint, {wanted} here); resume with the config it was trained with"
             )
-    return checkpoint["eeap"].get("wandb_id")  # the W&B run the resumed run continues
+    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    step = loop.get("_batches_that_stepped") if isinstance(loop, dict) else None
+    return checkpoint["eeap"].get("wandb_id"), step if isinstance(step, int) else None
 
 
 def find_checkpoint(resume: str, name: str) -> Path:
@@ -315,7 +318,14 @@ def find_checkpoint(resume: str, name: str) -> Path:
     return path
 
 
-def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wandb_id: Optional[str] = None) -> Any:
+def build_trainer(
+    run: RunConfig,
+    run_dir: Path,
+    task: Any,
+    callbacks: list,
+    wandb_id: Optional[str] = None,
+    resume_step: Optional[int] = None,
+) -> Any:
     """A Lightning Trainer from ``trainer.*`` with checkpoints (best + last), early stopping and loggers."""
     import dataclasses
 
@@ -373,7 +383,7 @@ def build_trainer(run: RunConfig, run_dir: Path, task: Any, callbacks: list, wan
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
     callbacks.append(BestValue(ck.monitor or monitor, ck.mode or mode))
     callbacks.append(LearningCurve(ck.monitor or monitor, ck.mode or mode))
-    loggers = build_loggers(run, run_dir, wandb_id)
+    loggers = build_loggers(run, run_dir, wandb_id, resume_step)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             task.eeap_wandb_id = logger._id  # the checkpoint carries it (Task.on_save_checkpoint)

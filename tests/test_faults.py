@@ -23,6 +23,7 @@ NOISY = [  # dropout and teacher forcing draw random numbers every step: a resum
     "early_stopping.stopping_threshold=null",
     "trainer.val_check_interval=0.5",  # validation and checkpoints at steps 5, 10, 15, 20 (10 batches an epoch)
     "trainer.max_epochs=2",
+    "logger.use=[csv]",  # the metrics a resumed run leaves in csv/metrics.csv must be an unbroken run's
 ]
 ENV = {**os.environ, "WANDB_MODE": "offline"}
 
@@ -85,6 +86,15 @@ def test_kill_9_at_any_point_then_resume_equals_an_unbroken_run_bit_for_bit(unbr
     assert {k: v for k, v in resumed.items() if k.startswith("test/")} == {
         k: v for k, v in straight.items() if k.startswith("test/")
     }
+    # no row twice: the rows the killed run logged after its checkpoint are replaced by the resumed run's
+    assert metrics_rows(run_dir) == metrics_rows(straight["run_dir"])
+
+
+def metrics_rows(run_dir):
+    import csv
+
+    rows = list(csv.DictReader((Path(run_dir) / "csv" / "metrics.csv").open()))
+    return [{k: v for k, v in row.items() if v} for row in rows]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -246,6 +246,8 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
         "trainer.strategy=ddp",
         "trainer.max_epochs=1",
         "test=false",
+        "logger.use=[wandb, csv]",
+        "model.plot_examples=1",
     ]
     result = subprocess.run(
         [sys.executable, "tests/ddp_worker.py", str(out), str(DATES), *overrides],
@@ -259,6 +261,12 @@ def test_ddp_two_processes_keep_identical_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     first = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert first["global_step"] == 5  # 300 examples / (32 per batch × 2 processes), rounded up
+    from tests.wandb_records import of_type, run_files
+
+    (run_file,) = run_files(tmp_path / "run")  # one W&B run for the experiment, written by rank 0
+    (run,) = of_type(run_file, "run")
+    assert run.run_id == (tmp_path / "run" / "wandb-id").read_text().strip() == first["eeap"]["wandb_id"]
+    assert len(logged_tables(tmp_path / "run", "val/examples")) == 1
 
 
 @pytest.mark.parametrize(

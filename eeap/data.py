@@ -4,6 +4,8 @@ order and seeds survive a resume."""
 from __future__ import annotations
 
 import abc
+import csv
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -166,6 +168,84 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 def read_text(path: Path, where: str) -> str:
     """A text file's contents; bytes that are not UTF-8 stop with one line naming the file, the line and the bytes."""
     return decode_text(Path(path).read_bytes(), str(path), where)
+
+
+class BadLines:
+    """The lines of a data file that ``data.on_bad_line`` refuses (``error``: the first stops the run in one line
+    naming the file and the line) or leaves out (``skip``: counted, and the first few shown in one warning).
+
+    # Parameters
+    path: the file; where: its config key; mode: ``error`` or ``skip``.
+    """
+
+    SHOWN = 3
+
+    def __init__(self, path: Path, where: str, mode: str) -> None:
+        self.path, self.where, self.mode = path, where, mode
+        self.count, self.first = 0, []  # type: int, list[str]
+
+    def __call__(self, line: int, problem: str) -> None:
+        message = f"{self.path} line {line} {problem}"
+        if self.mode == "error":
+            raise DataError(f"{self.where}: {message} (data.on_bad_line=skip leaves such lines out)")
+        self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append(message)
+
+    def report(self) -> None:
+        if self.count:
+            more = f"; {self.count - len(self.first)} more" if self.count > len(self.first) else ""
+            warnings.warn(
+                f"{self.where}: left out {self.count} bad lines of {self.path}: {'; '.join(self.first)}{more}",
+                stacklevel=2,
+            )
+
+
+def read_rows(
+    path: Path, where: str, columns: int, on_bad_line: str = "error", header: bool = False, exact: bool = False
+) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each row of a TSV or CSV file, read as it streams past (memory independent of the
+    file's size). TSV: one row per line, split at tabs, quotes taken literally (as corpora are written); CSV:
+    Python's csv dialect (quoted fields may span lines). Blank lines are passed over; a line that is not UTF-8
+    or has fewer than ``columns`` fields (another number, if ``exact``) is a bad line (``BadLines``: stop, or leave it
+    out and report it)."""
+    path = Path(path)
+    tsv = path.suffix.lower() != ".csv"
+    bad = BadLines(path, where, on_bad_line)
+    state = {"line": 0}
+
+    def lines() -> Iterator[str]:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                state["line"] = number
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    bad(number, f"is not UTF-8 text (bytes {raw[e.start : e.end]!r}); save it as UTF-8")
+
+    try:
+        if tsv:
+            rows: Iterator[list[str]] = (line.rstrip("\r\n").split("\t") for line in lines())
+        else:
+            rows = csv.reader(lines())
+        first = True
+        for row in rows:
+            number = state["line"]
+            if not row or not "".join(row).strip():
+                continue
+            if first and header:
+                first = False
+                continue
+            first = False
+            if len(row) < columns or (exact and len(row) != columns):
+                shown = row[0][:40] + ("..." if len(row[0]) > 40 else "") if row else ""
+                bad(number, f"has {len(row)} column{'s' * (len(row) != 1)} ({shown!r}), expected {columns}")
+                continue
+            yield number, row
+    except csv.Error as e:
+        raise DataError(f"{where}: {path} line {state['line']} is not valid CSV ({e})") from None
+    finally:
+        bad.report()
 
 
 def demo_import(module: str, needed_for: str) -> Any:

@@ -86,6 +86,10 @@ def w(tmp_path_factory):
     (w / "nodefault.yaml").write_text("defaults: [nothere.yaml]\nname: x\n")
     # translation files
     (w / "notab.tsv").write_text("".join(f"word{i} word{i}\n" for i in range(20)))
+    lines = [f"w{i} x{i % 7}\tv{i}\n".encode() for i in range(60)]
+    lines[40] = "grüße\tv\n".encode("latin-1")
+    lines[50] = b"no tab here\n"
+    (w / "twobad.tsv").write_bytes(b"".join(lines))
     (w / "pairs.tsv").write_text("".join(f"w{i} x{i % 7}\tv{i}\n" for i in range(80)))
     (w / "emptyfield.tsv").write_text("\tc\n" * 10)
     (w / "pairs.xyz").write_text("a\tb\n")
@@ -332,6 +336,13 @@ CASES = [
     ("parallel-not-utf8", [*P, "data.train={w}/latin1.txt"], 2, "is not UTF-8 text (bytes b'\\xfc')"),
     ("parallel-empty", [*P, "data.train={w}/empty"], 2, "{w}/empty"),
     ("parallel-no-tab", [*P, "data.train={w}/notab.tsv"], 2, "{w}/notab.tsv"),
+    ("parallel-bad-line-41", [*P, "data.train={w}/twobad.tsv"], 2, "{w}/twobad.tsv line 41 is not UTF-8 text"),
+    (
+        "parallel-skip-bad-lines",  # skipped: training goes on; the two lines are reported, not refused
+        [*P, "data.train={w}/twobad.tsv", "data.on_bad_line=skip", "data.on_bad_line=maybe"],
+        2,
+        "data.on_bad_line: expected one of 'error', 'skip'",
+    ),
     (
         "parallel-empty-field",
         [*P, "data.train={w}/emptyfield.tsv"],
@@ -475,3 +486,18 @@ def test_bad_input_gives_one_line_and_its_exit_code(w, capsys, monkeypatch, name
     assert len(lines) == 1 and words in lines[0], err
     assert not (w / "code-ran").exists()  # no checkpoint ran code, whatever the environment said
     assert not (run_dir / "checkpoints").exists()  # nothing was trained, nothing written
+
+
+def test_the_whole_config_is_checked_before_any_data_is_read(tmp_path, capsys):
+    """A typo in a model key fails in one line before the data: the data file named here does not even exist."""
+    from eeap.run import main
+
+    parallel = ROOT / "configs" / "translation" / "parallel.yaml"
+    for key, message in [
+        ("model.encode.hiden=3", "error: model.encode.hiden: unknown key for encode 'rnn'. Valid keys: hidden,"),
+        ("model.attend.type=dott", "error: model.attend.type: unknown attend type 'dott'"),
+        ("model.predict.hidden=big", "error: model.predict.hidden: expected int"),
+    ]:
+        code = main([str(parallel), f"data.train={tmp_path}/not-there.tsv", key, f"run_dir={tmp_path}/run"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err, err

@@ -73,7 +73,7 @@ LATIN1 = "caf\xe9\tcoffee\n".encode("latin-1")  # é as one byte: not UTF-8
     "name, section, file",
     [
         ("parallel", {"type": "parallel", "train": "{path}"}, "pairs.tsv"),
-        ("text_file", {"type": "text_file", "path": "{path}"}, "texts.csv"),
+        ("text_file", {"type": "text_file", "path": "{path}"}, "texts.tsv"),
         ("caption_folder", {"type": "caption_folder", "root": "{folder}", "captions": "{path}"}, "captions.tsv"),
     ],
 )
@@ -105,3 +105,55 @@ def test_predict_input_that_is_not_utf8_is_one_line(tmp_path, tiny):
             result.stderr.decode()
             == f"error: --input: {where} line 1 is not UTF-8 text (bytes b'\\xe9'); save it as UTF-8\n"
         )
+
+
+def big_tsv(path, lines=300_000, bad=()):
+    """A TSV of ``lines`` pairs with bad lines at the given (1-based) numbers: latin-1 bytes, or one column."""
+    with open(path, "wb") as f:
+        for number in range(1, lines + 1):
+            if number in bad:
+                f.write("grüße\tGrüße\n".encode("latin-1") if number % 2 else b"one column only\n")
+            else:
+                f.write(f"source {number}\ttarget {number}\n".encode())
+
+
+def test_a_bad_line_deep_in_a_big_file_is_named_by_file_and_line(tmp_path):
+    from eeap.tasks.translation.files import read_pairs
+
+    from eeap.errors import DataError
+
+    path = tmp_path / "big.tsv"
+    big_tsv(path, bad={250_000, 250_001})
+    with pytest.raises(
+        DataError, match=rf"^data.train: {path} line 250000 has 1 column \('one column only'\), expected 2"
+    ):
+        read_pairs(str(path), "data.train")
+
+
+def test_skip_leaves_bad_lines_out_counts_them_and_shows_the_first_few(tmp_path):
+    from eeap.tasks.translation.files import read_pairs
+
+    path = tmp_path / "big.tsv"
+    bad = {10, 11, 20_001, 30_000, 30_001}
+    big_tsv(path, lines=40_000, bad=bad)
+    with pytest.warns(UserWarning) as caught:
+        pairs = read_pairs(str(path), "data.train", on_bad_line="skip")
+    assert len(pairs) == 40_000 - len(bad) and pairs[9] == ("source 12", "target 12")
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(f"data.train: left out 5 bad lines of {path}: {path} line 10 has 1 column")
+    assert f"{path} line 11 is not UTF-8 text (bytes b'\\xfc')" in message and message.endswith("; 2 more")
+
+
+def test_text_file_classification_reads_rows_with_the_same_bad_line_modes(tmp_path):
+    from eeap.errors import DataError
+    from eeap.registry import DATA
+
+    path = tmp_path / "texts.tsv"
+    path.write_bytes(b"".join(f"text {i}\tlabel{i % 2}\n".encode() for i in range(40)) + b"no label\n")
+    data = DATA.build({"type": "text_file", "path": str(path)}, "data", seed=0)
+    with pytest.raises(DataError, match=rf"data.path: {path} line 41 has 1 column"):
+        data.prepare()
+    data = DATA.build({"type": "text_file", "path": str(path), "on_bad_line": "skip"}, "data", seed=0)
+    with pytest.warns(UserWarning, match="left out 1 bad lines"):
+        data.prepare()
+    assert sum(len(split) for split in data.splits.values()) == 40

@@ -3,10 +3,9 @@ the user's folder of images with a captions file."""
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence, cast
@@ -14,7 +13,7 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import DataInfo, DataModule, read_image, read_text
+from eeap.data import DataInfo, DataModule, read_image, read_rows
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer, pad
@@ -236,6 +235,8 @@ class CaptionFolderData(CaptioningData):
     image_size: [H, W] every image must have (default: the first image's).
     resize: resize images of another size instead of refusing them.
     val_fraction, test_fraction: held-out shares of the images (all captions of an image stay in one split).
+    on_bad_line: a captions line that is not UTF-8, lacks a caption or has an empty one: ``error`` stops with one
+        line naming the file and the line; ``skip`` leaves it out, counts such lines and shows the first few.
     """
 
     def __init__(
@@ -248,9 +249,11 @@ class CaptionFolderData(CaptioningData):
         resize: bool = False,
         val_fraction: Fraction = 0.1,
         test_fraction: Fraction = 0.2,
+        on_bad_line: Literal["error", "skip"] = "error",
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
+        self.on_bad_line = on_bad_line
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
         self.fractions = (val_fraction, test_fraction)
@@ -260,16 +263,16 @@ class CaptionFolderData(CaptioningData):
             raise DataError(f"data.captions: file not found: {self.captions} (lines of FILE<TAB>caption)")
         delimiter = "," if self.captions.suffix.lower() == ".csv" else "\t"
         by_image: dict[str, list[str]] = {}
-        with io.StringIO(read_text(self.captions, "data.captions"), newline="") as f:
-            for number, row in enumerate(csv.reader(f, delimiter=delimiter), 1):
-                if not row or not "".join(row).strip():
-                    continue
-                if len(row) < 2 or not row[1].strip():
-                    raise DataError(
-                        f"{self.captions} line {number}: expected FILE{'<TAB>' if delimiter == chr(9) else ','}"
-                        f"caption, got {delimiter.join(row)!r}"
-                    )
-                by_image.setdefault(row[0].strip(), []).append(row[1].strip())
+        rows = read_rows(self.captions, "data.captions", 2, self.on_bad_line)
+        for number, row in rows:
+            if not row[1].strip():
+                shown = f"FILE{'<TAB>' if delimiter == chr(9) else ','}caption"
+                message = f"{self.captions} line {number}: expected {shown}, got {delimiter.join(row)!r}"
+                if self.on_bad_line == "error":
+                    raise DataError(f"data.captions: {message}")
+                warnings.warn(f"data.captions: left out {message}", stacklevel=2)
+                continue
+            by_image.setdefault(row[0].strip(), []).append(row[1].strip())
         names = sorted(by_image)
         if len(names) < 3:
             raise DataError(

@@ -3,8 +3,6 @@ identification over the translations in gettext ``.po`` files."""
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 import warnings
 from dataclasses import dataclass
@@ -14,7 +12,7 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image, read_text
+from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image, read_rows
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
@@ -220,9 +218,11 @@ class TextFileData(TextData):
     """The user's labelled texts: a ``.csv`` or ``.tsv`` file with a text column and a label column.
 
     # Parameters
-    path: the file.
+    path: the file (``.csv``: comma-separated; any other name: tab-separated).
     text_column, label_column: column positions (0-based).
     header: the first row holds column names.
+    on_bad_line: a line that is not UTF-8 or lacks a column: ``error`` stops with one line naming the file and the
+        line; ``skip`` leaves it out, counts such lines and shows the first few.
     """
 
     def __init__(
@@ -232,25 +232,21 @@ class TextFileData(TextData):
         text_column: NonNegativeInt = 0,
         label_column: NonNegativeInt = 1,
         header: bool = False,
+        on_bad_line: Literal["error", "skip"] = "error",
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
+        self.on_bad_line = on_bad_line
 
     def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
         if not self.path.is_file():
             raise DataError(f"data.path: file not found: {self.path}")
-        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
-        with io.StringIO(read_text(self.path, "data.path"), newline="") as f:
-            rows = [r for r in csv.reader(f, delimiter=delimiter) if r][1 if self.header else 0 :]
+        delimiter = "\t" if self.path.suffix.lower() != ".csv" else ","
+        needed = max(self.columns) + 1  # text_column and label_column must exist
+        rows = [row for _, row in read_rows(self.path, "data.path", needed, self.on_bad_line, self.header)]
         if not rows:
             raise DataError(f"data.path: {self.path} holds no rows; give a file of text{delimiter!r}label lines")
-        for number, row in enumerate(rows, 2 if self.header else 1):
-            if len(row) <= max(self.columns):
-                raise DataError(
-                    f"{self.path} line {number} has {len(row)} columns; "
-                    f"text_column={self.columns[0]} and label_column={self.columns[1]} need more"
-                )
         classes = sorted({r[self.columns[1]] for r in rows})
         index = {c: i for i, c in enumerate(classes)}
         return self.text_splits([r[self.columns[0]] for r in rows], [index[r[self.columns[1]]] for r in rows], classes)

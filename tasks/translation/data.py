@@ -67,6 +67,8 @@ class TranslationData(DataModule):
     num_workers: DataLoader worker processes.
     bucket: batch training sentences of similar source length (far less padding, faster); evaluation splits are
         sorted by length for the same reason.
+    on_bad_line: a line of a data file that is not UTF-8 or lacks a column: ``error`` stops with one line naming
+        the file and the line; ``skip`` leaves it out, counts such lines and shows the first few.
     """
 
     info_class = TranslationInfo
@@ -85,8 +87,10 @@ class TranslationData(DataModule):
         test_file: Optional[str] = None,
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,
+        on_bad_line: Literal["error", "skip"] = "error",
     ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
+        self.on_bad_line = on_bad_line
         self.src_kind, self.tgt_kind = src_tokenizer, tgt_tokenizer
         self.vocab_size, self.min_freq = vocab_size, min_freq
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
@@ -99,7 +103,7 @@ class TranslationData(DataModule):
         Pairs with an empty side, or longer than max_src_len / max_tgt_len pieces, are left out with a warning.
         """
         if self.test_file:
-            test = read_pairs(self.test_file, "data.test_file")
+            test = read_pairs(self.test_file, "data.test_file", self.on_bad_line)
         train = [(s.strip(), t.strip()) for s, t in train]
         fit_on = [(s, t) for s, t in train if s and t]
         if not fit_on:
@@ -266,7 +270,11 @@ class ParallelData(TranslationData):
         self.fractions = {"val": val_fraction, "test": test_fraction}
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
-        splits = {name: read_pairs(spec, f"data.{name}") for name, spec in self.paths.items() if spec is not None}
+        splits = {
+            name: read_pairs(spec, f"data.{name}", self.on_bad_line)
+            for name, spec in self.paths.items()
+            if spec is not None
+        }
         train = splits["train"]
         random.Random(self.seed).shuffle(train)
         total = len(train)

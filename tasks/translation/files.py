@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Union
 
-from eeap.data import demo_import, read_text
+from eeap.data import demo_import, read_rows, read_text
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]
 
 
-def read_pairs(spec: Union[str, dict], where: str) -> Pairs:
+def read_pairs(spec: Union[str, dict], where: str, on_bad_line: str = "error") -> Pairs:
     """Pairs from ``file.tsv`` / ``file.csv`` (source, target columns), ``file.po`` (msgid → msgstr, translated
-    and not fuzzy), or ``{source: a.txt, target: b.txt}`` (aligned lines)."""
+    and not fuzzy), or ``{source: a.txt, target: b.txt}`` (aligned lines). Lines that are not UTF-8 or do not have
+    two columns stop with one line naming the file and the line, or, with ``on_bad_line="skip"``, are left out
+    and reported."""
     if isinstance(spec, dict):
         if set(spec) != {"source", "target"}:
             raise DataError(f"{where}: give a file path, or {{source: PATH, target: PATH}}; got keys {sorted(spec)}")
@@ -30,16 +30,7 @@ def read_pairs(spec: Union[str, dict], where: str) -> Pairs:
         return read_po(path, where)
     if suffix not in (".tsv", ".csv", ".txt"):
         raise DataError(f"{where}: {path} has an unknown format; use .tsv, .csv, .po or {{source: .., target: ..}}")
-    delimiter = "," if suffix == ".csv" else "\t"
-    pairs = []
-    with io.StringIO(read_text(path, where), newline="") as f:
-        for number, row in enumerate(csv.reader(f, delimiter=delimiter), 1):
-            if not row:
-                continue
-            if len(row) != 2:
-                raise DataError(f"{where}: {path} line {number} has {len(row)} columns, expected 2 (source, target)")
-            pairs.append((row[0], row[1]))
-    return pairs
+    return [(row[0], row[1]) for _, row in read_rows(path, where, 2, on_bad_line, exact=True)]
 
 
 def existing(path: str, where: str) -> Path:

@@ -120,7 +120,7 @@ def test_text_file_and_its_errors(tmp_path):
     data.prepare()
     assert data.info().classes == ["neg", "pos"] and sum(len(v) for v in data.splits.values()) == 40
     (tmp_path / "bad.tsv").write_text("only text\n")
-    with pytest.raises(DataError, match=r"bad.tsv line 1 has 1 columns"):
+    with pytest.raises(DataError, match=r"bad.tsv line 1 has 1 column \('only text'\), expected 2"):
         DATA.build({"type": "text_file", "path": str(tmp_path / "bad.tsv")}, "data", seed=0).prepare()
 
 

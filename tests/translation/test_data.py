@@ -119,7 +119,7 @@ def test_parallel_file_errors(tmp_path):
     from eeap.tasks.translation.files import read_pairs
 
     (tmp_path / "bad.tsv").write_text("a\tb\nonly one column\n")
-    with pytest.raises(DataError, match=r"bad.tsv line 2 has 1 columns, expected 2"):
+    with pytest.raises(DataError, match=r"bad.tsv line 2 has 1 column \('only one column'\), expected 2"):
         read_pairs(str(tmp_path / "bad.tsv"), "data.train")
     with pytest.raises(DataError, match="data.train: file not found: nope.tsv"):
         read_pairs("nope.tsv", "data.train")

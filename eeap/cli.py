@@ -1,9 +1,11 @@
-"""The ``eeap`` command: ``train``, ``test``, ``predict``, ``export``, ``sweep`` and ``components``.
+"""The ``eeap`` command: ``train``, ``test``, ``prepare``, ``predict``, ``export``, ``sweep`` and ``components``.
 
 - ``eeap train CONFIG [key=value ...]``: train, then test (``train.py`` is the same);
 - ``eeap test CHECKPOINT [key=value ...]``: evaluate a trained model on its test split (or ``data.test_file=...``)
   without training;
 - ``eeap predict CHECKPOINT [--input FILE] ...``: run a trained model on new input (``predict.py`` is the same);
+- ``eeap prepare CONFIG [key=value ...]``: prepare a config's data ahead of training into its cache
+  (``eeap.prepared``);
 - ``eeap export CHECKPOINT --out DIR``: ONNX or TorchScript files of a trained model;
 - ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.sweep``);
 - ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults.
@@ -21,6 +23,7 @@ USAGE = """usage: eeap COMMAND ...
 commands:
   train CONFIG [key=value ...]     train a model from a YAML config, then test it
   test CHECKPOINT [key=value ...]  evaluate a trained model on its test split, without training
+  prepare CONFIG [key=value ...]   prepare a config's data once (tokenizers, encoding), for the runs that follow
   predict CHECKPOINT [options]     run a trained model on new input (one example per line)
   export CHECKPOINT --out DIR      export a trained model to ONNX or TorchScript files
   sweep SWEEP.yaml [--trials N]    run a W&B sweep file's trials offline (Optuna), ranked by the objective
@@ -38,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[list[str]], int]] = {
         "train": train_command,
         "test": test_command,
+        "prepare": prepare_command,
         "predict": predict_command,
         "export": export_command,
         "sweep": sweep_command,
@@ -65,6 +69,12 @@ def export_command(args: list[str]) -> int:
     from eeap.export import main as export_main
 
     return export_main(args)
+
+
+def prepare_command(args: list[str]) -> int:
+    from eeap.run import prepare_main
+
+    return prepare_main(args)
 
 
 def sweep_command(args: list[str]) -> int:

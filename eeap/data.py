@@ -76,11 +76,31 @@ class DataModule(L.LightningDataModule, Role):
     def make_splits(self) -> tuple[dict[str, list], DataInfo]:
         """``({"train": [...], "val": [...], "test": [...]}, info)``: the examples of each split, ready to collate."""
 
+    cache_settings: Optional[dict] = None  # the data section as built (set by the run): part of a cache's key
+    prepared_here = False  # whether the last prepare() made the splits (not read them from a cache)
+
+    def data_files(self) -> list[Path]:
+        """The files the splits are made from; a module that names some and whose ``cache_dir()`` is not None keeps
+        what it prepares in a cache (``eeap.prepared``). None (the default): generated data, made in memory."""
+        return []
+
+    def cache_dir(self) -> Optional[str]:
+        """Where prepared data is cached (``eeap.prepared.cache_root``); None: not cached (the default)."""
+        return None
+
     def prepare(self) -> None:
-        """Make the splits and the info (once; a second call does nothing)."""
+        """Make the splits and the info (once; a second call does nothing): from a cache where the module keeps
+        one, else with ``make_splits``."""
         if self._info is not None:
             return
-        splits, info = self.make_splits()
+        folder = self.cache_dir()
+        if folder is not None and self.cache_settings is not None and self.data_files():
+            from eeap.prepared import cache_root, load_or_prepare
+
+            splits, info, self.prepared_here = load_or_prepare(self, self.cache_settings, cache_root(folder))
+        else:
+            splits, info = self.make_splits()
+            self.prepared_here = True
         for name in ("train", "val", "test"):
             if not splits.get(name):
                 raise DataError(f"data: the {name} split is empty")

@@ -69,12 +69,56 @@ def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
         L.seed_everything(run.seed, workers=True, verbose=False)
         build_callbacks(run)  # their defaults recorded
         data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
+        data.cache_settings = record["data"]  # with every default: what a prepared-data cache is keyed by
         check_pairing(container["model"], data)  # before any data is read
         data.prepare()
         task = TASK.build(container["model"], where="model", role=Task, info=data.info())
     task.eeap_config = complete_config(container, record)  # every default filled in: the run rebuilds from it
     task.eeap_data_state = data.info().state()
     return task, data
+
+
+def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") -> int:
+    """``eeap prepare CONFIG [key=value ...]``: prepare the config's data ahead of training (tokenizers, encoding)
+    into its cache, or say that it is already there; what training and every rank then reuse."""
+    from eeap.errors import ArgumentParser, guarded
+
+    parser = ArgumentParser(
+        prog=prog,
+        description="Prepare a config's data once (tokenizers trained, pairs encoded) into its cache, "
+        "for the runs and ranks that follow.",
+    )
+    parser.add_argument("config", help="path to a YAML config")
+    parser.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.vocab_size=16000")
+
+    def body() -> int:
+        import lightning as L
+
+        from eeap.data import DataModule
+        from eeap.faults import stop_on_signals
+        from eeap.registry import DATA, recording_settings
+
+        with stop_on_signals():
+            args = parser.parse_intermixed_args(argv)
+            cfg = load_config(args.config, args.overrides)
+            container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
+            with recording_settings() as record:
+                run = check_config(container)
+                L.seed_everything(run.seed, workers=True, verbose=False)
+                data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
+            data.cache_settings = record["data"]
+            kind = data.registered_name
+            if data.cache_dir() is None or not data.data_files():
+                print(f"data '{kind}' is made in memory on each run; there is nothing to prepare ahead")
+                return 0
+            start = time.perf_counter()
+            data.prepare()
+        sizes = ", ".join(f"{len(data.splits[name])} {name}" for name in ("train", "val", "test"))
+        done = "prepared" if data.prepared_here else "already prepared (reused)"
+        print(f"data '{kind}' {done}: {sizes} examples, {time.perf_counter() - start:.1f} s")
+        return 0
+
+    return guarded(body, prog)
 
 
 def check_config(container: dict) -> RunConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional, Union
 
 from eeap.tasks.translation.files import Pairs, read_pairs
@@ -155,7 +156,9 @@ class TranslationData(DataModule):
         }
 
     def lengths(self, split: str) -> Optional[list[int]]:
-        return [len(e["src"]) for e in self.splits[split]] if self.bucket else None
+        from eeap.prepared import column_lengths
+
+        return column_lengths(self.splits[split], "src") if self.bucket else None
 
 
 @DATA.register("dates")
@@ -253,6 +256,9 @@ class ParallelData(TranslationData):
     # Parameters
     train, val, test: as above.
     val_fraction, test_fraction: held-out shares when val / test are not given.
+    cache: keep the prepared data (tokenizers trained, pairs encoded) and reuse it on the next run and on every
+        rank, until a file or a setting changes (``eeap prepare CONFIG`` does it ahead of time).
+    cache_dir: where (default ``$EEAP_CACHE`` or ``~/.cache/eeap/prepared``).
     """
 
     def __init__(
@@ -263,11 +269,22 @@ class ParallelData(TranslationData):
         test: Union[str, dict, None] = None,
         val_fraction: Fraction = 0.05,
         test_fraction: Fraction = 0.05,
+        cache: bool = True,
+        cache_dir: Optional[str] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
+        self.cache, self.cache_folder = cache, cache_dir
         self.paths = {"train": train, "val": val, "test": test}
         self.fractions = {"val": val_fraction, "test": test_fraction}
+
+    def data_files(self) -> list[Path]:
+        specs = [*self.paths.values(), self.test_file]
+        paths = [p for spec in specs if spec for p in (spec.values() if isinstance(spec, dict) else [spec])]
+        return [Path(p) for p in paths if Path(p).is_file()]
+
+    def cache_dir(self) -> Optional[str]:
+        return (self.cache_folder or "") if self.cache else None
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         splits = {

@@ -1,0 +1,165 @@
+"""Prepare once, reuse: the cache of prepared data (eeap.prepared), counted, not clocked."""
+
+import subprocess
+import sys
+
+import pytest
+
+from eeap.registry import DATA, recording_settings
+from tests.conftest import ROOT
+
+
+def corpus(path, lines=400, change=None):
+    rows = [f"the {i} cat sat\tdie {i} katze sass" for i in range(lines)]
+    if change is not None:
+        rows[change] = "a changed line\teine geänderte zeile"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tokenizer_fits(monkeypatch):
+    """How many times a tokenizer was trained."""
+    import eeap.tasks.translation.data as translation_data
+
+    calls = []
+    real = translation_data.fit_tokenizer
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(translation_data, "fit_tokenizer", counted)
+    return calls
+
+
+def prepared(train, cache, **settings):
+    section = {"type": "parallel", "train": str(train), "cache_dir": str(cache), "src_tokenizer": "subword"}
+    section.update(settings)
+    with recording_settings() as record:
+        data = DATA.build(section, "data", seed=0)
+    data.cache_settings = record["data"]
+    data.prepare()
+    return data
+
+
+def rows(split):
+    return [dict(split[i]) for i in range(len(split))]
+
+
+def test_the_second_preparation_reuses_the_first_and_gives_the_same_examples(tmp_path, tokenizer_fits):
+    train = corpus(tmp_path / "train.tsv")
+    first = prepared(train, tmp_path / "cache", vocab_size=60)
+    assert first.prepared_here and len(tokenizer_fits) == 2  # source and target tokenizers trained
+    second = prepared(train, tmp_path / "cache", vocab_size=60, batch_size=7)  # batch size: not part of the key
+    assert not second.prepared_here and len(tokenizer_fits) == 2  # trained no more
+    for name in ("train", "val", "test"):
+        assert rows(second.splits[name]) == rows(first.splits[name])
+    assert second.info().state() == first.info().state()
+    assert second.lengths("train") == first.lengths("train")
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert folder.name.startswith("parallel-") and (folder / "manifest.json").is_file()
+
+
+def test_a_changed_file_or_setting_prepares_again(tmp_path, tokenizer_fits):
+    train = corpus(tmp_path / "train.tsv")
+    prepared(train, tmp_path / "cache", vocab_size=60)
+    prepared(train, tmp_path / "cache", vocab_size=70)  # another setting
+    assert len(tokenizer_fits) == 4
+    corpus(train, change=5)  # another content
+    data = prepared(train, tmp_path / "cache", vocab_size=60)
+    assert data.prepared_here and len(tokenizer_fits) == 6
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 3
+
+
+def test_training_on_cached_data_equals_training_on_fresh_data(tiny, tmp_path):
+    from eeap.run import train
+
+    data = corpus(tmp_path / "train.tsv", lines=300)
+    keys = [
+        f"data.train={data}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=60",
+        "model.embed.dim=16",
+        "model.encode.hidden=16",
+        "model.predict.embed_dim=16",
+        "model.predict.hidden=16",
+        "trainer.max_epochs=2",
+        "model.beam_size=1",
+    ]
+    parallel = ROOT / "configs" / "translation" / "parallel.yaml"
+    fresh = train(tiny(*keys, f"run_dir={tmp_path}/a", config=parallel))
+    cached = train(tiny(*keys, f"run_dir={tmp_path}/b", config=parallel))
+    assert {k: v for k, v in fresh.items() if k.startswith("test/")} == {
+        k: v for k, v in cached.items() if k.startswith("test/")
+    }
+
+
+def test_ranks_that_start_together_prepare_once(tmp_path):
+    train = corpus(tmp_path / "train.tsv", lines=2000)
+    command = [
+        sys.executable,
+        "-m",
+        "eeap.cli",
+        "prepare",
+        str(ROOT / "configs" / "translation" / "parallel.yaml"),
+        f"data.train={train}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=200",
+    ]
+    children = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = sorted(child.communicate(timeout=300)[0] for child in children)
+    assert [child.returncode for child in children] == [0, 0]
+    assert ["already prepared" in out for out in outputs] == [True, False]  # one prepared, the other reused
+    assert all("1800 train, 100 val, 100 test examples" in out for out in outputs)
+
+
+def test_generated_data_has_nothing_to_prepare(capsys):
+    from eeap.run import prepare_main
+
+    assert prepare_main([str(ROOT / "configs" / "translation" / "dates.yaml")]) == 0
+    assert capsys.readouterr().out == "data 'dates' is made in memory on each run; there is nothing to prepare ahead\n"
+
+
+def test_a_damaged_cache_is_one_line_that_says_how_to_rebuild_it(tmp_path):
+    from eeap.errors import DataError
+
+    train = corpus(tmp_path / "train.tsv")
+    prepared(train, tmp_path / "cache", vocab_size=60)
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    (folder / "info.pt").write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match=rf"^data.cache_dir: {folder} is damaged \(.*\); delete it to prepare again$"):
+        prepared(train, tmp_path / "cache", vocab_size=60)
+
+
+def test_a_run_on_cached_data_resumes_exactly(tiny, tmp_path):
+    """Bucketing, the seeded epoch order and the mid-epoch skip work on the memory-mapped splits as on lists."""
+    import torch
+
+    from eeap.run import train
+
+    data = corpus(tmp_path / "train.tsv", lines=300)
+    keys = [
+        f"data.train={data}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=60",
+        "data.batch_size=32",
+        "model.embed.dim=16",
+        "model.encode.hidden=16",
+        "model.predict.embed_dim=16",
+        "model.predict.hidden=16",
+        "model.encode.dropout=0.3",
+        "model.optim.scheduler=none",
+        "trainer.val_check_interval=0.5",  # checkpoints mid-epoch too
+        "test=false",
+    ]
+    parallel = ROOT / "configs" / "translation" / "parallel.yaml"
+    train(tiny(*keys, "trainer.max_epochs=2", f"run_dir={tmp_path}/straight", config=parallel))
+    train(tiny(*keys, "trainer.max_epochs=1", f"run_dir={tmp_path}/broken", config=parallel))
+    train(tiny(*keys, "trainer.max_epochs=2", f"resume={tmp_path}/broken", config=parallel))
+
+    def weights(name):
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    a, b = weights("straight"), weights("broken")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -17,14 +17,22 @@ from eeap.run import train  # noqa: E402
 
 
 class SaveRankWeights(Callback):
-    """Writes rank<N>.pt with the model's weights when training ends."""
+    """Writes rank<N>.pt with the model's weights when training ends, and rank<N>.json with the source texts of the
+    training examples that rank saw."""
 
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder)
+        self.seen: list = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.seen += list(batch["src_text"])
 
     def on_train_end(self, trainer, module) -> None:
+        import json
+
         self.folder.mkdir(parents=True, exist_ok=True)
         torch.save(module.state_dict(), self.folder / f"rank{trainer.global_rank}.pt")
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.seen))
 
 
 if __name__ == "__main__":

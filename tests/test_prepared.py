@@ -163,3 +163,45 @@ def test_a_run_on_cached_data_resumes_exactly(tiny, tmp_path):
 
     a, b = weights("straight"), weights("broken")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_ddp_ranks_read_disjoint_shards_of_the_cached_split_that_cover_it(tmp_path):
+    import json
+
+    data = corpus(tmp_path / "train.tsv", lines=300)
+    out = tmp_path / "seen"
+    overrides = [
+        f"data.train={data}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=60",
+        "data.batch_size=16",
+        "model.embed.dim=8",
+        "model.encode.hidden=8",
+        "model.predict.embed_dim=8",
+        "model.predict.hidden=8",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "model.optim.scheduler=none",  # plateau needs validations
+        "test=false",
+        f"run_dir={tmp_path / 'run'}",
+    ]
+    parallel = ROOT / "configs" / "translation" / "parallel.yaml"
+    result = subprocess.run(
+        [sys.executable, "tests/ddp_worker.py", str(out), str(parallel), *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = (json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]  # prepared once for both ranks
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert len(first) == len(second) == manifest["examples"]["train"] // 2  # 270 train pairs: 135 each
+    assert not set(first) & set(second) and len(set(first) | set(second)) == manifest["examples"]["train"]

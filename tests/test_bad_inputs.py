@@ -177,7 +177,7 @@ S = ["train", str(FOLDER), *QUIET]
 
 CASES = [
     # ---- the command line --------------------------------------------------------------------------------------
-    ("unknown-command", ["bogus"], 2, "unknown command 'bogus'. Valid commands: train, test, predict"),
+    ("unknown-command", ["bogus"], 2, "unknown command 'bogus'. Valid commands: train, test, prepare, predict"),
     ("train-no-config", ["train"], 2, "eeap train: the following arguments are required: config"),
     ("train-unknown-option", ["train", str(DATES), "--bogus"], 2, "unrecognized arguments: --bogus"),
     ("test-no-checkpoint", ["test"], 2, "eeap test: the following arguments are required: checkpoint"),

@@ -7,6 +7,10 @@ every setting that changes the result (the data section as built, less batch siz
 so a second run's memory does not grow with the corpus. The next run, every DDP rank and ``eeap prepare CONFIG``
 (ahead of a multi-node job) reuse it; a changed file or setting is another key, so another folder.
 
+A module that can (``write_prepared``: the parallel translation data's TSV/CSV train file) prepares straight into
+the folder as its files stream past, so the first run's memory does not grow with the corpus either; others make
+their splits in memory (``make_splits``) and the cache writes them.
+
 Ranks that start together take a file lock: one prepares, the others wait and read what it wrote. A folder is
 written under a temporary name and renamed into place when complete, so a killed preparation leaves no half cache.
 """
@@ -75,10 +79,44 @@ def load_or_prepare(module: Any, settings: dict, root: Path) -> tuple[dict, Any,
     folder = root / f"{module.registered_name}-{key}"
     with FileLock(str(folder) + ".lock"):
         if not (folder / "manifest.json").is_file():
+            if stream(folder, module, settings):  # prepared into the folder as the files stream past
+                return (*read(folder, module), True)
             splits, info = module.make_splits()
             write(folder, module, splits, info, settings)
             return splits, info, True
     return (*read(folder, module), False)
+
+
+def stream(folder: Path, module: Any, settings: dict) -> bool:
+    """A module that can prepare straight into a folder (``write_prepared``, streaming its files) does so under a
+    temporary name, then the folder is completed and renamed into place; False if it cannot."""
+    if not hasattr(module, "write_prepared"):
+        return False
+    temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    try:
+        if not module.write_prepared(temporary):
+            return False
+        counts = {name: len(split) for name, split in read(temporary, module)[0].items()}
+        finish(temporary, folder, module, settings, counts)
+        return True
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def finish(temporary: Path, folder: Path, module: Any, settings: dict, counts: dict) -> None:
+    """Write the manifest last and rename the complete folder into place."""
+    manifest = {
+        "type": module.registered_name,
+        "settings": settings,
+        "files": [file_identity(p) for p in module.data_files()],
+        "examples": counts,
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    (temporary / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder of an older format
+    os.rename(temporary, folder)
 
 
 def write(folder: Path, module: Any, splits: dict, info: Any, settings: dict) -> None:
@@ -93,16 +131,7 @@ def write(folder: Path, module: Any, splits: dict, info: Any, settings: dict) ->
     datasets.disable_progress_bars()
     for name, examples in splits.items():
         datasets.Dataset.from_list(list(examples)).save_to_disk(str(temporary / name))
-    manifest = {
-        "type": module.registered_name,
-        "settings": settings,
-        "files": [file_identity(p) for p in module.data_files()],
-        "examples": {name: len(examples) for name, examples in splits.items()},
-        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    (temporary / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder of an older format
-    os.rename(temporary, folder)
+    finish(temporary, folder, module, settings, {name: len(examples) for name, examples in splits.items()})
 
 
 def read(folder: Path, module: Any) -> tuple[dict, Any]:

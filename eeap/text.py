@@ -153,8 +153,9 @@ class SubwordTokenizer(Tokenizer):
         return cls(state["model"])
 
 
-def fit_tokenizer(kind: str, texts: list[str], vocab_size: int = 8000, min_freq: int = 1) -> Tokenizer:
-    """A tokenizer of ``kind`` (char, word, space or subword) with its vocabulary taken from ``texts``."""
+def fit_tokenizer(kind: str, texts: Iterable[str], vocab_size: int = 8000, min_freq: int = 1) -> Tokenizer:
+    """A tokenizer of ``kind`` (char, word, space or subword) with its vocabulary taken from ``texts`` (read once: a
+    stream will do)."""
     if kind == "char":
         return CharTokenizer(counted_vocab((c for t in texts for c in t), min_freq, vocab_size))
     if kind == "space":
@@ -177,6 +178,8 @@ def fit_tokenizer(kind: str, texts: list[str], vocab_size: int = 8000, min_freq:
         eos_id=EOS,
         hard_vocab_limit=False,
         character_coverage=1.0,
+        input_sentence_size=1_000_000,  # a larger corpus: a random million, so memory stays bounded
+        shuffle_input_sentence=True,
         minloglevel=2,
     )
     return SubwordTokenizer(model.getvalue())

@@ -205,3 +205,24 @@ def test_two_ddp_ranks_read_disjoint_shards_of_the_cached_split_that_cover_it(tm
     manifest = json.loads((folder / "manifest.json").read_text())
     assert len(first) == len(second) == manifest["examples"]["train"] // 2  # 270 train pairs: 135 each
     assert not set(first) & set(second) and len(set(first) | set(second)) == manifest["examples"]["train"]
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "subword"])
+def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_one(tmp_path, tokenizer):
+    """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists."""
+    rows_ = [f"the {i} cat{'s' * (i % 3)} sat\tdie {i} katze{'n' * (i % 3)} sass" for i in range(500)]
+    rows_[7] = "\tempty source"  # left out: an empty side
+    rows_[9] = "x " * 80 + "\ttoo long"  # left out: over max_src_len
+    rows_[11] = "one column only"  # a bad line, skipped
+    train = tmp_path / "train.tsv"
+    train.write_text("\n".join(rows_) + "\n", encoding="utf-8")
+    val = tmp_path / "val.tsv"
+    val.write_text("".join(f"a {i} dog\tein {i} hund\n" for i in range(30)), encoding="utf-8")
+    settings = {"vocab_size": 60, "src_tokenizer": tokenizer, "tgt_tokenizer": tokenizer, "on_bad_line": "skip"}
+    for extra in ({}, {"val": str(val)}):
+        cached = prepared(train, tmp_path / "cache", **settings, **extra)
+        plain = DATA.build({"type": "parallel", "train": str(train), "cache": False, **settings, **extra}, "d", seed=0)
+        plain.prepare()
+        assert cached.info().state() == plain.info().state()
+        for name in ("train", "val", "test"):
+            assert rows(cached.splits[name]) == plain.splits[name], name

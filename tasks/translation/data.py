@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import random
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Iterable, Iterator, Literal, Optional, Union
 
-from eeap.tasks.translation.files import Pairs, read_pairs
+from eeap.tasks.translation.files import Pairs, existing, read_pairs
 
-from eeap.data import DataInfo, DataModule, demo_import
+from eeap.data import DataInfo, DataModule, demo_import, read_rows
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
@@ -285,6 +286,108 @@ class ParallelData(TranslationData):
 
     def cache_dir(self) -> Optional[str]:
         return (self.cache_folder or "") if self.cache else None
+
+    def write_prepared(self, folder: Path) -> bool:
+        """Prepare straight into a cache folder, streaming a TSV/CSV train file instead of holding it: a pass counts
+        its pairs, the held-out shares are drawn as ``make_splits`` draws them (the same seeded shuffle, of line
+        numbers), the tokenizers are fitted on the train lines as they stream past, and each split is encoded into
+        an Arrow table as it streams (train in the shuffled order, val and test by length when bucketing): the same
+        examples as ``make_splits``, in memory that does not grow with the file. False where the train data is not
+        one TSV/CSV file (``.po``, aligned text files): those are read whole."""
+        import datasets
+        import numpy as np
+        import torch
+
+        spec = self.paths["train"]
+        if not isinstance(spec, str) or Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):
+            return False
+        path = existing(spec, "data.train")
+
+        def rows(quiet: bool = True) -> Iterator[tuple[int, str, str]]:  # (index among the rows, source, target)
+            with warnings.catch_warnings():
+                if quiet:  # bad lines are reported by the first pass only
+                    warnings.simplefilter("ignore")
+                for index, (_, row) in enumerate(read_rows(path, "data.train", 2, self.on_bad_line, exact=True)):
+                    yield index, row[0], row[1]
+
+        total = sum(1 for _ in rows(quiet=False))
+        order = list(range(total))
+        random.Random(self.seed).shuffle(order)  # the permutation make_splits' shuffle applies to the pairs
+        rank = np.empty(total, dtype=np.int64)
+        rank[np.asarray(order, dtype=np.int64)] = np.arange(total)
+        del order
+        held = {}  # split -> pairs read from its own file
+        bounds, start = {}, 0
+        for name in ("val", "test"):
+            if self.paths[name] is not None:
+                held[name] = read_pairs(self.paths[name], f"data.{name}", self.on_bad_line)
+            else:
+                count = max(1, int(total * self.fractions[name]))
+                bounds[name], start = (start, start + count), start + count
+        if self.test_file:
+            held["test"] = read_pairs(self.test_file, "data.test_file", self.on_bad_line)
+
+        def split_of(index: int) -> str:
+            for name, (low, high) in bounds.items():
+                if low <= rank[index] < high:
+                    return name
+            return "train"
+
+        def train_side(side: int) -> Iterator[str]:
+            for index, *pair in rows():
+                s, t = pair[0].strip(), pair[1].strip()
+                if split_of(index) == "train" and s and t:
+                    yield (s, t)[side]
+
+        if next(train_side(0), None) is None:
+            raise DataError(
+                "data: the train split is empty, or each of its pairs has an empty side; nothing to train on"
+            )
+        source = fit_tokenizer(self.src_kind, train_side(0), self.vocab_size, self.min_freq)
+        target = fit_tokenizer(self.tgt_kind, train_side(1), self.vocab_size, self.min_freq)
+        info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
+        torch.save(info.state(), folder / "info.pt")
+        datasets.disable_progress_bars()
+        build = folder / "_build"
+        for name in ("train", "val", "test"):
+            dropped = {"empty": 0, "long": 0}
+
+            def examples(name: str = name, dropped: dict = dropped) -> Iterator[dict]:
+                if name in held:
+                    pairs: Iterable = ((i, s, t) for i, (s, t) in enumerate(held[name]))
+                else:
+                    pairs = ((rank[i], s, t) for i, s, t in rows() if split_of(i) == name)
+                for position, s, t in pairs:
+                    s, t = s.strip(), t.strip()
+                    src, tgt = info.source.encode(s), info.target.encode(t)
+                    if not src or not tgt:
+                        dropped["empty"] += 1
+                    elif len(src) > self.max_src_len or len(tgt) > self.max_tgt_len:
+                        dropped["long"] += 1
+                    else:
+                        yield {"src": src, "tgt": tgt, "src_text": s, "tgt_text": t, "_order": int(position)}
+
+            table = datasets.Dataset.from_generator(
+                examples,
+                cache_dir=str(build / name),
+                fingerprint=f"eeap-{folder.name}-{name}",  # no hashing
+            )
+            if dropped["empty"] or dropped["long"]:
+                warnings.warn(
+                    f"data: left out {dropped['empty']} {name} pairs with an empty side and {dropped['long']} longer "
+                    f"than max_src_len={self.max_src_len} / max_tgt_len={self.max_tgt_len}",
+                    stacklevel=2,
+                )
+            if len(table) == 0:
+                raise DataError(f"data: the {name} split is empty")
+            if name != "train" and self.bucket:  # as make_splits: by length, ties in the shuffled order
+                table = table.map(lambda e: {"_len": len(e["src"])}).sort(["_len", "_order"])
+                table = table.remove_columns("_len")
+            else:
+                table = table.sort("_order")
+            table.remove_columns("_order").save_to_disk(str(folder / name))
+        shutil.rmtree(build, ignore_errors=True)
+        return True
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         splits = {

@@ -339,9 +339,12 @@ class ParallelData(TranslationData):
                 if split_of(index) == "train" and s and t:
                     yield (s, t)[side]
 
-        if next(train_side(0), None) is None:
+        if next(train_side(0), None) is None:  # as tokenized() says it
+            count = sum(1 for index, _, _ in rows() if split_of(index) == "train")
             raise DataError(
-                "data: the train split is empty, or each of its pairs has an empty side; nothing to train on"
+                f"data: each of the {count} train pairs has an empty side; nothing to train on"
+                if count
+                else "data: the train split is empty"
             )
         source = fit_tokenizer(self.src_kind, train_side(0), self.vocab_size, self.min_freq)
         target = fit_tokenizer(self.tgt_kind, train_side(1), self.vocab_size, self.min_freq)

@@ -185,7 +185,14 @@ def check_pairing(model: Any, data: Any) -> None:
 
 def check_monitors(run: RunConfig, task: Any) -> None:
     """Refuse, before training, a ``checkpoint.monitor`` or ``early_stopping.monitor`` that names a metric the task
-    never logs (Lightning finds it only at the first validation)."""
+    never logs, and a plateau schedule in a run without validations (Lightning finds either only at the first
+    validation or epoch end, with a traceback)."""
+    optim = getattr(task, "optim", None)
+    if getattr(optim, "scheduler", None) == "plateau" and run.trainer.limit_val_batches == 0:
+        raise ConfigError(
+            "model.optim.scheduler: plateau lowers the rate when the validation metric stalls, but "
+            "trainer.limit_val_batches=0 runs no validation; choose none, cosine or noam, or validate"
+        )
     logged = task.logged_metrics()
     for key, value in (
         ("checkpoint.monitor", run.checkpoint.monitor),

@@ -234,6 +234,12 @@ CASES = [
     ("max-time-format", [*T, "trainer.max_time=soon"], 2, "trainer.max_time: expected DD:HH:MM:SS"),
     ("clip-text", [*T, "trainer.gradient_clip_val=abc"], 2, "trainer.gradient_clip_val: expected"),
     ("log-every-text", [*T, "trainer.log_every_n_steps=abc"], 2, "trainer.log_every_n_steps: expected"),
+    (
+        "plateau-without-validation",
+        [*T, "model.optim.scheduler=plateau", "trainer.limit_val_batches=0"],
+        2,
+        "model.optim.scheduler: plateau lowers the rate when the validation metric stalls, but",
+    ),
     ("logger-unknown", [*T, "logger.use=[tensorbord]"], 2, "logger.use: unknown logger 'tensorbord'"),
     ("wandb-mode-unknown", [*T, "logger=default", "logger.wandb.mode=bogus"], 2, "logger.wandb.mode: expected one of"),
     ("save-top-k-text", [*T, "checkpoint.save_top_k=abc"], 2, "checkpoint.save_top_k: expected"),

@@ -4,10 +4,12 @@ order and seeds survive a resume."""
 from __future__ import annotations
 
 import abc
+import collections.abc
 import csv
+import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import lightning as L
 import numpy as np
@@ -69,11 +71,11 @@ class DataModule(L.LightningDataModule, Role):
             eval_batch_size,
             num_workers,
         )
-        self.splits: dict[str, list] = {}
+        self.splits: dict[str, Sequence] = {}
         self._info: Optional[DataInfo] = None
 
     @abc.abstractmethod
-    def make_splits(self) -> tuple[dict[str, list], DataInfo]:
+    def make_splits(self) -> tuple[Mapping[str, Sequence], DataInfo]:
         """``({"train": [...], "val": [...], "test": [...]}, info)``: the examples of each split, ready to collate."""
 
     cache_settings: Optional[dict] = None  # the data section as built (set by the run): part of a cache's key
@@ -94,6 +96,7 @@ class DataModule(L.LightningDataModule, Role):
         if self._info is not None:
             return
         folder = self.cache_dir()
+        splits: Mapping[str, Sequence]
         if folder is not None and self.cache_settings is not None and self.data_files():
             from eeap.prepared import cache_root, load_or_prepare
 
@@ -104,7 +107,7 @@ class DataModule(L.LightningDataModule, Role):
         for name in ("train", "val", "test"):
             if not splits.get(name):
                 raise DataError(f"data: the {name} split is empty")
-        self.splits, self._info = splits, info
+        self.splits, self._info = dict(splits), info
 
     def info(self) -> Any:
         """The data's info (after ``prepare``)."""
@@ -159,27 +162,84 @@ class DataModule(L.LightningDataModule, Role):
         return {key: value if is_texts(value) else move(value, device, dataloader_idx) for key, value in batch.items()}
 
 
-def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
-    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
+def open_image(path: Path) -> Any:
+    """A PIL image opened lazily (its header read, its pixels not yet decoded); one line if it cannot be."""
     from PIL import Image, UnidentifiedImageError
 
     if "\x00" in str(path):
         raise DataError(f"{str(path)!r}: not a file path (it holds a NUL byte)")
     try:
-        image = Image.open(path).convert("L" if channels == 1 else "RGB")
+        return Image.open(path)
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except (OSError, UnidentifiedImageError, ValueError):
         raise DataError(f"{path}: not a readable image") from None
+
+
+def image_file_size(path: Path) -> tuple[int, int]:
+    """An image file's (H, W), read from its header without decoding the pixels."""
+    with open_image(path) as image:
+        return image.size[1], image.size[0]
+
+
+def check_image(path: Path, size: tuple[int, int], resize: bool) -> None:
+    """Refuse, in one line, an image file that is missing, unreadable, or of another size than ``size`` when it may
+    not be resized; reads the header only, so a folder of any size is checked before training without decoding it."""
+    height, width = image_file_size(path)
+    if (height, width) != tuple(size) and not resize:
+        raise DataError(
+            f"{path}: image is {height}×{width} (H×W), expected {size[0]}×{size[1]}; "
+            f"resize the images or set data.resize=true"
+        )
+
+
+def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
+    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
+    if size:
+        check_image(path, size, resize)
+    try:
+        with open_image(path) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB")
+    except OSError:  # the header was fine, the pixels are not (a truncated or damaged file)
+        raise DataError(f"{path}: not a readable image (its pixel data is damaged)") from None
     if size and image.size != (size[1], size[0]):
-        if not resize:
-            raise DataError(
-                f"{path}: image is {image.size[1]}×{image.size[0]} (H×W), expected {size[0]}×{size[1]}; "
-                f"resize the images or set data.resize=true"
-            )
         image = image.resize((size[1], size[0]))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+class DecodedOnRead(collections.abc.Sequence):
+    """A split of examples whose files are decoded when an example is read — by the loader, in its worker processes
+    if any — and never held: ``load(item)`` makes the example from a stored item (file paths, labels, captions).
+    A folder of any size takes the memory of its file names; ``items`` are the stored items, for what needs no
+    pixels (lengths, names).
+
+    # Parameters
+    items: the stored items, one per example.
+    load: a picklable function (a module-level function or a ``functools.partial`` of one) making an example.
+    """
+
+    def __init__(self, items: list, load: Callable[[Any], Any]) -> None:
+        self.items, self.load = items, load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> DecodedOnRead: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return DecodedOnRead(self.items[index], self.load)
+        return self.load(self.items[index])
+
+
+def stored(examples: Sequence) -> Sequence:
+    """A split's examples as stored: a ``DecodedOnRead`` split's undecoded items, any other split itself."""
+    return examples.items if isinstance(examples, DecodedOnRead) else examples
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -157,3 +157,94 @@ def test_text_file_classification_reads_rows_with_the_same_bad_line_modes(tmp_pa
     with pytest.warns(UserWarning, match="left out 1 bad lines"):
         data.prepare()
     assert sum(len(split) for split in data.splits.values()) == 40
+
+
+def image_folders(root, count=12, size=(20, 24)):
+    """The same ``count`` images as a classification folder (two classes), a segmentation folder and a caption folder."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    captions = []
+    for i in range(count):
+        pixels = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+        for path in (
+            root / "cls" / f"c{i % 2}" / f"{i}.png",
+            root / "seg" / "images" / f"{i}.png",
+            root / "cap" / "images" / f"{i}.png",
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path)
+        mask = (rng.random(size) > 0.5).astype(np.uint8) * 255
+        (root / "seg" / "masks").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(root / "seg" / "masks" / f"{i}.png")
+        captions.append(f"{i}.png\tpicture number {i}")
+    (root / "cap" / "captions.tsv").write_text("\n".join(captions) + "\n")
+    return {
+        "image_folder": {"root": str(root / "cls"), "channels": 3},
+        "segmentation_folder": {"root": str(root / "seg")},
+        "caption_folder": {"root": str(root / "cap")},
+    }
+
+
+def image_of(example):
+    return example["image"] if isinstance(example, dict) else example[0]
+
+
+@pytest.mark.parametrize("name", ["image_folder", "segmentation_folder", "caption_folder"])
+def test_image_folders_decode_each_image_when_it_is_read(tmp_path, monkeypatch, name):
+    """A folder of any size is held as file names: preparing checks every file's header and decodes no image; an
+    example is decoded (and resized) when the loader reads it, in worker processes too, to what decoding it up
+    front would give."""
+    import numpy as np
+
+    import eeap.data
+    from eeap.data import DecodedOnRead, read_image
+
+    section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
+    decoded = []
+    real = eeap.data.read_image
+
+    def counting(path, *args, **kwargs):
+        decoded.append(path)
+        return real(path, *args, **kwargs)
+
+    for module in (
+        "eeap.data",
+        "eeap.tasks.classification.data",
+        "eeap.tasks.segmentation.data",
+        "eeap.tasks.captioning.data",
+    ):
+        monkeypatch.setattr(f"{module}.read_image", counting)
+    data = DATA.build(section, "data", seed=0, batch_size=4, eval_batch_size=4)
+    data.prepare()
+    assert decoded == [] and all(isinstance(data.splits[s], DecodedOnRead) for s in ("train", "val", "test"))
+    assert sum(len(data.splits[s]) for s in ("train", "val", "test")) == 12
+    example = data.splits["train"][0]
+    assert len(decoded) == 1 and image_of(example).shape == (3, 16, 16)
+    np.testing.assert_array_equal(image_of(example), read_image(decoded[0], 3, (16, 16), True))
+    monkeypatch.undo()
+    one = [batch for batch in make_loader(data.splits["val"], 4, data.collate, 0)]
+    two = [batch for batch in make_loader(data.splits["val"], 4, data.collate, 0, num_workers=2)]
+    key = "src" if name == "caption_folder" else "inputs" if name == "image_folder" else "images"
+    assert len(one) == len(two) and all(torch.equal(a[key], b[key]) for a, b in zip(one, two))
+
+
+def test_image_folder_problems_are_found_before_training_in_one_line(tmp_path):
+    """Header checks find a missing size or an unreadable file at prepare time; damaged pixels behind a good header
+    are named, file and all, when the image is read."""
+    sections = image_folders(tmp_path)
+    (tmp_path / "cls" / "c0" / "0.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"0.png: not a readable image$"):
+        DATA.build({"type": "image_folder", **sections["image_folder"]}, "data", seed=0).prepare()
+    from PIL import Image
+
+    Image.new("RGB", (30, 20)).save(tmp_path / "seg" / "images" / "3.png")
+    with pytest.raises(DataError, match=r"3.png: image is 20×30 \(H×W\), expected 20×24; .*data.resize=true"):
+        DATA.build({"type": "segmentation_folder", **sections["segmentation_folder"]}, "data", seed=0).prepare()
+    damaged = tmp_path / "cap" / "images" / "5.png"
+    damaged.write_bytes(damaged.read_bytes()[:200])  # the header survives, the pixel data does not
+    data = DATA.build({"type": "caption_folder", **sections["caption_folder"]}, "data", seed=0)
+    data.prepare()
+    with pytest.raises(DataError, match=r"5.png: not a readable image \(its pixel data is damaged\)"):
+        [data.splits[s][i] for s in ("train", "val", "test") for i in range(len(data.splits[s]))]

@@ -3,6 +3,7 @@ the user's folder of images with a captions file."""
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import warnings
@@ -13,7 +14,16 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import DataInfo, DataModule, read_image, read_rows
+from eeap.data import (
+    DataInfo,
+    DataModule,
+    DecodedOnRead,
+    check_image,
+    image_file_size,
+    read_image,
+    read_rows,
+    stored,
+)
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer, pad
@@ -87,12 +97,12 @@ class CaptioningData(DataModule):
         }
 
     def lengths(self, split: str) -> Optional[list[int]]:
-        return [len(e["tgt"]) for e in self.splits[split]]
+        return [len(e["tgt"]) for e in stored(self.splits[split])]
 
     def tokenized(
         self, parts: dict[str, list], channels: int, size: tuple[int, int]
     ) -> tuple[dict[str, list], CaptioningInfo]:
-        """{split: [(image (C, H, W), caption, name)]} → the splits with captions encoded by a tokenizer fitted on
+        """{split: [(image (C, H, W) or its file, caption, name)]} → the splits with captions encoded by a tokenizer fitted on
         the training captions, and the info."""
         tokenizer = fit_tokenizer(
             self.kind, [caption for _, caption, _ in parts["train"]], self.vocab_size, self.min_freq
@@ -258,7 +268,7 @@ class CaptionFolderData(CaptioningData):
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
         self.fractions = (val_fraction, test_fraction)
 
-    def make_splits(self) -> tuple[dict[str, list], CaptioningInfo]:
+    def make_splits(self) -> tuple[dict[str, Sequence], CaptioningInfo]:
         if not self.captions.is_file():
             raise DataError(f"data.captions: file not found: {self.captions} (lines of FILE<TAB>caption)")
         delimiter = "," if self.captions.suffix.lower() == ".csv" else "\t"
@@ -283,19 +293,23 @@ class CaptionFolderData(CaptioningData):
             raise DataError(
                 f"data.captions: {len(missing)} captioned images are not in {self.root / 'images'}, e.g. {missing[0]}"
             )
-        size = cast(
-            tuple[int, int],
-            tuple(self.size)
-            if self.size
-            else read_image(self.root / "images" / names[0], self.channels, None, False).shape[1:],
-        )
-        images = {n: read_image(self.root / "images" / n, self.channels, size, self.resize) for n in names}
+        folder = self.root / "images"
+        size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(folder / names[0]))
+        for n in names:  # every file checked from its header before training; decoded only when read
+            check_image(folder / n, size, self.resize)
         random.Random(self.seed).shuffle(names)
         n_val = max(1, round(len(names) * self.fractions[0]))
         n_test = max(1, round(len(names) * self.fractions[1]))
         groups = {"val": names[:n_val], "test": names[n_val : n_val + n_test], "train": names[n_val + n_test :]}
         parts = {
-            split: [(images[n], caption, n) for n in group for caption in by_image[n]]
+            split: [(folder / n, caption, n) for n in group for caption in by_image[n]]
             for split, group in groups.items()
         }
-        return self.tokenized(parts, self.channels, size)
+        splits, info = self.tokenized(parts, self.channels, size)
+        load = functools.partial(read_captioned_image, channels=self.channels, size=size, resize=self.resize)
+        return {name: DecodedOnRead(examples, load) for name, examples in splits.items()}, info
+
+
+def read_captioned_image(example: dict, channels: int, size: tuple[int, int], resize: bool) -> dict:
+    """A captioning example whose ``image`` is a file path, with the image decoded (and resized) as it is read."""
+    return {**example, "image": read_image(example["image"], channels, size, resize)}

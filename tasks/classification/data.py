@@ -3,6 +3,7 @@ identification over the translations in gettext ``.po`` files."""
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 from dataclasses import dataclass
@@ -12,7 +13,17 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image, read_rows
+from eeap.data import (
+    IMAGE_SUFFIXES,
+    DataInfo,
+    DataModule,
+    DecodedOnRead,
+    check_image,
+    demo_import,
+    image_file_size,
+    read_image,
+    read_rows,
+)
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import PAD, Tokenizer, fit_tokenizer
@@ -157,7 +168,7 @@ class ImageFolderData(ClassificationData):
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
 
-    def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
+    def make_splits(self) -> tuple[dict[str, Sequence], ClassificationInfo]:
         if not self.root.is_dir():
             raise DataError(f"data.root: folder not found: {self.root}")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
@@ -169,11 +180,21 @@ class ImageFolderData(ClassificationData):
         ]
         if len(classes) < 2 or not files:
             raise DataError(f"data.root: {self.root} needs a sub-folder of images per class (at least 2 classes)")
-        size = tuple(self.size) if self.size else None
-        first = read_image(files[0][0], self.channels, size, self.resize)
-        size = size or first.shape[1:]
-        images = np.stack([read_image(f, self.channels, size, self.resize) for f, _ in files])
-        return self.image_splits(images, [y for _, y in files], classes)
+        size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(files[0][0]))
+        for f, _ in files:  # every file checked from its header before training; decoded only when read
+            check_image(f, size, self.resize)
+        parts = split([f for f, _ in files], [y for _, y in files], *self.fractions, self.seed)
+        load = functools.partial(read_labelled_image, channels=self.channels, size=size, resize=self.resize)
+        info = ClassificationInfo(classes, channels=self.channels, image_size=size)
+        return {name: DecodedOnRead(examples, load) for name, examples in parts.items()}, info
+
+
+def read_labelled_image(
+    item: tuple[Path, int], channels: int, size: tuple[int, int], resize: bool
+) -> tuple[np.ndarray, int]:
+    """An (image (C, H, W), label) example from its file, decoded (and resized) as it is read."""
+    path, label = item
+    return read_image(path, channels, size, resize), label
 
 
 class TextData(ClassificationData):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,16 @@ from typing import Any, Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import IMAGE_SUFFIXES, DataInfo, DataModule, demo_import, read_image
+from eeap.data import (
+    IMAGE_SUFFIXES,
+    DataInfo,
+    DataModule,
+    DecodedOnRead,
+    check_image,
+    demo_import,
+    image_file_size,
+    read_image,
+)
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 
@@ -84,11 +94,14 @@ class SegmentationData(DataModule):
         return flip(example, generator) if self.flip else example
 
 
-def draw_shape(kind: str, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel rows and columns of one random shape of ``kind`` inside a size × size image."""
+def draw_shape(
+    kind: str, size: int, rng: np.random.Generator, scale: tuple[float, float] = (1 / 8, 1 / 3)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns of one random shape of ``kind`` inside a size × size image; its radius (or half-side)
+    is drawn between ``scale`` × size."""
     draw = demo_import("skimage.draw", "data 'shapes'")
 
-    low, high = size // 8, size // 3  # radius / half-side range
+    low, high = (max(int(size * f + 1e-9), least) for f, least in zip(scale, (2, 3)))  # radius / half-side range
     r, c = rng.integers(high // 2, size - high // 2, size=2)
     if kind == "circle":
         return draw.disk((r, c), rng.integers(low, high), shape=(size, size))
@@ -126,6 +139,58 @@ def make_shapes(
                 colour = rng.uniform(0, 1, 3)
             image[:, rows, cols] = colour[:, None]
             mask[rows, cols] = 1 if binary else label + 1
+        image = np.clip(image + rng.normal(0, noise, image.shape), 0, 1).astype(np.float32)
+        examples.append((image, mask))
+    return examples
+
+
+def textured_background(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A cluttered RGB background (3, size, size) in [0, 1]: smooth random blobs (Gaussian-filtered noise) over a
+    base colour, crossed by stripes of random direction, frequency and phase."""
+    filters = demo_import("skimage.filters", "data 'cluttered_shapes'")
+
+    blobs = filters.gaussian(rng.normal(size=(size, size, 3)), sigma=size / 16, channel_axis=-1)  # (size, size, 3)
+    blobs = (blobs - blobs.mean()) / (blobs.std() + 1e-8)
+    rows, cols = np.mgrid[:size, :size] / size
+    angle, frequency, phase = rng.uniform(0, np.pi), rng.uniform(3, 8), rng.uniform(0, 2 * np.pi)
+    stripes = np.sin(2 * np.pi * frequency * (rows * np.sin(angle) + cols * np.cos(angle)) + phase)  # (size, size)
+    base, blob_amount, stripe_amount = rng.uniform(0.3, 0.7, 3), rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.15, 3)
+    image = base[:, None, None] + blob_amount * blobs.transpose(2, 0, 1) + stripe_amount[:, None, None] * stripes
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def make_cluttered(
+    count: int,
+    size: int,
+    targets: list[str],
+    distractors: list[str],
+    max_targets: int,
+    max_distractors: int,
+    scale: tuple[float, float],
+    noise: float,
+    seed: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` images (3, size, size) of 1 to ``max_targets`` small target shapes among 0 to ``max_distractors``
+    distractor shapes of other kinds, on textured backgrounds, and their masks (size, size): 0 background (and
+    distractors), else 1 + the target's index in ``targets``. Shapes are drawn in random order and may overlap;
+    a later shape covers an earlier one, in the mask too. Colours come from one distribution for both, so only a
+    shape's form tells a target from a distractor."""
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(count):
+        image = textured_background(size, rng)
+        mask = np.zeros((size, size), dtype=np.int64)
+        kinds = [(t, 1 + targets.index(t)) for t in rng.choice(targets, rng.integers(1, max_targets + 1))]
+        kinds += [(d, 0) for d in rng.choice(distractors, rng.integers(0, max_distractors + 1))] if distractors else []
+        for i in rng.permutation(len(kinds)):
+            kind, label = kinds[i]
+            rows, cols = draw_shape(str(kind), size, rng, scale)
+            covered = image[:, rows, cols].mean(axis=1)
+            colour = rng.uniform(0, 1, 3)
+            while np.abs(colour - covered).max() < 0.3:  # visible against what it covers
+                colour = rng.uniform(0, 1, 3)
+            image[:, rows, cols] = colour[:, None]
+            mask[rows, cols] = label
         image = np.clip(image + rng.normal(0, noise, image.shape), 0, 1).astype(np.float32)
         examples.append((image, mask))
     return examples
@@ -184,6 +249,75 @@ class ShapesData(SegmentationData):
         return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
 
 
+@DATA.register("cluttered_shapes")
+class ClutteredShapesData(SegmentationData):
+    """A harder synthetic set, where a model must look at a shape's form in context: small target shapes among
+    distractor shapes of other kinds, overlapping, in the same colours, on textured and striped backgrounds.
+
+    # Parameters
+    train_size, val_size, test_size: images per split (each split drawn with its own seed).
+    image_size: side of the square images.
+    targets: the shapes to segment, each a class (one target kind: binary masks).
+    distractors: shapes drawn but not segmented (must differ from the targets).
+    max_targets: 1 to this many targets per image.
+    max_distractors: 0 to this many distractors per image.
+    scale: [smallest, largest] radius or half-side of a shape, as a fraction of the image side.
+    noise: standard deviation of the Gaussian pixel noise.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        train_size: PositiveInt = 800,
+        val_size: PositiveInt = 100,
+        test_size: PositiveInt = 200,
+        image_size: PositiveInt = 64,
+        targets: Sequence[str] = ("circle",),
+        distractors: Sequence[str] = ("rectangle", "triangle", "ellipse"),
+        max_targets: PositiveInt = 3,
+        max_distractors: NonNegativeInt = 6,
+        scale: tuple[Fraction, Fraction] = (0.06, 0.14),
+        noise: NonNegativeFloat = 0.08,
+        **kwargs,
+    ) -> None:
+        super().__init__(seed, **kwargs)
+        for key, kinds in (("targets", targets), ("distractors", distractors)):
+            unknown = [s for s in kinds if s not in SHAPES]
+            if unknown:
+                raise DataError(f"data.{key}: unknown shape {unknown}; allowed: {', '.join(SHAPES)}")
+        if not targets:
+            raise DataError(f"data.targets: at least one shape to segment; allowed: {', '.join(SHAPES)}")
+        both = sorted(set(targets) & set(distractors))
+        if both:
+            raise DataError(f"data.distractors: {both} also in data.targets; a shape kind is one or the other")
+        if image_size < 16:
+            raise DataError(f"data.image_size: at least 16 pixels, got {image_size}")
+        if not 0 < scale[0] <= scale[1]:
+            raise DataError(f"data.scale: [smallest, largest] with 0 < smallest ≤ largest, got {list(scale)}")
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        self.image_size, self.targets, self.distractors = image_size, list(targets), list(distractors)
+        self.max_targets, self.max_distractors = max_targets, max_distractors
+        self.scale, self.noise = (float(scale[0]), float(scale[1])), noise
+
+    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
+        splits = {
+            split: make_cluttered(
+                count,
+                self.image_size,
+                self.targets,
+                self.distractors,
+                self.max_targets,
+                self.max_distractors,
+                self.scale,
+                self.noise,
+                seed=self.seed * 1000 + offset,
+            )
+            for offset, (split, count) in enumerate(self.sizes.items())
+        }
+        classes = ["background", *self.targets]
+        return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
+
+
 def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
     """A mask image as (H, W) integers: class indices, or 0/255 for binary masks (read as 0/1)."""
     from PIL import Image, UnidentifiedImageError
@@ -236,7 +370,7 @@ class SegmentationFolderData(SegmentationData):
         self.root, self.classes, self.channels = Path(root), classes, channels
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
 
-    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
+    def make_splits(self) -> tuple[dict[str, Sequence], SegmentationInfo]:
         images_dir, masks_dir = self.root / "images", self.root / "masks"
         for folder in (images_dir, masks_dir):
             if not folder.is_dir():
@@ -254,15 +388,12 @@ class SegmentationFolderData(SegmentationData):
         missing = [f.name for f in images if f.stem not in masks]
         if missing:
             raise DataError(f"data.root: no mask in {masks_dir} for {len(missing)} images, e.g. {missing[0]}")
-        size = cast(
-            tuple[int, int],
-            tuple(self.size) if self.size else read_image(images[0], self.channels, None, False).shape[1:],
-        )
-        examples = []
-        for f in images:
-            image = read_image(f, self.channels, size, self.resize)  # (C, H, W)
-            examples.append((image, read_mask(masks[f.stem], size, self.resize)))
-        largest = max(int(mask.max()) for _, mask in examples)
+        size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(images[0]))
+        pairs = [(f, masks[f.stem]) for f in images]
+        largest = 0
+        for image, mask in pairs:  # every file checked before training; only the masks' largest class is kept
+            check_image(image, size, self.resize)
+            largest = max(largest, int(read_mask(mask, size, self.resize).max()))
         classes = (
             list(self.classes)
             if self.classes
@@ -276,12 +407,23 @@ class SegmentationFolderData(SegmentationData):
                 f"are named: {classes}"
             )
         rng = random.Random(self.seed)
-        rng.shuffle(examples)
-        n_val = max(1, round(len(examples) * self.fractions[0]))
-        n_test = max(1, round(len(examples) * self.fractions[1]))
-        splits = {
+        rng.shuffle(pairs)
+        n_val = max(1, round(len(pairs) * self.fractions[0]))
+        n_test = max(1, round(len(pairs) * self.fractions[1]))
+        examples = DecodedOnRead(
+            pairs, functools.partial(read_pair, channels=self.channels, size=size, resize=self.resize)
+        )
+        splits: dict[str, Sequence] = {
             "val": examples[:n_val],
             "test": examples[n_val : n_val + n_test],
             "train": examples[n_val + n_test :],
         }
         return splits, SegmentationInfo(classes, self.channels, size)
+
+
+def read_pair(
+    files: tuple[Path, Path], channels: int, size: tuple[int, int], resize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """An (image (C, H, W), mask (H, W)) example from its two files, decoded (and resized) as it is read."""
+    image, mask = files
+    return read_image(image, channels, size, resize), read_mask(mask, size, resize)

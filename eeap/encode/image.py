@@ -7,7 +7,7 @@ divisible by ``strides[-1]`` (tasks pad them).
 
 from __future__ import annotations
 
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, Literal, Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -15,10 +15,11 @@ from eeap.encode.base import PyramidEncoder
 from eeap.registry import ENCODE, PositiveInt, Range
 
 
-def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    """(Conv 3×3 → BatchNorm → ReLU) twice: the building block of U-Nets."""
+def double_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """(Conv 3×3 → BatchNorm → ReLU) twice: the building block of U-Nets; ``stride`` 2 makes the first convolution
+    halve the input's sides."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(True),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
@@ -29,24 +30,34 @@ def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 @ENCODE.register("unet_conv")
 class ConvEncoder(PyramidEncoder):
-    """The plain encoder of U-Net and Attention U-Net: a double convolution per level, 2×2 max pooling between.
+    """The plain encoder of U-Net and Attention U-Net: a double convolution per level, halving the sides between.
 
     # Parameters
     in_channels: image channels, supplied by the task.
     channels: channels of each level, finest first; the last level is the bottleneck.
+    downsample: how a level halves the sides: ``maxpool`` (2×2 max pooling before the level's convolutions, the
+        papers') or ``conv`` (the level's first convolution has stride 2, as MONAI's AttentionUnet; the same
+        arithmetic without the pooling pass, see bench/README.md).
 
     # Shapes
     images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i].
     """
 
-    def __init__(self, in_channels: int, channels: Sequence[PositiveInt] = (16, 32, 64, 128, 256)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[PositiveInt] = (16, 32, 64, 128, 256),
+        downsample: Literal["maxpool", "conv"] = "maxpool",
+    ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"channels: needs at least 2 levels, got {list(channels)}")
+        strided = downsample == "conv"
         self.levels = nn.ModuleList(
-            double_conv(in_channels if i == 0 else channels[i - 1], c) for i, c in enumerate(channels)
+            double_conv(in_channels if i == 0 else channels[i - 1], c, stride=2 if strided and i else 1)
+            for i, c in enumerate(channels)
         )
-        self.pool = nn.MaxPool2d(2)
+        self.pool = nn.Identity() if strided else nn.MaxPool2d(2)
         self.out_channels = list(channels)
         self.strides = [2**i for i in range(len(channels))]
 

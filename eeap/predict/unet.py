@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,12 @@ class AttentionUNetDecoder(SegmentationHead):
     attention: one skip gate per skip level, coarse to fine, built by the task from ``model.attend``; or none.
     decoder_channels: channels of each decoder level, finest first (default: the encoder's skip channels).
     deep_supervision: also predict from every coarser decoder level (``aux`` logits, upsampled to the input).
+    upsample: how the coarser level is brought to the skip's size: ``bilinear`` interpolation (the paper's), or
+        ``transposed``, a learned 3×3 transposed convolution with stride 2 → BatchNorm → ReLU to the level's
+        decoder channels (MONAI's AttentionUnet; needs each level at twice its coarser neighbour's resolution).
+    block: the convolutions after concatenating: ``double`` (3×3 conv → BN → ReLU, twice; the paper's) or ``single``.
+    gating: the gates' gating signal: the ``coarse`` level before upsampling (the paper's), or the ``upsampled`` one,
+        on the skip's grid (MONAI's; with the gate's ``subsample: 1`` no resampling is left in the gate).
 
     # Shapes
     features [(batch, encoder_channels[i], H / s_i, W / s_i)] -> logits (batch, num_classes, H, W),
@@ -41,6 +47,9 @@ class AttentionUNetDecoder(SegmentationHead):
         attention: Sequence[SkipGate] = (),
         decoder_channels: Optional[list[PositiveInt]] = None,
         deep_supervision: bool = False,
+        upsample: Literal["bilinear", "transposed"] = "bilinear",
+        block: Literal["double", "single"] = "double",
+        gating: Literal["coarse", "upsampled"] = "coarse",
     ) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])
@@ -53,12 +62,24 @@ class AttentionUNetDecoder(SegmentationHead):
         if attention and len(attention) != len(skips):
             raise ValueError(f"{len(skips)} skip levels need {len(skips)} gates, got {len(attention)}")
         self.strides = list(encoder_strides)
+        if upsample == "transposed" and any(b != 2 * a for a, b in zip(self.strides, self.strides[1:])):
+            raise ValueError(
+                f"upsample: 'transposed' doubles the resolution from level to level, but the encoder's strides are "
+                f"{self.strides}; use upsample: bilinear"
+            )
         self.gates = nn.ModuleList(attention)
+        self.gate_upsampled = gating == "upsampled"
+        self.ups = nn.ModuleList()
         self.blocks = nn.ModuleList()
         coarser = encoder_channels[-1]
         for level in reversed(range(len(skips))):  # coarse to fine
-            self.blocks.append(double_conv(coarser + skips[level], decoder_channels[level]))
-            coarser = decoder_channels[level]
+            width = decoder_channels[level]
+            if upsample == "transposed":
+                self.ups.append(transposed_up(coarser, width))
+                coarser = width
+            merge = double_conv if block == "double" else single_conv
+            self.blocks.append(merge(coarser + skips[level], width))
+            coarser = width
         self.head = nn.Conv2d(decoder_channels[0], num_classes, 1)
         self.aux_heads = (
             nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:])
@@ -75,9 +96,10 @@ class AttentionUNetDecoder(SegmentationHead):
         decoder_channels = list(settings["decoder_channels"] or skips)
         if len(decoder_channels) != len(skips):
             return []  # the constructor says what is wrong
-        coarser = [encoder_channels[-1], *decoder_channels[::-1]]  # gating channels, coarse to fine
-        return [
-            {"in_channels": skips[level], "gating_channels": coarser[i]}
+        coarser = [encoder_channels[-1], *decoder_channels[::-1]]  # coarser level's channels, coarse to fine
+        learned = settings["gating"] == "upsampled" and settings["upsample"] == "transposed"
+        return [  # a transposed convolution's output has the level's decoder channels
+            {"in_channels": skips[level], "gating_channels": decoder_channels[level] if learned else coarser[i]}
             for i, level in enumerate(reversed(range(len(skips))))
         ]
 
@@ -91,10 +113,16 @@ class AttentionUNetDecoder(SegmentationHead):
         levels: list[Tensor] = []
         for i, block in enumerate(self.blocks):
             skip = features[-2 - i]  # (batch, C_skip, h, w)
-            if self.gates:
+            if self.gates and not self.gate_upsampled:
                 skip, alpha = self.gates[i](skip, x)  # gated with the coarser level; alpha (batch, 1, h, w)
                 gates.insert(0, alpha)
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            if self.ups:
+                x = self.ups[i](x)  # (batch, decoder_channels[level], h, w)
+            else:
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            if self.gates and self.gate_upsampled:
+                skip, alpha = self.gates[i](skip, x)  # gated with the upsampled level on the skip's grid
+                gates.insert(0, alpha)
             x = block(torch.cat([x, skip], dim=1))  # (batch, decoder_channels[level], h, w)
             levels.insert(0, x)
         logits = self.head(x)
@@ -109,3 +137,19 @@ class AttentionUNetDecoder(SegmentationHead):
             else []
         )
         return logits, gates, aux  # logits (batch, num_classes, H, W)
+
+
+def single_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Conv 3×3 → BatchNorm → ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True)
+    )
+
+
+def transposed_up(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Twice the resolution, learned: transposed conv 3×3 with stride 2 → BatchNorm → ReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(True),
+    )

@@ -147,3 +147,30 @@ def test_attention_gate_by_hand():
     phi = F.interpolate(gate.phi(g), size=theta.shape[-2:], mode="bilinear", align_corners=False)
     coarse = torch.sigmoid(gate.psi(F.relu(theta + phi)))
     assert torch.allclose(alpha, F.interpolate(coarse, size=(8, 8), mode="bilinear", align_corners=False))
+
+
+def test_attention_gate_on_the_skips_grid_resamples_nothing(monkeypatch):
+    """With the gating signal already on x's grid and ``subsample: 1`` (MONAI's arrangement) the gate is
+    α = σ(ψ(ReLU(θx + φg))) pixel by pixel, with no interpolation; on another grid it resamples as before."""
+    torch.manual_seed(0)
+    gate = ATTEND.build({"type": "attention_gate", "subsample": 1}, in_channels=4, gating_channels=6).eval()
+    x, g = torch.randn(2, 4, 8, 8), torch.randn(2, 6, 8, 8)
+    calls = []
+    interpolate = F.interpolate
+    monkeypatch.setattr(F, "interpolate", lambda *a, **k: calls.append(k) or interpolate(*a, **k))
+    out, alpha = gate(x, g)
+    assert calls == []
+    expected = torch.sigmoid(gate.psi(F.relu(gate.theta(x) + gate.phi(g))))  # (2, 1, 8, 8)
+    torch.testing.assert_close(alpha, expected)
+    torch.testing.assert_close(out, gate.out(expected * x))
+    gate(x, torch.randn(2, 6, 4, 4))
+    assert len(calls) == 1  # φ(g) to θ(x)'s grid; α is already on x's
+
+
+def test_attention_gate_without_projection_outputs_alpha_times_x():
+    torch.manual_seed(0)
+    gate = ATTEND.build({"type": "attention_gate", "project": False}, in_channels=3, gating_channels=5).eval()
+    x, g = torch.randn(2, 3, 8, 8), torch.randn(2, 5, 4, 4)
+    out, alpha = gate(x, g)
+    torch.testing.assert_close(out, alpha * x)
+    assert not any("out" in name for name, _ in gate.named_parameters())

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_shapes
+from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_cluttered, make_shapes
 from PIL import Image
 
 from eeap.errors import ConfigError, DataError
@@ -51,6 +51,32 @@ def test_shapes_are_seeded_and_masks_cover_exactly_the_drawn_pixels():
     assert labels == {1, 2}
     binary = make_shapes(10, 32, ["circle", "triangle"], True, 3, 0.0, seed=0)
     assert {int(v) for _, m in binary for v in np.unique(m)} == {0, 1}
+
+
+def test_cluttered_masks_hold_the_targets_and_never_a_distractor():
+    """Without noise every shape is one solid colour: the mask's pixels are the targets' colours (one to three per
+    image), distractors show outside it in colours the mask never holds, and the set is seeded."""
+    kinds = (["circle"], ["rectangle", "triangle"])
+    first = make_cluttered(40, 48, *kinds, 3, 5, (0.06, 0.14), 0.0, seed=1)
+    again = make_cluttered(40, 48, *kinds, 3, 5, (0.06, 0.14), 0.0, seed=1)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    distractor_pixels = 0
+    for image, mask in first:
+        assert image.shape == (3, 48, 48) and set(np.unique(mask)) <= {0, 1} and mask.any()
+        colours, counts = np.unique(image.reshape(3, -1).T, axis=0, return_counts=True)
+        solid = {tuple(c) for c, n in zip(colours, counts) if n >= 4}  # shapes; textured pixels are all distinct
+        inside = {tuple(c) for c in image[:, mask == 1].T}
+        assert 1 <= len(inside) <= 3 and inside <= solid
+        outside = np.array([tuple(c) in solid - inside for c in image.reshape(3, -1).T]).reshape(48, 48)
+        assert not (outside & (mask == 1)).any()
+        distractor_pixels += int(outside.sum())
+    assert distractor_pixels > 0
+    sizes = [mask.mean() for _, mask in first]
+    assert 0.005 < np.mean(sizes) < 0.1  # small objects
+    with pytest.raises(DataError, match=r"data.distractors: \['circle'\] also in data.targets"):
+        DATA.build({"type": "cluttered_shapes", "distractors": ["circle"]}, "data", seed=0)
+    with pytest.raises(DataError, match="data.targets: unknown shape \\['star'\\]; allowed: circle"):
+        DATA.build({"type": "cluttered_shapes", "targets": ["star"]}, "data", seed=0)
 
 
 def test_flips_move_image_and_mask_together():
@@ -133,6 +159,83 @@ def test_any_image_size_is_padded_and_cropped_back_and_gates_are_per_skip():
         "model.attend.type: 'additive' is a score attention, but here a U-Net skip gate is "
         "needed. Valid options: attention_gate"
     )
+
+
+@pytest.mark.parametrize(
+    "encode, predict, attend",
+    [
+        ({"downsample": "conv"}, {}, {}),
+        ({}, {"upsample": "transposed"}, {}),
+        ({}, {"block": "single", "deep_supervision": True}, {}),
+        (
+            {"downsample": "conv"},
+            {"upsample": "transposed", "block": "single", "gating": "upsampled"},
+            {"subsample": 1},
+        ),
+        ({}, {"gating": "upsampled"}, {}),
+    ],
+)
+def test_unet_variants_keep_the_contract(encode, predict, attend):
+    """Every arrangement (MONAI's strided convolutions, transposed upsampling, single blocks, gating after
+    upsampling) gives logits at the input's size and one gate map per skip on the skip's grid, and trains."""
+    task = build_task(
+        encode={"type": "unet_conv", "channels": [8, 16, 32], **encode},
+        predict={"type": "attention_unet", **predict},
+        attend={"type": "attention_gate", **attend},
+    ).train()
+    logits, gates, aux = task(torch.rand(2, 3, 37, 45))
+    assert logits.shape == (2, 3, 37, 45)
+    assert [tuple(g.shape) for g in gates] == [(2, 1, 37, 45), (2, 1, 19, 23)]
+    loss = task.loss(logits, torch.randint(0, 3, (2, 37, 45))) + sum(a.sum() for a in aux)
+    loss.backward()
+    assert all(p.grad is not None for p in task.parameters() if p.requires_grad)
+
+
+def test_strided_encoder_levels_are_their_convolutions_by_hand():
+    """``downsample: conv``: level i is conv(stride 2) → BN → ReLU → conv → BN → ReLU of level i − 1, no pooling;
+    ``maxpool``: the same convolutions (stride 1) after 2×2 max pooling."""
+    from eeap.registry import ENCODE
+
+    F = torch.nn.functional
+    torch.manual_seed(0)
+    for downsample in ("conv", "maxpool"):
+        encoder = ENCODE.build(
+            {"type": "unet_conv", "channels": [4, 6, 8], "downsample": downsample}, in_channels=3
+        ).eval()
+        images = torch.rand(2, 3, 16, 16)
+        features = encoder(images)
+        assert [tuple(f.shape) for f in features] == [(2, 4, 16, 16), (2, 6, 8, 8), (2, 8, 4, 4)]
+        for i in (1, 2):
+            conv1, bn1, _, conv2, bn2, _ = encoder.levels[i]
+            x = features[i - 1] if downsample == "conv" else F.max_pool2d(features[i - 1], 2)
+            x = F.relu(bn1(F.conv2d(x, conv1.weight, stride=2 if downsample == "conv" else 1, padding=1)))
+            x = F.relu(bn2(F.conv2d(x, conv2.weight, padding=1)))
+            torch.testing.assert_close(features[i], x)
+
+
+def test_transposed_upsampling_spreads_each_pixel_over_its_kernel_by_hand():
+    """A 3×3 transposed convolution with stride 2 (padding 1, output padding 1) sends input pixel (i, j) to output
+    pixels (2i − 1 + a, 2j − 1 + b) weighted by kernel[a, b]: a single 1 at (1, 1) gives the kernel at rows and
+    columns 1–3 of the doubled grid, and zero elsewhere."""
+    from eeap.predict.unet import transposed_up
+
+    up = transposed_up(1, 1).eval()  # BatchNorm in eval with fresh statistics: the identity (up to its ε)
+    with torch.no_grad():
+        up[0].weight.copy_(torch.arange(1.0, 10.0).view(1, 1, 3, 3))
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 1, 1] = 1.0
+    expected = torch.zeros(8, 8)
+    expected[1:4, 1:4] = torch.arange(1.0, 10.0).view(3, 3)
+    scale = 1 / (1 + up[1].eps) ** 0.5
+    torch.testing.assert_close(up(x)[0, 0], expected * scale)
+    from eeap.registry import PREDICT
+
+    sizes = {"encoder_channels": [8, 16, 32], "num_classes": 1}  # a pyramid that skips a resolution
+    with pytest.raises(ConfigError, match=r"upsample: 'transposed' .* encoder's strides are \[2, 8, 16\]"):
+        PREDICT.build(
+            {"type": "attention_unet", "upsample": "transposed"}, "model.predict", encoder_strides=[2, 8, 16], **sizes
+        )
+    PREDICT.build({"type": "attention_unet"}, "model.predict", encoder_strides=[2, 8, 16], **sizes)  # bilinear: any
 
 
 def test_padding_does_not_change_what_the_model_sees_inside():
@@ -301,3 +404,17 @@ def test_folder_config_trains_on_a_users_folder(tiny, tmp_path):
         )
     )
     assert metrics["steps"] == 1 and 0.0 <= metrics["test/dice"] <= 1.0
+
+
+def test_cluttered_config_trains_with_and_without_gates(tiny, tmp_path):
+    """configs/segmentation/cluttered.yaml, shrunk: one epoch with the attention gates and one without."""
+    from eeap import build
+    from eeap.run import train
+
+    cluttered = ROOT / "configs" / "segmentation" / "cluttered.yaml"
+    task, data = build(tiny(*TINY, config=cluttered))
+    assert data.info().classes == ["background", "circle"] and len(task.decoder.gates) == 2
+    for attend in ("{type: attention_gate}", "none"):
+        keys = [*TINY, "trainer.max_epochs=1", f"model.attend={attend}", f"run_dir={tmp_path / attend[:4]}"]
+        metrics = train(tiny(*keys, config=cluttered))
+        assert 0 <= metrics["test/dice"] <= 1

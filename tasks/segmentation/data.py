@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import functools
 import random
 from dataclasses import dataclass
@@ -196,8 +197,37 @@ def make_cluttered(
     return examples
 
 
+class GeneratedData(SegmentationData):
+    """Base of the generated sets: each split drawn by ``draw(count, seed)`` with its own seed (the run's seed × 1000
+    + the split's index), square RGB images of ``image_size``; subclasses name their ``classes()``."""
+
+    def __init__(
+        self, seed: int, train_size: int, val_size: int, test_size: int, image_size: int, **kwargs: Any
+    ) -> None:
+        super().__init__(seed, **kwargs)
+        if image_size < 16:
+            raise DataError(f"data.image_size: at least 16 pixels, got {image_size}")
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        self.image_size = image_size
+
+    @abc.abstractmethod
+    def draw(self, count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``count`` (image (3, size, size), mask (size, size)) examples drawn from ``seed``."""
+
+    @abc.abstractmethod
+    def classes(self) -> list[str]:
+        """Class names, background first."""
+
+    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
+        splits = {
+            split: self.draw(count, seed=self.seed * 1000 + offset)
+            for offset, (split, count) in enumerate(self.sizes.items())
+        }
+        return splits, SegmentationInfo(self.classes(), 3, (self.image_size, self.image_size))
+
+
 @DATA.register("shapes")
-class ShapesData(SegmentationData):
+class ShapesData(GeneratedData):
     """Seeded synthetic shapes with exact per-pixel masks, drawn with scikit-image.
 
     # Parameters
@@ -222,35 +252,21 @@ class ShapesData(SegmentationData):
         noise: NonNegativeFloat = 0.05,
         **kwargs,
     ) -> None:
-        super().__init__(seed, **kwargs)
+        super().__init__(seed, train_size, val_size, test_size, image_size, **kwargs)
         unknown = [s for s in shapes if s not in SHAPES]
         if unknown or not shapes:
             raise DataError(f"data.shapes: unknown shape {unknown or '(none given)'}; allowed: {', '.join(SHAPES)}")
-        if image_size < 16:
-            raise DataError(f"data.image_size: at least 16 pixels, got {image_size}")
-        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        self.image_size, self.shapes, self.binary = image_size, list(shapes), binary
-        self.max_shapes, self.noise = max_shapes, noise
+        self.shapes, self.binary, self.max_shapes, self.noise = list(shapes), binary, max_shapes, noise
 
-    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
-        splits = {
-            split: make_shapes(
-                count,
-                self.image_size,
-                self.shapes,
-                self.binary,
-                self.max_shapes,
-                self.noise,
-                seed=self.seed * 1000 + offset,
-            )
-            for offset, (split, count) in enumerate(self.sizes.items())
-        }
-        classes = ["background"] + (["shape"] if self.binary else self.shapes)
-        return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
+    def draw(self, count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return make_shapes(count, self.image_size, self.shapes, self.binary, self.max_shapes, self.noise, seed)
+
+    def classes(self) -> list[str]:
+        return ["background"] + (["shape"] if self.binary else self.shapes)
 
 
 @DATA.register("cluttered_shapes")
-class ClutteredShapesData(SegmentationData):
+class ClutteredShapesData(GeneratedData):
     """A harder synthetic set, where a model must look at a shape's form in context: small target shapes among
     distractor shapes of other kinds, overlapping, in the same colours, on textured and striped backgrounds.
 
@@ -280,7 +296,7 @@ class ClutteredShapesData(SegmentationData):
         noise: NonNegativeFloat = 0.08,
         **kwargs,
     ) -> None:
-        super().__init__(seed, **kwargs)
+        super().__init__(seed, train_size, val_size, test_size, image_size, **kwargs)
         for key, kinds in (("targets", targets), ("distractors", distractors)):
             unknown = [s for s in kinds if s not in SHAPES]
             if unknown:
@@ -290,32 +306,20 @@ class ClutteredShapesData(SegmentationData):
         both = sorted(set(targets) & set(distractors))
         if both:
             raise DataError(f"data.distractors: {both} also in data.targets; a shape kind is one or the other")
-        if image_size < 16:
-            raise DataError(f"data.image_size: at least 16 pixels, got {image_size}")
         if not 0 < scale[0] <= scale[1]:
             raise DataError(f"data.scale: [smallest, largest] with 0 < smallest ≤ largest, got {list(scale)}")
-        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
-        self.image_size, self.targets, self.distractors = image_size, list(targets), list(distractors)
+        self.targets, self.distractors = list(targets), list(distractors)
         self.max_targets, self.max_distractors = max_targets, max_distractors
         self.scale, self.noise = (float(scale[0]), float(scale[1])), noise
 
-    def make_splits(self) -> tuple[dict[str, list], SegmentationInfo]:
-        splits = {
-            split: make_cluttered(
-                count,
-                self.image_size,
-                self.targets,
-                self.distractors,
-                self.max_targets,
-                self.max_distractors,
-                self.scale,
-                self.noise,
-                seed=self.seed * 1000 + offset,
-            )
-            for offset, (split, count) in enumerate(self.sizes.items())
-        }
-        classes = ["background", *self.targets]
-        return splits, SegmentationInfo(classes, 3, (self.image_size, self.image_size))
+    def draw(self, count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        counts = (self.max_targets, self.max_distractors)
+        return make_cluttered(
+            count, self.image_size, self.targets, self.distractors, *counts, self.scale, self.noise, seed
+        )
+
+    def classes(self) -> list[str]:
+        return ["background", *self.targets]
 
 
 def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:

@@ -46,7 +46,7 @@ def run_main(capsys, *args):
         ),
         (
             ["data={type: digits}"],
-            "error: data.type: task 'translation' needs its own kind of data (dates, number_words, parallel); "
+            "error: data.type: task 'translation' needs its own kind of data (dates, gettext, number_words, parallel); "
             "data 'digits' is for another task",
         ),
         (["trainer.devices=bogus"], "error: trainer: `devices` selected with `CPUAccelerator` should be an int > 0."),

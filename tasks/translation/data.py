@@ -7,8 +7,9 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Union
+from typing import Iterable, Iterator, Literal, Optional, Sequence, Union
 
+from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, existing, read_pairs
 
 from eeap.data import DataInfo, DataModule, demo_import, read_rows
@@ -406,3 +407,55 @@ class ParallelData(TranslationData):
                 count = max(1, int(total * self.fractions[name]))
                 splits[name], train = train[:count], train[count:]
         return self.tokenized(train, splits["val"], splits["test"])
+
+
+@DATA.register("gettext")
+class GettextData(TranslationData):
+    """Real English → ``language`` translations from installed packages' gettext catalogs (see
+    ``tasks/translation/catalogs.py``): each ``locale`` folder is a catalog, splits are whole catalogs, and no
+    string, or near-duplicate of one, is in two splits. Offline: the catalogs come with the packages
+    (``pip install 'eeap[po-corpus]'`` for Wagtail's, allauth's and Sphinx's beside Django's).
+
+    # Parameters
+    packages: installed Python packages (import names) whose ``locale`` folders are read.
+    locale_dirs: more folders laid out as ``<lang>/LC_MESSAGES/*.po``, each one catalog.
+    language: the target language's folder name (``de``, ``fr``, ``pt_BR``, ...).
+    val_fraction, test_fraction: the share of the pairs that the held-out catalogs hold, about.
+    (and every TranslationData parameter)
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        packages: Sequence[str] = ("django",),
+        locale_dirs: Sequence[str] = (),
+        language: str = "de",
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.1,
+        **kwargs,
+    ) -> None:
+        super().__init__(seed, **kwargs)
+        self.packages, self.locale_dirs, self.language = list(packages), list(locale_dirs), language
+        self.fractions = (val_fraction, test_fraction)
+
+    def corpus(self) -> CatalogSplit:
+        """The catalogs read and split (without tokenizing): what ``make_splits`` trains on, for inspection and for
+        writing the same splits for another toolkit."""
+        from eeap.tasks.translation.catalogs import find_catalogs, split_catalogs
+
+        catalogs = find_catalogs(self.packages, self.locale_dirs, self.language)
+        split = split_catalogs([(c.name, c.pairs()) for c in catalogs], *self.fractions, self.seed)
+        for name in ("val", "test"):
+            if not split.catalogs[name]:
+                total = sum(len(pairs) for pairs in split.splits.values()) + sum(split.duplicates.values())
+                raise DataError(
+                    f"data: no catalog fits the {name} split: it takes whole catalogs of at most 1.5 × "
+                    f"data.{name}_fraction of the {total} pairs in {len(catalogs)} catalogs; add packages or "
+                    f"locale_dirs, or raise data.{name}_fraction"
+                )
+        return split
+
+    def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
+        split = self.corpus()
+        print(f"data 'gettext' ({self.language}): {split.summary()}")
+        return self.tokenized(split.splits["train"], split.splits["val"], split.splits["test"])

@@ -67,6 +67,8 @@ def graphs(task: Any) -> list[Graph]:
     if not hasattr(task, "seq2seq"):
         raise ConfigError(f"export: no graphs are defined for task '{kind}'")
     decoder = task.seq2seq.decoder
+    if getattr(decoder, "cache", False):  # a Transformer's key-value cache is nested state of a growing length:
+        decoder.cache = False  # the exported step recomputes the prefix (its reference path) on a fixed state layout
     if any(getattr(m, "uses_step", False) for m in decoder.modules()):
         raise ConfigError(
             "export: this model's attention depends on the decoding step's number (local-m), which an exported step "

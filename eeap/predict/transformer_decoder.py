@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
+import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention
-from eeap.attend.multihead import MultiHeadAttention
+from eeap.attend.multihead import MultiHeadAttention, attend_heads
 from eeap.embed.token import TokenEmbedding
 from eeap.encode.transformer import FeedForward
 from eeap.predict.base import SequenceDecoder, State
@@ -35,6 +36,31 @@ class DecoderLayer(nn.Module):
         x = x + self.dropout(self.cross_out(context))
         return x + self.dropout(self.ff(self.norms[2](x))), weights
 
+    def step(
+        self,
+        x: Tensor,
+        cache: tuple[Tensor, Tensor],
+        memory: Tensor,
+        keys: Any,
+        mask: Tensor,
+        t: int,
+        need_weights: bool,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Optional[Tensor]]:
+        """``forward`` for one new position t, given the self-attention keys and values of positions 0..t-1: the same
+        function (checked against ``forward`` in tests/translation/test_decoders.py), without recomputing the prefix.
+        x (batch, 1, dim); cache: keys and values (batch, heads, t, head_dim) each; ``keys``: the cross-attention's
+        projected memory. Returns the new x, the cache grown to t + 1 positions, and the cross-attention weights."""
+        attention = self.self_attention
+        h = self.norms[0](x)  # (batch, 1, dim)
+        k = torch.cat([cache[0], attention._heads(attention.k_proj(h))], 2)  # (batch, heads, t + 1, head_dim)
+        v = torch.cat([cache[1], attention._heads(attention.v_proj(h))], 2)  # (batch, heads, t + 1, head_dim)
+        out, _ = attend_heads(attention._heads(attention.q_proj(h)), k, v)  # (batch, heads, 1, head_dim): sees 0..t
+        x = x + self.dropout(attention.out_proj(out.transpose(1, 2).reshape(x.shape[0], 1, attention.dim)))
+        query = self.norms[1](x)  # (batch, 1, dim)
+        context, weights = self.cross_attention.attend_projected(query, keys, memory, mask, t, need_weights)
+        x = x + self.dropout(self.cross_out(context))
+        return x + self.dropout(self.ff(self.norms[2](x))), (k, v), weights
+
 
 @PREDICT.register("transformer_decoder")
 class TransformerDecoder(SequenceDecoder):
@@ -49,6 +75,10 @@ class TransformerDecoder(SequenceDecoder):
     dim, layers, heads, ff_dim, dropout: the usual sizes.
     max_len: longest target.
     tie_embeddings: share the target embedding with the output projection.
+    cache: decode with a key-value cache: each step runs the new position through the layers, attending to the
+        earlier positions' stored self-attention keys and values (time linear in the output's length). ``false``
+        runs ``forward`` over the whole prefix at every step (quadratic): the reference path, which the cached one
+        is checked against, and what ``eeap export`` exports.
     """
 
     def __init__(
@@ -63,8 +93,10 @@ class TransformerDecoder(SequenceDecoder):
         dropout: Fraction = 0.1,
         max_len: PositiveInt = 256,
         tie_embeddings: bool = True,
+        cache: bool = True,
     ) -> None:
         super().__init__()
+        self.cache = cache
         if len(attention) != layers:
             raise ValueError(
                 f"a transformer decoder of {layers} layers needs {layers} cross-attention modules, got {len(attention)}"
@@ -96,10 +128,41 @@ class TransformerDecoder(SequenceDecoder):
             x, weights = layer(x, memory, mask, need_weights and i == len(self.layers) - 1)
         return self.output(self.norm(x)), weights  # (batch, tgt_len, vocab), (batch, tgt_len, src_len)
 
+    @property
+    def needs_prefix(self) -> bool:  # type: ignore[override]
+        """With the cache, a step reads the last token only; the rest is in the state."""
+        return not self.cache
+
     def start(self, memory: Tensor, mask: Tensor) -> State:
-        return {"memory": memory, "mask": mask}
+        """The memory and its mask; with the cache also an empty key-value cache per layer and t = 0."""
+        if not self.cache:
+            return {"memory": memory, "mask": mask}
+        batch, layers = memory.shape[0], cast("list[DecoderLayer]", list(self.layers))
+        empty = []
+        for layer in layers:
+            attention = layer.self_attention
+            none = memory.new_zeros(batch, attention.num_heads, 0, attention.head_dim)  # (batch, heads, 0, head_dim)
+            empty.append((none, none))
+        keys = [layer.cross_attention.project_keys(memory) for layer in layers]  # fixed per source
+        return {"memory": memory, "mask": mask, "keys": keys, "cache": empty, "t": 0}
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:
-        """Recomputes the whole prefix (targets here are short); returns the last position."""
-        logits, weights = self(tokens, state["memory"], state["mask"], need_weights=True)
-        return logits[:, -1], state, None if weights is None else weights[:, -1]
+        """The next token's logits. Without the cache: ``forward`` over the whole prefix tokens (batch, t), its last
+        position. With it: tokens (batch, 1), the last token, run through every layer at position t, attending to
+        the cached keys and values of positions 0..t-1."""
+        if not self.cache:
+            logits, weights = self(tokens, state["memory"], state["mask"], need_weights=True)
+            return logits[:, -1], state, None if weights is None else weights[:, -1]
+        t = state["t"]
+        x = self.embedding(tokens[:, -1:], offset=t)  # (batch, 1, dim)
+        cache, weights = [], None
+        for i, layer in enumerate(cast("list[DecoderLayer]", list(self.layers))):
+            last = i == len(self.layers) - 1
+            x, grown, w = layer.step(
+                x, state["cache"][i], state["memory"], state["keys"][i], state["mask"], t, need_weights=last
+            )
+            cache.append(grown)
+            weights = w if last else weights
+        logits = self.output(self.norm(x))[:, 0]  # (batch, vocab)
+        new = {**state, "cache": cache, "t": t + 1}
+        return logits, new, None if weights is None else weights[:, 0]  # weights (batch, src_len)

@@ -47,7 +47,8 @@ def memory(batch=3, src=6, dim=16):
         },  # Show, Attend, Tell
         {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "layers": 2, "hidden": 16, "embed_dim": 8},
         {"type": "rnn_decoder", "style": "luong", "input_feeding": False, "cell": "lstm", "hidden": 16, "embed_dim": 8},
-        {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},
+        {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0},  # key-value cache
+        {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0, "cache": False},
     ],
 )
 @pytest.mark.parametrize("backend", ["auto", "reference"])
@@ -71,6 +72,29 @@ def test_forward_equals_stepwise_decoding(section, attend, backend):
             assert torch.allclose(step_weights, weights[:, t], atol=1e-5)
     if weights is not None:
         assert torch.all(weights[1, :, 4:] == 0)  # padding gets no attention
+
+
+@pytest.mark.parametrize("attend", [{"type": "multihead", "num_heads": 2}, {"type": "additive"}])
+def test_transformer_cache_decodes_as_the_prefix_path(attend):
+    """Beam search (beams reordered every step) and greedy decoding give the same hypotheses, scores and weights with
+    the key-value cache as with the reference, which recomputes the whole prefix at every step."""
+    from eeap.predict.search import beam_search
+
+    section = {"type": "transformer_decoder", "dim": 16, "heads": 2, "ff_dim": 32, "dropout": 0.0}
+    decoder = build(section, attend).eval()
+    mem, mask = memory()
+    for beam in (1, 3):
+        decoder.cache = True
+        assert not decoder.needs_prefix
+        cached = beam_search(decoder, mem, mask, max_len=7, beam_size=beam, alpha=1.0, n_best=beam)
+        decoder.cache = False
+        assert decoder.needs_prefix
+        plain = beam_search(decoder, mem, mask, max_len=7, beam_size=beam, alpha=1.0, n_best=beam)
+        assert torch.equal(cached.tokens, plain.tokens) and torch.equal(cached.lengths, plain.lengths)
+        assert torch.allclose(cached.scores, plain.scores, atol=1e-5)
+        assert torch.allclose(cached.weights, plain.weights, atol=1e-5)
+        if beam > 1:
+            assert torch.equal(cached.ranked_tokens, plain.ranked_tokens)
 
 
 def test_transformer_decoder_is_causal():

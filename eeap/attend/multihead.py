@@ -75,14 +75,23 @@ class MultiHeadAttention(Attention):
         step: Optional[int] = None,
         need_weights: Optional[bool] = None,
     ) -> tuple[Tensor, Optional[Tensor]]:
+        return self.attend_memory(query, *self.project_memory(keys, values), mask, need_weights)
+
+    def project_memory(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys (batch, src_len, key_dim) and values projected into heads, (batch, heads, src_len, head_dim) each.
+        They do not depend on the query: a decoder projects its memory once and calls ``attend_memory`` each step."""
+        return self._heads(self.k_proj(keys)), self._heads(self.v_proj(values))
+
+    def attend_memory(
+        self, query: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None, need_weights: Optional[bool] = None
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """``attend_projected`` with keys and values from ``project_memory``; query (batch, [tgt_len,] query_dim)."""
         single = query.dim() == 2
         if single:
             query = query.unsqueeze(1)
         need_weights = self.need_weights if need_weights is None else need_weights
         batch, tgt_len, _ = query.shape
         q = self._heads(self.q_proj(query))  # (batch, heads, tgt_len, head_dim)
-        k = self._heads(self.k_proj(keys))  # (batch, heads, src_len, head_dim)
-        v = self._heads(self.v_proj(values))  # (batch, heads, src_len, head_dim)
         out, weights = attend_heads(
             q, k, v, expand_mask(mask), self.causal, self.dropout if self.training else 0.0, need_weights
         )  # (batch, heads, tgt_len, head_dim)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention
-from eeap.attend.multihead import MultiHeadAttention, attend_heads
+from eeap.attend.multihead import MultiHeadAttention
 from eeap.embed.token import TokenEmbedding
 from eeap.encode.transformer import FeedForward
 from eeap.predict.base import SequenceDecoder, State
@@ -49,15 +49,17 @@ class DecoderLayer(nn.Module):
         """``forward`` for one new position t, given the self-attention keys and values of positions 0..t-1: the same
         function (checked against ``forward`` in tests/translation/test_decoders.py), without recomputing the prefix.
         x (batch, 1, dim); cache: keys and values (batch, heads, t, head_dim) each; ``keys``: the cross-attention's
-        projected memory. Returns the new x, the cache grown to t + 1 positions, and the cross-attention weights."""
+        projected memory (for multi-head attention its keys and values in heads, projected once per source). Returns the new x, the cache grown to t + 1 positions, and the cross-attention weights."""
         attention = self.self_attention
         h = self.norms[0](x)  # (batch, 1, dim)
-        k = torch.cat([cache[0], attention._heads(attention.k_proj(h))], 2)  # (batch, heads, t + 1, head_dim)
-        v = torch.cat([cache[1], attention._heads(attention.v_proj(h))], 2)  # (batch, heads, t + 1, head_dim)
-        out, _ = attend_heads(attention._heads(attention.q_proj(h)), k, v)  # (batch, heads, 1, head_dim): sees 0..t
-        x = x + self.dropout(attention.out_proj(out.transpose(1, 2).reshape(x.shape[0], 1, attention.dim)))
+        k, v = attention.project_memory(h, h)  # (batch, heads, 1, head_dim) each
+        k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (batch, heads, t + 1, head_dim)
+        x = x + self.dropout(attention.attend_memory(h, k, v, need_weights=False)[0])  # (batch, 1, dim): sees 0..t
         query = self.norms[1](x)  # (batch, 1, dim)
-        context, weights = self.cross_attention.attend_projected(query, keys, memory, mask, t, need_weights)
+        if isinstance(self.cross_attention, MultiHeadAttention):  # keys: its projected keys and values, per head
+            context, weights = self.cross_attention.attend_memory(query, keys[0], keys[1], mask, need_weights)
+        else:
+            context, weights = self.cross_attention.attend_projected(query, keys, memory, mask, t, need_weights)
         x = x + self.dropout(self.cross_out(context))
         return x + self.dropout(self.ff(self.norms[2](x))), (k, v), weights
 
@@ -143,7 +145,12 @@ class TransformerDecoder(SequenceDecoder):
             attention = layer.self_attention
             none = memory.new_zeros(batch, attention.num_heads, 0, attention.head_dim)  # (batch, heads, 0, head_dim)
             empty.append((none, none))
-        keys = [layer.cross_attention.project_keys(memory) for layer in layers]  # fixed per source
+        keys = [  # fixed per source: multi-head attention's keys and values in heads, or the attention's own keys
+            layer.cross_attention.project_memory(memory, memory)
+            if isinstance(layer.cross_attention, MultiHeadAttention)
+            else layer.cross_attention.project_keys(memory)
+            for layer in layers
+        ]
         return {"memory": memory, "mask": mask, "keys": keys, "cache": empty, "t": 0}
 
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State, Optional[Tensor]]:

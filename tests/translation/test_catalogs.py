@@ -163,3 +163,16 @@ def test_po_de_config_trains_and_refuses_a_missing_package(capsys, tmp_path):
     assert err.startswith(
         "error: data.packages: 'wagtial' is not an installed Python package (pip install 'eeap[po-corpus]'"
     )
+
+
+def test_po_de_transformer_config_is_whole():
+    """The Transformer variant's every section checks out before any data is read."""
+    from omegaconf import OmegaConf
+
+    from eeap.config import load_config
+    from eeap.run import check_config
+
+    cfg = load_config(ROOT / "configs" / "translation" / "po_de_transformer.yaml", ["logger=none"])
+    run = check_config(OmegaConf.to_container(cfg, resolve=True))
+    assert run.name == "po_de_transformer" and run.data["type"] == "gettext"
+    assert run.model["predict"]["type"] == "transformer_decoder" and run.model["encode"]["layers"] == 3

@@ -9,7 +9,7 @@ import csv
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import lightning as L
 import numpy as np
@@ -129,7 +129,7 @@ class DataModule(L.LightningDataModule, Role):
         epoch in any worker process and after a resume. None (the default): no augmentation."""
         return None
 
-    def lengths(self, split: str) -> Optional[list[int]]:
+    def lengths(self, split: str) -> Optional[Union[Sequence[int], np.ndarray]]:
         """Each example's length, to batch training examples of similar length together; None: plain shuffle."""
         return None
 
@@ -357,7 +357,9 @@ class EpochShuffle(Sampler[int]):
     batch_size: the DataLoader's batch size (with ``lengths``).
     """
 
-    def __init__(self, size: int, seed: int, lengths: Optional[Sequence[int]] = None, batch_size: int = 1) -> None:
+    def __init__(
+        self, size: int, seed: int, lengths: Optional[Union[Sequence[int], np.ndarray]] = None, batch_size: int = 1
+    ) -> None:
         self.size, self.seed, self.lengths, self.batch_size = size, seed, lengths, batch_size
         self.epoch = 0
         self.resume_at: Optional[tuple[int, int]] = None
@@ -377,22 +379,23 @@ class EpochShuffle(Sampler[int]):
             self.resume_at = None
             if epoch == self.epoch:
                 order = order[done:]
-        return iter(order)
+        return map(int, order)
 
-    def order(self) -> list[int]:
-        """This epoch's indices in the order they are drawn."""
+    def order(self) -> np.ndarray:
+        """This epoch's indices in the order they are drawn: one int64 array (no Python object per example, so a
+        corpus of millions costs megabytes here)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
+        order = torch.randperm(self.size, generator=generator).numpy()  # (size,)
         if self.lengths is None:
             return order
+        lengths = np.asarray(self.lengths)
         pool = self.batch_size * 50
-        batches = []
-        for start in range(0, self.size, pool):
-            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__)
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        short = batches.pop() if len(batches[-1]) < self.batch_size else []
-        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + [short]
-        return [index for batch in shuffled for index in batch]
+        pools = np.arange(self.size, dtype=np.int64) // pool
+        order = order[np.lexsort((lengths[order], pools))]  # each pool by length; stable: ties keep the shuffle
+        whole = self.size // self.batch_size  # pools are whole batches, so batches never straddle two
+        batches = order[: whole * self.batch_size].reshape(whole, self.batch_size)  # (batches, batch_size)
+        shuffled = batches[torch.randperm(whole, generator=generator).numpy()].reshape(-1)
+        return np.concatenate([shuffled, order[whole * self.batch_size :]])  # the short batch, if any, stays last
 
     def __len__(self) -> int:
         return self.size
@@ -423,7 +426,7 @@ def make_loader(
     seed: int,
     shuffle: bool = False,
     num_workers: int = 0,
-    lengths: Optional[Sequence[int]] = None,
+    lengths: Optional[Union[Sequence[int], np.ndarray]] = None,
     trainer: Any = None,
     augment: Optional[Callable[[Any, torch.Generator], Any]] = None,
 ) -> DataLoader:

@@ -3,9 +3,12 @@
 A data module that reads files (``DataModule.data_files``) and whose examples are flat records (``cacheable``)
 keeps what ``make_splits`` made in a folder keyed by the files' identity (path, size, modification time) and
 every setting that changes the result (the data section as built, less batch sizes and workers): the info
-(``info.pt``, the vocabularies) and each split as a Hugging Face ``datasets`` Arrow table, read back memory-mapped,
-so a second run's memory does not grow with the corpus. The next run, every DDP rank and ``eeap prepare CONFIG``
-(ahead of a multi-node job) reuse it; a changed file or setting is another key, so another folder.
+(``info.pt``, the vocabularies) and each split as an Arrow IPC file (``<split>.arrow``, record batches of
+``ROWS_PER_BATCH`` rows). A split is read back as ``ArrowRows``: a row is read from its record batch with a plain file
+read when the loader asks for it, not through a memory map, so a run's memory does not grow with the corpus (a memory
+map's pages count in the process's resident memory as they are touched: a whole epoch maps the whole file). The next
+run, every DDP rank and ``eeap prepare CONFIG`` (ahead of a multi-node job) reuse it; a changed file or setting is
+another key, so another folder.
 
 A module that can (``write_prepared``: the parallel translation data's TSV/CSV train file) prepares straight into
 the folder as its files stream past, so the first run's memory does not grow with the corpus either; others make
@@ -23,9 +26,12 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional, Sequence, Union, overload
 
-FORMAT = 1  # bump when what a cache holds changes
+import numpy as np
+
+FORMAT = 2  # bump when what a cache holds changes (2: Arrow IPC files read without a memory map)
+ROWS_PER_BATCH = 64  # rows per record batch: reading a random row reads its batch (a few KB to tens of KB)
 NOT_SETTINGS = ("batch_size", "eval_batch_size", "num_workers", "cache", "cache_dir", "type")
 
 
@@ -58,13 +64,121 @@ def cache_key(kind: str, settings: dict, files: list[Path], seed: int) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def column_lengths(split: Any, column: str) -> list[int]:
-    """The length of each example's ``column`` (a list): read from the Arrow column of a cached split at once."""
-    if hasattr(split, "data") and hasattr(split.data, "column"):
+def column_lengths(split: Any, column: str) -> np.ndarray:
+    """The length of each example's ``column`` (a list), as one int32 array: from a cached split, that column alone
+    is read (``ArrowRows.column_lengths``)."""
+    if isinstance(split, ArrowRows):
+        return split.column_lengths(column)
+    return np.fromiter((len(example[column]) for example in split), dtype=np.int32, count=len(split))
+
+
+class ArrowRows(Sequence):
+    """One prepared split: an Arrow IPC file whose rows are read when asked for, each from its record batch with a
+    plain file read (``pyarrow.OSFile``), not a memory map. A process holds the batches it is reading, whatever the
+    file's size; the file's pages stay in the kernel's page cache, shared by every process (and rank) on the machine.
+    Worker processes (and pickling) reopen the file."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        import pyarrow as pa
+
+        self.path = Path(path)
+        self.reader = pa.ipc.open_file(pa.OSFile(str(self.path)))
+        count = self.reader.num_record_batches
+        metadata = self.reader.schema.metadata or {}
+        self.rows_per_batch = int(metadata.get(b"eeap_rows_per_batch", ROWS_PER_BATCH))
+        self.size = (count - 1) * self.rows_per_batch + self.reader.get_batch(count - 1).num_rows if count else 0
+
+    def __reduce__(self) -> tuple:
+        return ArrowRows, (str(self.path),)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> dict: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[dict, list[dict]]:
+        if isinstance(index, slice):
+            return self.__getitems__(list(range(*index.indices(self.size))))
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The rows at ``indices`` (what a DataLoader asks for a batch), each record batch read once."""
+        import pyarrow as pa
+
+        rows: list = [None] * len(indices)
+        wanted: dict[int, list[tuple[int, int]]] = {}  # record batch -> (position in ``indices``, row in the batch)
+        for position, index in enumerate(indices):
+            row = int(index) + self.size if int(index) < 0 else int(index)
+            if not 0 <= row < self.size:
+                raise IndexError(f"row {index} of a split of {self.size}")
+            wanted.setdefault(row // self.rows_per_batch, []).append((position, row % self.rows_per_batch))
+        for number, places in wanted.items():
+            within = pa.array([row for _, row in places], pa.int64())
+            for (position, _), example in zip(places, self.reader.get_batch(number).take(within).to_pylist()):
+                rows[position] = example
+        return rows
+
+    def column_lengths(self, column: str) -> np.ndarray:
+        """The length of ``column`` (a list column) in every row: only that column's buffers are read."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        return pc.list_value_length(split.data.column(column)).to_pylist()
-    return [len(example[column]) for example in split]
+        field = self.reader.schema.get_field_index(column)
+        options = pa.ipc.IpcReadOptions(included_fields=[field])
+        reader = pa.ipc.open_file(pa.OSFile(str(self.path)), options=options)
+        parts = [
+            pc.list_value_length(reader.get_batch(i).column(0)).to_numpy() for i in range(reader.num_record_batches)
+        ]
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
+
+
+def write_rows(path: Path, rows: Iterable[Any]) -> int:
+    """Write a split to an Arrow IPC file in record batches of exactly ``ROWS_PER_BATCH`` rows (the last may be
+    short), so that a row's batch is its index over that: ``rows`` are flat records (dicts) or ``pyarrow`` tables,
+    the column types from the first. Returns the number of rows."""
+    import pyarrow as pa
+
+    writer: Any = None
+    schema: Any = None
+    carry: Any = None  # rows short of a whole batch, written with the next ones
+    pending: list[dict] = []
+    count = 0
+
+    def put(table: Any, last: bool = False) -> None:
+        nonlocal writer, schema, carry
+        if writer is None:
+            schema = table.schema.with_metadata({"eeap_rows_per_batch": str(ROWS_PER_BATCH)})
+            writer = pa.ipc.new_file(str(path), schema)
+        table = table.cast(schema)
+        table = (pa.concat_tables([carry, table]) if carry is not None else table).combine_chunks()
+        whole = table.num_rows if last else table.num_rows // ROWS_PER_BATCH * ROWS_PER_BATCH
+        for begin in range(0, whole, ROWS_PER_BATCH):
+            writer.write_batch(table.slice(begin, ROWS_PER_BATCH).to_batches()[0])
+        carry = table.slice(whole)
+
+    try:
+        for item in rows:
+            if isinstance(item, pa.Table):
+                count += item.num_rows
+                put(item)
+                continue
+            pending.append(item)
+            count += 1
+            if len(pending) == ROWS_PER_BATCH:
+                put(pa.Table.from_pylist(pending, schema=schema))
+                pending.clear()
+        if pending or carry is not None:
+            put(pa.Table.from_pylist(pending, schema=schema), last=True)
+        if writer is None:  # no rows: an empty file of no columns
+            writer = pa.ipc.new_file(str(path), pa.schema([], metadata={"eeap_rows_per_batch": str(ROWS_PER_BATCH)}))
+    finally:
+        if writer is not None:
+            writer.close()
+    return count
 
 
 def load_or_prepare(module: Any, settings: dict, root: Path) -> tuple[dict, Any, bool]:
@@ -121,30 +235,26 @@ def finish(temporary: Path, folder: Path, module: Any, settings: dict, counts: d
 
 def write(folder: Path, module: Any, splits: dict, info: Any, settings: dict) -> None:
     """Write a complete cache folder: under a temporary name, renamed into place at the end."""
-    import datasets
     import torch
 
     temporary = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     torch.save(info.state(), temporary / "info.pt")
-    datasets.disable_progress_bars()
     for name, examples in splits.items():
-        datasets.Dataset.from_list(list(examples)).save_to_disk(str(temporary / name))
+        write_rows(temporary / f"{name}.arrow", examples)
     finish(temporary, folder, module, settings, {name: len(examples) for name, examples in splits.items()})
 
 
 def read(folder: Path, module: Any) -> tuple[dict, Any]:
-    """The splits (memory-mapped Arrow tables) and the info of a complete cache folder."""
-    import datasets
+    """The splits (``ArrowRows``) and the info of a complete cache folder."""
     import torch
 
     from eeap.errors import DataError
 
-    datasets.disable_progress_bars()
     try:
         info = module.info_class.from_state(torch.load(folder / "info.pt", weights_only=True))
-        splits = {name: datasets.load_from_disk(str(folder / name)) for name in ("train", "val", "test")}
+        splits = {name: ArrowRows(folder / f"{name}.arrow") for name in ("train", "val", "test")}
     except Exception as e:  # noqa: BLE001  (a damaged cache: one line saying how to rebuild it)
         raise DataError(
             f"data.cache_dir: {folder} is damaged ({type(e).__name__}); delete it to prepare again"

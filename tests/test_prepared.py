@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,8 @@ def test_the_second_preparation_reuses_the_first_and_gives_the_same_examples(tmp
     for name in ("train", "val", "test"):
         assert rows(second.splits[name]) == rows(first.splits[name])
     assert second.info().state() == first.info().state()
-    assert second.lengths("train") == first.lengths("train")
+    lengths = second.lengths("train")
+    assert lengths.tolist() == first.lengths("train").tolist() == [len(e["src"]) for e in rows(first.splits["train"])]
     (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert folder.name.startswith("parallel-") and (folder / "manifest.json").is_file()
 
@@ -119,6 +121,37 @@ def test_generated_data_has_nothing_to_prepare(capsys):
 
     assert prepare_main([str(ROOT / "configs" / "translation" / "dates.yaml")]) == 0
     assert capsys.readouterr().out == "data 'dates' is made in memory on each run; there is nothing to prepare ahead\n"
+
+
+def test_a_cached_split_reads_its_rows_from_the_file_in_any_order_without_mapping_it(tmp_path):
+    """ArrowRows: whole record batches of ROWS_PER_BATCH rows (the last short), rows by index, slice and batch of
+    indices in any order, a pickled copy that reopens the file, and no memory map of it in this process."""
+    import pickle
+
+    from eeap.prepared import ROWS_PER_BATCH, ArrowRows, column_lengths, write_rows
+
+    examples = [{"src": list(range(i % 7 + 1)), "text": f"row {i}", "n": i} for i in range(3 * ROWS_PER_BATCH + 5)]
+    chunks = [examples[:10], examples[10:150], examples[150:]]  # tables of odd sizes are cut into whole batches
+    import pyarrow as pa
+
+    assert write_rows(tmp_path / "a.arrow", (pa.Table.from_pylist(c) for c in chunks)) == len(examples)
+    assert write_rows(tmp_path / "b.arrow", iter(examples)) == len(examples)
+    for name in ("a.arrow", "b.arrow"):
+        split = ArrowRows(tmp_path / name)
+        sizes = [split.reader.get_batch(i).num_rows for i in range(split.reader.num_record_batches)]
+        assert sizes == [ROWS_PER_BATCH] * 3 + [5] and len(split) == len(examples)
+        assert [split[i] for i in range(len(split))] == examples and split[-1] == examples[-1]
+        picks = [196, 3, 130, 3, 64, 63]
+        assert split.__getitems__(picks) == [examples[i] for i in picks] and split[60:70] == examples[60:70]
+        assert column_lengths(split, "src").tolist() == [len(e["src"]) for e in examples]
+        assert pickle.loads(pickle.dumps(split))[130] == examples[130]
+        with pytest.raises(IndexError):
+            split[len(examples)]
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        assert str(tmp_path) not in maps.read_text()  # read with file reads: the process maps none of it
+    write_rows(tmp_path / "empty.arrow", [])
+    assert len(ArrowRows(tmp_path / "empty.arrow")) == 0
 
 
 def test_a_damaged_cache_is_one_line_that_says_how_to_rebuild_it(tmp_path):

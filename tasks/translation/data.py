@@ -7,7 +7,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence, Union
 
 from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, existing, read_pairs
@@ -16,6 +16,9 @@ from eeap.data import DataInfo, DataModule, demo_import, read_rows
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -157,7 +160,7 @@ class TranslationData(DataModule):
             **target_batch(examples),
         }
 
-    def lengths(self, split: str) -> Optional[list[int]]:
+    def lengths(self, split: str) -> Optional[np.ndarray]:
         from eeap.prepared import column_lengths
 
         return column_lengths(self.splits[split], "src") if self.bucket else None
@@ -299,6 +302,8 @@ class ParallelData(TranslationData):
         import numpy as np
         import torch
 
+        from eeap.prepared import write_rows
+
         spec = self.paths["train"]
         if not isinstance(spec, str) or Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):
             return False
@@ -389,7 +394,8 @@ class ParallelData(TranslationData):
                 table = table.remove_columns("_len")
             else:
                 table = table.sort("_order")
-            table.remove_columns("_order").save_to_disk(str(folder / name))
+            chunks = table.remove_columns("_order").with_format("arrow").iter(batch_size=4096)
+            write_rows(folder / f"{name}.arrow", chunks)
         shutil.rmtree(build, ignore_errors=True)
         return True
 

@@ -154,6 +154,46 @@ def test_a_cached_split_reads_its_rows_from_the_file_in_any_order_without_mappin
     assert len(ArrowRows(tmp_path / "empty.arrow")) == 0
 
 
+def test_labelled_texts_are_prepared_once_and_again_when_the_file_or_a_setting_changes(tmp_path, monkeypatch, capsys):
+    """text_file classification: the tokenizer is trained once; the cached examples and batches are the fresh ones."""
+    import eeap.tasks.classification.data as classification_data
+
+    from eeap.run import prepare_main
+
+    calls = []
+    real = classification_data.fit_tokenizer
+    monkeypatch.setattr(classification_data, "fit_tokenizer", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    path = tmp_path / "texts.tsv"
+    path.write_text("".join(f"good thing {i}\tpos\nbad thing {i}\tneg\n" for i in range(30)), encoding="utf-8")
+
+    def build(**settings):
+        section = {"type": "text_file", "path": str(path), "cache_dir": str(tmp_path / "cache"), "tokenizer": "word"}
+        with recording_settings() as record:
+            data = DATA.build({**section, **settings}, "data", seed=0)
+        data.cache_settings = record["data"]
+        data.prepare()
+        return data
+
+    first, second = build(), build(batch_size=5)  # the batch size is not part of the key
+    assert first.prepared_here and not second.prepared_here and calls == ["word"]
+    assert second.info().state() == first.info().state()
+    for name in ("train", "val", "test"):
+        assert rows(second.splits[name]) == first.splits[name]
+    fresh, cached = first.collate(first.splits["val"][:4]), second.collate(rows(second.splits["val"])[:4])
+    assert fresh["inputs"].equal(cached["inputs"]) and fresh["labels"].equal(cached["labels"])
+    build(tokenizer="char")  # another setting
+    path.write_text(path.read_text(encoding="utf-8").replace("good thing 3", "fine thing 3"), encoding="utf-8")
+    build()  # another content
+    assert calls == ["word", "char", "word"]
+    config = ROOT / "configs" / "classification" / "text_file.yaml"
+    keys = [f"data.path={path}", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert prepare_main([str(config), *keys, "data.max_len=50"]) == 0
+    assert prepare_main([str(config), *keys, "data.max_len=50"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("data 'text_file' prepared: 42 train, 6 val, 12 test examples")
+    assert out[1].startswith("data 'text_file' already prepared (reused): 42 train, 6 val, 12 test examples")
+
+
 def test_a_damaged_cache_is_one_line_that_says_how_to_rebuild_it(tmp_path):
     from eeap.errors import DataError
 

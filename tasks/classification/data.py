@@ -88,14 +88,15 @@ def collate_images(examples: list) -> dict:
 
 
 def collate_text(examples: list) -> dict:
-    longest = max(len(ids) for (ids, _), _ in examples)
+    """Text examples (``{"ids", "text", "label"}``) → inputs (batch, longest) padded with PAD, labels, texts."""
+    longest = max(len(e["ids"]) for e in examples)
     inputs = torch.full((len(examples), longest), PAD, dtype=torch.long)
-    for i, ((ids, _), _) in enumerate(examples):
-        inputs[i, : len(ids)] = torch.tensor(ids)
+    for i, example in enumerate(examples):
+        inputs[i, : len(example["ids"])] = torch.tensor(example["ids"])
     return {
         "inputs": inputs,
-        "labels": torch.tensor([y for _, y in examples]),
-        "texts": [text for (_, text), _ in examples],
+        "labels": torch.tensor([e["label"] for e in examples]),
+        "texts": [e["text"] for e in examples],
     }
 
 
@@ -221,14 +222,16 @@ class TextData(ClassificationData):
     def text_splits(
         self, texts: list[str], labels: list[int], classes: list[str]
     ) -> tuple[dict[str, list], ClassificationInfo]:
-        """Texts and their labels, split by class and tokenized by a tokenizer fitted on the train split; the info."""
+        """Texts and their labels, split by class and tokenized by a tokenizer fitted on the train split; the info.
+        Each example is a flat record, ``{"ids": [...], "text": ..., "label": ...}`` (what a prepared-data cache
+        holds)."""
         kept = [(t.strip(), y) for t, y in zip(texts, labels) if t.strip()]
         if len(kept) < len(texts):
             warnings.warn(f"data: left out {len(texts) - len(kept)} empty texts", stacklevel=2)
         parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.seed)
         tokenizer = fit_tokenizer(self.kind, [t for t, _ in parts["train"]], self.vocab_size, self.min_freq)
         splits = {
-            name: [((tokenizer.encode(t)[: self.max_len] or [PAD], t), y) for t, y in examples]
+            name: [{"ids": tokenizer.encode(t)[: self.max_len] or [PAD], "text": t, "label": y} for t, y in examples]
             for name, examples in parts.items()
         }
         return splits, ClassificationInfo(classes, tokenizer, max_len=self.max_len)
@@ -244,6 +247,9 @@ class TextFileData(TextData):
     header: the first row holds column names.
     on_bad_line: a line that is not UTF-8 or lacks a column: ``error`` stops with one line naming the file and the
         line; ``skip`` leaves it out, counts such lines and shows the first few.
+    cache: keep the prepared data (tokenizer trained, texts encoded) and reuse it on the next run and on every rank,
+        until the file or a setting changes (``eeap prepare CONFIG`` does it ahead of time).
+    cache_dir: where (default ``$EEAP_CACHE`` or ``~/.cache/eeap/prepared``).
     """
 
     def __init__(
@@ -254,11 +260,20 @@ class TextFileData(TextData):
         label_column: NonNegativeInt = 1,
         header: bool = False,
         on_bad_line: Literal["error", "skip"] = "error",
+        cache: bool = True,
+        cache_dir: Optional[str] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
         self.on_bad_line = on_bad_line
+        self.cache, self.cache_folder = cache, cache_dir
+
+    def data_files(self) -> list[Path]:
+        return [self.path] if self.path.is_file() else []
+
+    def cache_dir(self) -> Optional[str]:
+        return (self.cache_folder or "") if self.cache else None
 
     def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
         if not self.path.is_file():

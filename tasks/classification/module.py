@@ -211,7 +211,7 @@ class ClassificationTask(Task):
                 ids = self.info.tokenizer.encode(text)
                 if len(ids) > self.info.max_len:
                     problems.warn(f"line {number}: {len(ids)} tokens, cut to max_len={self.info.max_len}")
-                todo.append((number - first, ((ids[: self.info.max_len], text), 0)))
+                todo.append((number - first, {"ids": ids[: self.info.max_len], "text": text, "label": 0}))
                 continue
             try:
                 image = read_image(Path(text), self.info.channels, self.info.image_size, resize=False)

@@ -141,7 +141,7 @@ def test_po_language_reads_translations(tmp_path):
         {"type": "po_language", "locale_dirs": [str(tmp_path / "locale")], "languages": ["de", "fr"]}, "data", seed=0
     )
     data.prepare()
-    texts = [t for split in data.splits.values() for (_, t), _ in split]
+    texts = [e["text"] for split in data.splits.values() for e in split]
     assert len(texts) == 80 and "Kurz" not in texts
     with pytest.raises(DataError, match="no it/LC_MESSAGES/\\*.po"):
         DATA.build(

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from eeap.errors import DataError
 from eeap.faults import ignore_interrupts
@@ -373,13 +373,17 @@ class EpochShuffle(Sampler[int]):
         self.resume_at = (epoch, done)
 
     def __iter__(self) -> Iterator[int]:
-        order = self.order()
+        order = self.share(self.order())
         if self.resume_at is not None:
             epoch, done = self.resume_at
             self.resume_at = None
             if epoch == self.epoch:
                 order = order[done:]
         return map(int, order)
+
+    def share(self, order: np.ndarray) -> np.ndarray:
+        """What this process draws of the epoch's order: all of it (``RankShuffle``: its rank's share)."""
+        return order
 
     def order(self) -> np.ndarray:
         """This epoch's indices in the order they are drawn: one int64 array (no Python object per example, so a
@@ -399,6 +403,34 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+class RankShuffle(EpochShuffle, DistributedSampler):
+    """``EpochShuffle`` for one of ``ranks`` DDP processes: the epoch's order (the same on every rank), padded to a
+    multiple of ``ranks`` by repeating its start, and every ``ranks``-th index from ``rank`` on: the share that
+    Lightning's ``DistributedSamplerWrapper`` gives a rank, drawn from arrays where the wrapper builds Python lists
+    of the whole order (hundreds of MB per rank at millions of examples). Being a ``DistributedSampler``, Lightning
+    uses it as it is."""
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        lengths: Optional[Union[Sequence[int], np.ndarray]],
+        batch_size: int,
+        ranks: int,
+        rank: int,
+    ) -> None:
+        EpochShuffle.__init__(self, size, seed, lengths, batch_size)
+        self.num_replicas, self.rank, self.shuffle, self.drop_last = ranks, rank, True, False
+        self.num_samples = -(-size // ranks)  # per rank
+        self.total_size = self.num_samples * ranks
+
+    def share(self, order: np.ndarray) -> np.ndarray:
+        return np.resize(order, self.total_size)[self.rank :: self.num_replicas]  # np.resize repeats from the start
+
+    def __len__(self) -> int:
+        return self.num_samples
 
 
 class Augmented(Dataset):
@@ -435,19 +467,23 @@ def make_loader(
 
     ``trainer``: for a training loader, the Lightning trainer; when it resumes from a checkpoint written mid-epoch
     (validation more than once an epoch), the loader skips the batches that run had trained on, so the resumed run
-    sees what an unbroken one would. (Not under DDP, where Lightning's distributed sampler splits the full list.)
+    sees what an unbroken one would; under DDP each rank draws its own share (``RankShuffle``) and skips its part.
 
     ``augment``: ``DataModule.augment``, applied to each example as it is drawn (``Augmented``).
     """
-    sampler = EpochShuffle(len(data), seed, lengths, batch_size) if shuffle else None
+    sampler: Optional[EpochShuffle] = None
+    if shuffle and trainer is not None and trainer.world_size > 1:
+        sampler = RankShuffle(len(data), seed, lengths, batch_size, trainer.world_size, trainer.global_rank)
+    elif shuffle:
+        sampler = EpochShuffle(len(data), seed, lengths, batch_size)
     dataset: Any = Augmented(data, augment, seed, sampler) if augment is not None else data
     if sampler is not None and trainer is not None:
         # Lightning makes the first iterator before it sets the epoch; with worker processes the iterator draws its
         # order at once, so a resumed run would draw epoch 0's order
         sampler.set_epoch(trainer.current_epoch)
-    if sampler is not None and trainer is not None and trainer.world_size == 1 and trainer.fit_loop.restarting:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # batches trained in that epoch
-        if 0 < done < -(-len(data) // batch_size):
+    if sampler is not None and trainer is not None and trainer.fit_loop.restarting:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed  # batches this rank trained that epoch
+        if 0 < done < -(-len(sampler) // batch_size):
             sampler.resume(trainer.current_epoch, done * batch_size)
     return DataLoader(
         dataset,

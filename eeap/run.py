@@ -220,8 +220,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     check_monitors(run, task)
     named = build_callbacks(run)
     trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id, resume_step)
-    if trainer.world_size == 1:  # our training loaders skip what a mid-epoch checkpoint had seen (eeap.data)
-        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+    # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data)
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(run_dir / "config.yaml", to_yaml(OmegaConf.create(task.eeap_config)))

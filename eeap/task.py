@@ -148,11 +148,15 @@ class Task(L.LightningModule, Role):
             "config": self.eeap_config,
             "data_state": self.eeap_data_state,
             "rng": rng_state(),
+            "rng_ranks": ranks_rng_states(),  # under DDP, every rank's (each draws its own dropout)
             "wandb_id": getattr(self, "eeap_wandb_id", None),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resume_rng = checkpoint.get("eeap", {}).get("rng")
+        saved = checkpoint.get("eeap", {})
+        ranks, trainer = saved.get("rng_ranks"), self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self._resume_rng = ranks[rank] if ranks and len(ranks) == world else saved.get("rng")
 
     def on_train_start(self) -> None:
         """Restore the checkpoint's random states here: after the sanity check (whose data loader draws a seed) and
@@ -197,6 +201,17 @@ def rng_state() -> dict:
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
         "python": random.getstate(),
     }
+
+
+def ranks_rng_states() -> Optional[list]:
+    """Every DDP rank's ``rng_state`` (gathered: each rank saving a checkpoint calls this), or None in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
 
 
 def set_rng_state(state: dict) -> None:

@@ -248,3 +248,26 @@ def test_image_folder_problems_are_found_before_training_in_one_line(tmp_path):
     data.prepare()
     with pytest.raises(DataError, match=r"5.png: not a readable image \(its pixel data is damaged\)"):
         [data.splits[s][i] for s in ("train", "val", "test") for i in range(len(data.splits[s]))]
+
+
+@pytest.mark.parametrize("size", [203, 204])
+def test_a_rank_draws_the_share_that_lightnings_distributed_wrapper_gives_it(size):
+    """RankShuffle against the reference, Lightning's DistributedSamplerWrapper around the whole-order sampler:
+    the same indices in the same order on every rank and epoch (padded by repeating the start)."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    from eeap.data import RankShuffle
+
+    lengths = torch.randint(1, 40, (size,), generator=torch.Generator().manual_seed(0)).tolist()
+    for epoch in (0, 2):
+        for rank in range(3):
+            ours = RankShuffle(size, 4, lengths, 8, ranks=3, rank=rank)
+            # as Lightning builds it for a sampler that is not a RandomSampler: shuffle=False
+            theirs = DistributedSamplerWrapper(
+                EpochShuffle(size, 4, lengths, 8), num_replicas=3, rank=rank, shuffle=False
+            )
+            ours.set_epoch(epoch)
+            theirs.set_epoch(epoch)
+            assert list(ours) == list(theirs) and len(ours) == len(theirs) == -(-size // 3)
+    shares = [set(RankShuffle(size, 4, lengths, 8, ranks=3, rank=r)) for r in range(3)]
+    assert set.union(*shares) == set(range(size))

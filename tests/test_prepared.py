@@ -35,7 +35,8 @@ def tokenizer_fits(monkeypatch):
 
 
 def prepared(train, cache, **settings):
-    section = {"type": "parallel", "train": str(train), "cache_dir": str(cache), "src_tokenizer": "subword"}
+    train = train if isinstance(train, dict) else str(train)
+    section = {"type": "parallel", "train": train, "cache_dir": str(cache), "src_tokenizer": "subword"}
     section.update(settings)
     with recording_settings() as record:
         data = DATA.build(section, "data", seed=0)
@@ -281,21 +282,59 @@ def test_two_ddp_ranks_read_disjoint_shards_of_the_cached_split_that_cover_it(tm
 
 
 @pytest.mark.parametrize("tokenizer", ["char", "subword"])
-def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_one(tmp_path, tokenizer):
-    """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists."""
+@pytest.mark.parametrize("layout", ["tsv", "aligned"])
+def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_one(
+    tmp_path, tokenizer, layout, monkeypatch
+):
+    """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists, for a TSV
+    file and for two aligned text files (both streamed: make_splits is never called for the cache)."""
+    from eeap.tasks.translation.data import ParallelData
+
     rows_ = [f"the {i} cat{'s' * (i % 3)} sat\tdie {i} katze{'n' * (i % 3)} sass" for i in range(500)]
     rows_[7] = "\tempty source"  # left out: an empty side
     rows_[9] = "x " * 80 + "\ttoo long"  # left out: over max_src_len
-    rows_[11] = "one column only"  # a bad line, skipped
-    train = tmp_path / "train.tsv"
-    train.write_text("\n".join(rows_) + "\n", encoding="utf-8")
+    rows_[13] = "a\u2028b\x0cc\tcarried whole"  # characters str.splitlines would break a line at
+    if layout == "tsv":
+        rows_[11] = "one column only"  # a bad line, skipped
+        train: object = tmp_path / "train.tsv"
+        train.write_text("\n".join(rows_) + "\n", encoding="utf-8")
+    else:
+        (tmp_path / "src.txt").write_bytes(b"".join(r.split("\t")[0].encode() + b"\r\n" for r in rows_))
+        lines = [r.split("\t")[1].encode() for r in rows_]
+        lines[11] = b"not utf-8 \xff"  # a bad line, skipped with its pair
+        (tmp_path / "tgt.txt").write_bytes(b"\n".join(lines))  # no newline at the end
+        train = {"source": str(tmp_path / "src.txt"), "target": str(tmp_path / "tgt.txt")}
     val = tmp_path / "val.tsv"
     val.write_text("".join(f"a {i} dog\tein {i} hund\n" for i in range(30)), encoding="utf-8")
     settings = {"vocab_size": 60, "src_tokenizer": tokenizer, "tgt_tokenizer": tokenizer, "on_bad_line": "skip"}
+    spec = train if isinstance(train, dict) else str(train)
     for extra in ({}, {"val": str(val)}):
-        cached = prepared(train, tmp_path / "cache", **settings, **extra)
-        plain = DATA.build({"type": "parallel", "train": str(train), "cache": False, **settings, **extra}, "d", seed=0)
+        with monkeypatch.context() as patched:
+            patched.setattr(ParallelData, "make_splits", None)  # the cache must stream
+            with pytest.warns(UserWarning, match="left out 1 bad lines"):
+                cached = prepared(train, tmp_path / "cache", **settings, **extra)
+        plain = DATA.build({"type": "parallel", "train": spec, "cache": False, **settings, **extra}, "d", seed=0)
         plain.prepare()
         assert cached.info().state() == plain.info().state()
         for name in ("train", "val", "test"):
             assert rows(cached.splits[name]) == plain.splits[name], name
+        texts = [e["src_text"] for name in ("train", "val", "test") for e in plain.splits[name]]
+        dropped = "one column only" if layout == "tsv" else "the 11 catss sat"  # its target is the bad line
+        assert "a\u2028b\x0cc" in texts and "the 12 cat sat" in texts and dropped not in texts
+
+
+def test_aligned_files_stream_in_step_and_name_a_bad_line_or_a_count_mismatch(tmp_path):
+    from eeap.tasks.translation.files import read_pairs
+
+    from eeap.errors import DataError
+
+    (tmp_path / "s.txt").write_bytes(b"one\ntwo\xfe\nthree\n")
+    (tmp_path / "t.txt").write_bytes(b"eins\nzwei\ndrei\nvier\n")
+    spec = {"source": str(tmp_path / "s.txt"), "target": str(tmp_path / "t.txt")}
+    with pytest.raises(DataError, match=r"data.train.source: .*s.txt line 2 is not UTF-8 text \(bytes b'\\xfe'\)"):
+        read_pairs(spec, "data.train")
+    with pytest.raises(DataError, match=r"data.train: .*s.txt has 3 lines but .*t.txt has 4"):
+        read_pairs(spec, "data.train", on_bad_line="skip")
+    (tmp_path / "t.txt").write_bytes(b"eins\nzwei\ndrei\n")
+    with pytest.warns(UserWarning, match=r"data.train.source: left out 1 bad lines"):
+        assert read_pairs(spec, "data.train", on_bad_line="skip") == [("one", "eins"), ("three", "drei")]

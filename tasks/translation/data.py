@@ -7,12 +7,12 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence, Union, cast
 
 from eeap.tasks.translation.catalogs import CatalogSplit
-from eeap.tasks.translation.files import Pairs, existing, read_pairs
+from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
 
-from eeap.data import DataInfo, DataModule, demo_import, read_rows
+from eeap.data import DataInfo, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
@@ -296,25 +296,24 @@ class ParallelData(TranslationData):
         its pairs, the held-out shares are drawn as ``make_splits`` draws them (the same seeded shuffle, of line
         numbers), the tokenizers are fitted on the train lines as they stream past, and each split is encoded into
         an Arrow table as it streams (train in the shuffled order, val and test by length when bucketing): the same
-        examples as ``make_splits``, in memory that does not grow with the file. False where the train data is not
-        one TSV/CSV file (``.po``, aligned text files): those are read whole."""
+        examples as ``make_splits``, in memory that does not grow with the file. The train data is a TSV/CSV file or
+        two aligned text files; False where it is a ``.po`` file (gettext catalogs are small: read whole)."""
         import datasets
         import numpy as np
         import torch
 
         from eeap.prepared import write_rows
 
-        spec = self.paths["train"]
-        if not isinstance(spec, str) or Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):
-            return False
-        path = existing(spec, "data.train")
+        spec = cast(Union[str, dict], self.paths["train"])  # train is required
+        if not isinstance(spec, dict) and Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):
+            return False  # a .po file: read whole (or an unknown format, which make_splits refuses)
 
         def rows(quiet: bool = True) -> Iterator[tuple[int, str, str]]:  # (index among the rows, source, target)
             with warnings.catch_warnings():
                 if quiet:  # bad lines are reported by the first pass only
                     warnings.simplefilter("ignore")
-                for index, (_, row) in enumerate(read_rows(path, "data.train", 2, self.on_bad_line, exact=True)):
-                    yield index, row[0], row[1]
+                for index, (_, source, target) in enumerate(stream_pairs(spec, "data.train", self.on_bad_line)):
+                    yield index, source, target
 
         total = sum(1 for _ in rows(quiet=False))
         order = list(range(total))

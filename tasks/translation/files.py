@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
-from eeap.data import demo_import, read_rows, read_text
+from eeap.data import BadLines, demo_import, read_rows
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]
@@ -16,21 +17,56 @@ def read_pairs(spec: Union[str, dict], where: str, on_bad_line: str = "error") -
     and not fuzzy), or ``{source: a.txt, target: b.txt}`` (aligned lines). Lines that are not UTF-8 or do not have
     two columns stop with one line naming the file and the line, or, with ``on_bad_line="skip"``, are left out
     and reported."""
+    if not isinstance(spec, dict) and existing(spec, where).suffix.lower() == ".po":
+        return read_po(Path(spec), where)
+    return [(source, target) for _, source, target in stream_pairs(spec, where, on_bad_line)]
+
+
+def stream_pairs(spec: Union[str, dict], where: str, on_bad_line: str = "error") -> Iterator[tuple[int, str, str]]:
+    """(line number, source, target) of a TSV/CSV file or two aligned text files, read as they stream past (memory
+    independent of the files' size); what ``read_pairs`` reads, less ``.po`` files (read whole)."""
     if isinstance(spec, dict):
-        if set(spec) != {"source", "target"}:
-            raise DataError(f"{where}: give a file path, or {{source: PATH, target: PATH}}; got keys {sorted(spec)}")
-        source = read_lines(spec["source"], f"{where}.source")
-        target = read_lines(spec["target"], f"{where}.target")
-        if len(source) != len(target):
-            raise DataError(f"{where}: {spec['source']} has {len(source)} lines but {spec['target']} has {len(target)}")
-        return list(zip(source, target))
+        yield from aligned_pairs(spec, where, on_bad_line)
+        return
     path = existing(spec, where)
-    suffix = path.suffix.lower()
-    if suffix == ".po":
-        return read_po(path, where)
-    if suffix not in (".tsv", ".csv", ".txt"):
+    if path.suffix.lower() not in (".tsv", ".csv", ".txt"):
         raise DataError(f"{where}: {path} has an unknown format; use .tsv, .csv, .po or {{source: .., target: ..}}")
-    return [(row[0], row[1]) for _, row in read_rows(path, where, 2, on_bad_line, exact=True)]
+    for number, row in read_rows(path, where, 2, on_bad_line, exact=True):
+        yield number, row[0], row[1]
+
+
+def aligned_pairs(spec: dict, where: str, on_bad_line: str = "error") -> Iterator[tuple[int, str, str]]:
+    """(line number, source, target) of two aligned text files (line n of one translates line n of the other), read
+    as they stream past. A line ends at a newline (a carriage return before it is dropped; no other character breaks
+    a line, so the files stay aligned). A line that is not UTF-8 in either file is a bad line of that file (with
+    ``skip`` its pair is left out); files of different line counts stop with one line, read to their ends first."""
+    if set(spec) != {"source", "target"}:
+        raise DataError(f"{where}: give a file path, or {{source: PATH, target: PATH}}; got keys {sorted(spec)}")
+    paths = {side: existing(spec[side], f"{where}.{side}") for side in ("source", "target")}
+    bad = {side: BadLines(path, f"{where}.{side}", on_bad_line) for side, path in paths.items()}
+    counts = {"source": 0, "target": 0}
+    try:
+        with open(paths["source"], "rb") as source, open(paths["target"], "rb") as target:
+            for number, raws in enumerate(itertools.zip_longest(source, target), 1):
+                counts["source"] += raws[0] is not None
+                counts["target"] += raws[1] is not None
+                if None in raws:
+                    continue  # one file is longer: counted to its end, then refused below
+                texts = []
+                for side, raw in zip(("source", "target"), raws):
+                    try:
+                        texts.append(raw.decode("utf-8").rstrip("\r\n"))
+                    except UnicodeDecodeError as e:
+                        bad[side](number, f"is not UTF-8 text (bytes {raw[e.start : e.end]!r}); save it as UTF-8")
+                if len(texts) == 2:
+                    yield number, texts[0], texts[1]
+        if counts["source"] != counts["target"]:
+            raise DataError(
+                f"{where}: {spec['source']} has {counts['source']} lines but {spec['target']} has {counts['target']}"
+            )
+    finally:
+        for lines in bad.values():
+            lines.report()
 
 
 def existing(path: str, where: str) -> Path:
@@ -39,10 +75,6 @@ def existing(path: str, where: str) -> Path:
     if not p.is_file():
         raise DataError(f"{where}: file not found: {path}")
     return p
-
-
-def read_lines(path: str, where: str) -> list[str]:
-    return read_text(existing(path, where), where).splitlines()
 
 
 def read_po(path: Path, where: str) -> Pairs:

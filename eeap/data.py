@@ -394,8 +394,9 @@ class EpochShuffle(Sampler[int]):
             return order
         lengths = np.asarray(self.lengths)
         pool = self.batch_size * 50
-        pools = np.arange(self.size, dtype=np.int64) // pool
-        order = order[np.lexsort((lengths[order], pools))]  # each pool by length; stable: ties keep the shuffle
+        for start in range(0, self.size, pool):  # each pool by length; a stable sort: ties keep the shuffle
+            chunk = order[start : start + pool]
+            chunk[:] = chunk[np.argsort(lengths[chunk], kind="stable")]
         whole = self.size // self.batch_size  # pools are whole batches, so batches never straddle two
         batches = order[: whole * self.batch_size].reshape(whole, self.batch_size)  # (batches, batch_size)
         shuffled = batches[torch.randperm(whole, generator=generator).numpy()].reshape(-1)

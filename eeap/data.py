@@ -386,10 +386,10 @@ class EpochShuffle(Sampler[int]):
         return order
 
     def order(self) -> np.ndarray:
-        """This epoch's indices in the order they are drawn: one int64 array (no Python object per example, so a
-        corpus of millions costs megabytes here)."""
+        """This epoch's indices in the order they are drawn: one int32 array (no Python object per example, so a
+        corpus of millions costs tens of MB here, for the time it is drawn)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).numpy()  # (size,)
+        order = torch.randperm(self.size, generator=generator, dtype=torch.int32).numpy()  # (size,)
         if self.lengths is None:
             return order
         lengths = np.asarray(self.lengths)
@@ -398,9 +398,12 @@ class EpochShuffle(Sampler[int]):
             chunk = order[start : start + pool]
             chunk[:] = chunk[np.argsort(lengths[chunk], kind="stable")]
         whole = self.size // self.batch_size  # pools are whole batches, so batches never straddle two
+        drawn = np.empty_like(order)
         batches = order[: whole * self.batch_size].reshape(whole, self.batch_size)  # (batches, batch_size)
-        shuffled = batches[torch.randperm(whole, generator=generator).numpy()].reshape(-1)
-        return np.concatenate([shuffled, order[whole * self.batch_size :]])  # the short batch, if any, stays last
+        shuffled = torch.randperm(whole, generator=generator).numpy()
+        np.take(batches, shuffled, axis=0, out=drawn[: whole * self.batch_size].reshape(whole, self.batch_size))
+        drawn[whole * self.batch_size :] = order[whole * self.batch_size :]  # the short batch, if any, stays last
+        return drawn
 
     def __len__(self) -> int:
         return self.size

@@ -106,21 +106,19 @@ class ArrowRows(Sequence):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        """The rows at ``indices`` (what a DataLoader asks for a batch), each record batch read once."""
+        """The rows at ``indices`` (what a DataLoader asks for a batch): each a one-row slice of its record batch
+        (no copy), the slices made Python records in one conversion."""
         import pyarrow as pa
 
-        rows: list = [None] * len(indices)
-        wanted: dict[int, list[tuple[int, int]]] = {}  # record batch -> (position in ``indices``, row in the batch)
-        for position, index in enumerate(indices):
+        if not indices:
+            return []
+        rows = []
+        for index in indices:
             row = int(index) + self.size if int(index) < 0 else int(index)
             if not 0 <= row < self.size:
                 raise IndexError(f"row {index} of a split of {self.size}")
-            wanted.setdefault(row // self.rows_per_batch, []).append((position, row % self.rows_per_batch))
-        for number, places in wanted.items():
-            within = pa.array([row for _, row in places], pa.int64())
-            for (position, _), example in zip(places, self.reader.get_batch(number).take(within).to_pylist()):
-                rows[position] = example
-        return rows
+            rows.append(self.reader.get_batch(row // self.rows_per_batch).slice(row % self.rows_per_batch, 1))
+        return pa.Table.from_batches(rows).to_pylist()
 
     def column_lengths(self, column: str) -> np.ndarray:
         """The length of ``column`` (a list column) in every row: only that column's buffers are read."""

@@ -281,6 +281,52 @@ def test_two_ddp_ranks_read_disjoint_shards_of_the_cached_split_that_cover_it(tm
     assert not set(first) & set(second) and len(set(first) | set(second)) == manifest["examples"]["train"]
 
 
+def test_two_ddp_ranks_resume_a_mid_epoch_checkpoint_on_cached_data_exactly(tmp_path):
+    """Two CPU DDP ranks on the cached split, dropout on: a run stopped mid-epoch and resumed ends with the weights
+    of an unbroken run; each rank skips the part of its share it had trained on and takes back its own random
+    state (the checkpoint keeps every rank's)."""
+    import torch
+
+    data = corpus(tmp_path / "train.tsv", lines=300)  # 270 train pairs: 135 a rank, 9 batches of 16, validation every 4
+    keys = [
+        f"data.train={data}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.vocab_size=60",
+        "data.batch_size=16",
+        "model.embed.dim=8",
+        "model.encode.hidden=8",
+        "model.predict.embed_dim=8",
+        "model.predict.hidden=8",
+        "model.optim.scheduler=none",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=2",
+        "trainer.val_check_interval=0.5",  # last.ckpt mid-epoch too
+        "test=false",
+    ]
+    parallel = ROOT / "configs" / "translation" / "parallel.yaml"
+
+    def run(*extra):
+        command = [sys.executable, "tests/ddp_worker.py", str(tmp_path / "weights"), str(parallel), *keys, *extra]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    def checkpoint(name):
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+
+    run(f"run_dir={tmp_path}/straight")
+    run(f"run_dir={tmp_path}/broken", "trainer.max_steps=13")  # stops at epoch 2's first validation, 4 batches in
+    broken = checkpoint("broken")
+    assert broken["global_step"] == 13 and len(broken["eeap"]["rng_ranks"]) == 2
+    run(f"resume={tmp_path}/broken")
+    a, b = checkpoint("straight"), checkpoint("broken")
+    assert a["global_step"] == b["global_step"] > 11
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
 @pytest.mark.parametrize("tokenizer", ["char", "subword"])
 @pytest.mark.parametrize("layout", ["tsv", "aligned"])
 def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_one(

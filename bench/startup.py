@@ -1,4 +1,5 @@
-"""Start-up time of the library and the ``eeap`` command (target: ``import eeap`` and ``eeap components`` ≤ 2 s).
+"""Start-up time of the library and the ``eeap`` command (targets: ``import eeap`` and ``eeap components`` ≤ 2 s; a
+typo in a model key of a config whose corpus has millions of pairs refused in < 2 s).
 
     python bench/startup.py [--repeat 5]
 
@@ -15,12 +16,25 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+PARALLEL = str(ROOT / "configs" / "translation" / "parallel.yaml")
 COMMANDS = {
     "import eeap": [sys.executable, "-c", "import eeap"],
     "eeap components": [sys.executable, "-m", "eeap.cli", "components"],
     "eeap components attend": [sys.executable, "-m", "eeap.cli", "components", "attend"],
     "eeap --help": [sys.executable, "-m", "eeap.cli", "--help"],
+    # the whole config is checked from the sources before any data is read (exit 2, one line); the file is not opened
+    "eeap train (a key typo)": [
+        sys.executable,
+        "-m",
+        "eeap.cli",
+        "train",
+        PARALLEL,
+        "data.train=corpus-of-millions.tsv",
+        "model.encode.hiden=3",
+    ],
     "import torch (floor)": [sys.executable, "-c", "import torch"],
     "import lightning (floor)": [sys.executable, "-c", "import lightning"],
 }
@@ -35,7 +49,9 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, command in COMMANDS.items():
             start = time.perf_counter()
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if done.returncode != (2 if "typo" in name else 0):
+                sys.exit(f"{name}: exit {done.returncode}: {done.stderr[-2000:]}")
             times[name].append(time.perf_counter() - start)
     load_after = os.getloadavg()
     print(f"{'command':<28} {'min':>7} {'median':>7}   ({args.repeat} runs each, taking turns)")

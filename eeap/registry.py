@@ -87,7 +87,7 @@ class Registry:
     def __init__(self, kind: str, variable: str = "", packages: tuple[str, ...] = ()) -> None:
         self.kind, self.variable, self.packages = kind, variable, packages
         self._classes: dict[str, type] = {}
-        self._index: Optional[dict[str, tuple[str, str]]] = None  # name -> (module, first docstring line)
+        self._index: Optional[dict[str, tuple[str, str, str]]] = None  # name -> (module, class, docstring's line)
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator: put the class under ``name``."""
@@ -102,13 +102,14 @@ class Registry:
 
         return decorate
 
-    def index(self) -> dict[str, tuple[str, str]]:
-        """Every name found in the sources of ``packages``: name -> (module, its class docstring's first line)."""
+    def index(self) -> dict[str, tuple[str, str, str]]:
+        """Every name found in the sources of ``packages``: name -> (module, class name, its docstring's first
+        line)."""
         if self._index is None:
             self._index = {}
             for module, path in package_modules(self.packages):
-                for name, doc in registered_in(path, self.variable):
-                    self._index.setdefault(name, (module, doc))
+                for name, cls, doc in registered_in(path, self.variable):
+                    self._index.setdefault(name, (module, cls, doc))
         return self._index
 
     def names(self) -> list[str]:
@@ -118,7 +119,7 @@ class Registry:
     def summary(self, name: str) -> str:
         """The first line of the docstring of the class registered under ``name``."""
         if name in self.index():
-            return self.index()[name][1]
+            return self.index()[name][2]
         return first_line(self._classes[name].__doc__)
 
     def get(self, name: str, where: str = "") -> Any:
@@ -133,6 +134,19 @@ class Registry:
             )
         return self._classes[name]
 
+    def described(self, name: str, where: str = "") -> Any:
+        """For checking a config without importing: the class registered under ``name`` if its module is
+        imported, else a stand-in read from its source (``eeap.sources``: the same parameters, defaults and
+        annotations); the class itself where the source cannot be read. An unknown name is refused as in ``get``."""
+        if name not in self._classes and isinstance(name, str) and name in self.index():
+            from eeap.sources import stand_in
+
+            module, cls, _ = self.index()[name]
+            found = stand_in(module, cls, name, self.kind)
+            if found is not None:
+                return found
+        return self.get(name, where)
+
     def filling(self, role: type) -> list[str]:
         """The names whose classes fill ``role`` (imports every module of this kind)."""
         return [name for name in self.names() if issubclass(self.get(name), role)]
@@ -144,16 +158,7 @@ class Registry:
         the class's signature (names, types, ranges, ``role``), with every default filled in. ``wired``: the
         parameters the framework supplies, which a config may not set."""
         where = where or self.kind
-        if section is None:
-            raise ConfigError(
-                f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}"
-            )
-        if not isinstance(section, Mapping):
-            raise ConfigError(
-                f"{where}: expected a section with a 'type' key, got {type(section).__name__} {section!r}"
-            )
-        if "type" not in section:
-            raise ConfigError(f"{where}: missing 'type'. Valid options: {', '.join(self.names())}")
+        section = self.checked_section(section, where)
         cls = self.get(section["type"], where=f"{where}.type")
         if role is not None and not issubclass(cls, role):
             raise ConfigError(
@@ -169,6 +174,39 @@ class Registry:
             if name not in kwargs and name not in wired and p.default is not inspect.Parameter.empty
         }
         return cls, {**kwargs, **defaults}
+
+    def checked_section(self, section: Any, where: str) -> Mapping[str, Any]:
+        """A component section, checked to be one: a missing section, one that is not a mapping, or one without a
+        type is refused in one line."""
+        if section is None:
+            raise ConfigError(
+                f"{where}: a {self.kind} section is required, with 'type' one of: {', '.join(self.names())}"
+            )
+        if not isinstance(section, Mapping):
+            raise ConfigError(
+                f"{where}: expected a section with a 'type' key, got {type(section).__name__} {section!r}"
+            )
+        if "type" not in section:
+            raise ConfigError(f"{where}: missing 'type'. Valid options: {', '.join(self.names())}")
+        return section
+
+    def check(self, section: Any, where: str = "", wired: Optional[Iterable[str]] = None) -> None:
+        """Check a section and the parts inside it (``model.attend.score``) without building or importing
+        anything (``described``): the names, unknown keys, value types and ranges, and missing keys. ``wired``:
+        the parameters the framework supplies; None: every parameter without a default that the section leaves
+        out (a builder supplies the sizes of the neighbouring parts)."""
+        where = where or self.kind
+        section = self.checked_section(section, where)
+        cls = self.described(section["type"], f"{where}.type")
+        kwargs = {k: v for k, v in section.items() if k != "type"}
+        params = accepted_parameters(cls)
+        if wired is None:
+            wired = {k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs}
+        check_arguments(cls, kwargs, where, wired=set(wired))
+        for key, role in part_parameters(cls).items():
+            value = kwargs.get(key)
+            if isinstance(value, Mapping) and "type" in value:
+                REGISTRIES[getattr(role, "registry_kind")].check(value, join(where, key))  # noqa: B009
 
     def build(
         self, section: Mapping[str, Any] | None, where: str = "", role: Optional[type] = None, **wired: Any
@@ -314,8 +352,8 @@ def package_modules(packages: tuple[str, ...]) -> list[tuple[str, Path]]:
     return found
 
 
-def registered_in(path: Path, variable: str) -> list[tuple[str, str]]:
-    """(name, docstring's first line) of each class in a source file decorated ``@<variable>.register("name")``."""
+def registered_in(path: Path, variable: str) -> list[tuple[str, str, str]]:
+    """(name, class name, docstring's first line) of each class in a source file decorated ``@<variable>.register("name")``."""
     text = path.read_text(encoding="utf-8")
     if f"{variable}.register(" not in text:
         return []
@@ -333,7 +371,7 @@ def registered_in(path: Path, variable: str) -> list[tuple[str, str]]:
                 and decorator.args
                 and isinstance(decorator.args[0], ast.Constant)
             ):
-                found.append((str(decorator.args[0].value), first_line(ast.get_docstring(node))))
+                found.append((str(decorator.args[0].value), node.name, first_line(ast.get_docstring(node))))
     return found
 
 
@@ -389,23 +427,9 @@ def check_sections(section: Any, where: str) -> None:
         return
     for key, value in section.items():
         if isinstance(value, Mapping) and "type" in value and key in REGISTRIES:
-            check_section(REGISTRIES[key], value, join(where, key))
+            REGISTRIES[key].check(value, join(where, key))
         elif isinstance(value, Mapping):
             check_sections(value, join(where, key))
-
-
-def check_section(registry: Registry, section: Mapping[str, Any], where: str) -> None:
-    """One component section against its class's signature (see ``check_sections``), then its parts."""
-    cls = registry.get(section["type"], f"{where}.type")
-    kwargs = {k: v for k, v in section.items() if k != "type"}
-    params = accepted_parameters(cls)
-    supplied = {k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs}
-    check_arguments(cls, kwargs, where, wired=supplied)
-    for key, role in part_parameters(cls).items():
-        value = kwargs.get(key)
-        if isinstance(value, Mapping) and "type" in value:
-            kind = getattr(role, "registry_kind")  # noqa: B009  (every Role has one)
-            check_section(REGISTRIES[kind], value, join(where, key))
 
 
 def check_arguments(

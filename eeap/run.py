@@ -52,18 +52,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
 
 def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
     """A config (a YAML path, or a loaded config) → (task module, prepared data module); seeds everything first."""
-    import lightning as L
-
-    from eeap import kernels, threads
-    from eeap.data import DataModule
     from eeap.registry import DATA, TASK, complete_config, recording_settings
-    from eeap.task import Task
 
     if not isinstance(cfg, DictConfig):
         cfg = load_config(cfg, list(overrides))
     container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     with recording_settings() as record:
-        run = check_config(container)  # the whole config, before any data is read
+        run = check_config(container)  # the whole config, before any data is read or torch imported
+        import lightning as L
+
+        from eeap import kernels, threads
+        from eeap.data import DataModule
+        from eeap.task import Task
+
         kernels.use(run.kernels)
         threads.use(run.threads)
         L.seed_everything(run.seed, workers=True, verbose=False)
@@ -92,9 +93,6 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
     parser.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.vocab_size=16000")
 
     def body() -> int:
-        import lightning as L
-
-        from eeap.data import DataModule
         from eeap.faults import stop_on_signals
         from eeap.registry import DATA, recording_settings
 
@@ -104,6 +102,10 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
             container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
             with recording_settings() as record:
                 run = check_config(container)
+                import lightning as L
+
+                from eeap.data import DataModule
+
                 L.seed_everything(run.seed, workers=True, verbose=False)
                 data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
             data.cache_settings = record["data"]
@@ -122,16 +124,21 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
 
 
 def check_config(container: dict) -> RunConfig:
-    """Check a whole config without reading data or building the model: the run's sections, the named callbacks,
-    the data section's keys and every component section of the model (names, keys, types); what needs the data
-    (sizes, vocabularies) is checked when the model is built."""
-    from eeap.registry import DATA, TASK, check_sections
-    from eeap.task import Task
+    """Check a whole config without reading data, building the model or importing torch (the components'
+    signatures are read from their sources, ``eeap.sources``): the run's sections, the named callbacks, the data
+    section's keys and every component section of the model (names, keys, types, ranges); what needs the data
+    (sizes, vocabularies) or a built part is checked when the model is built."""
+    from eeap.registry import CALLBACK, DATA, TASK, check_sections
 
     run = validate(container, RunConfig)
-    build_callbacks(run)
-    DATA.settings(container["data"], "data", wired=["seed"])
-    TASK.settings(container["model"], "model", role=Task, wired=["info"])
+    for i, section in enumerate(run.trainer.callbacks):
+        CALLBACK.check(section, f"trainer.callbacks.{i}", wired=())
+    if run.trainer.accumulate_grad_batches != 1 and any(c.get("type") == "accumulate" for c in run.trainer.callbacks):
+        raise ConfigError(
+            "trainer.accumulate_grad_batches: a schedule (trainer.callbacks: accumulate) sets it; leave it at 1"
+        )
+    DATA.check(container["data"], "data", wired=["seed"])
+    TASK.check(container["model"], "model", wired=["info"])
     check_sections(container["model"], "model")
     return run
 
@@ -141,15 +148,10 @@ def build_callbacks(run: RunConfig) -> list:
     from eeap.callbacks import RunCallback
     from eeap.registry import CALLBACK
 
-    callbacks = [
+    return [
         CALLBACK.build(section, f"trainer.callbacks.{i}", role=RunCallback)
         for i, section in enumerate(run.trainer.callbacks)
     ]
-    if run.trainer.accumulate_grad_batches != 1 and any(c.registered_name == "accumulate" for c in callbacks):
-        raise ConfigError(
-            "trainer.accumulate_grad_batches: a schedule (trainer.callbacks: accumulate) sets it; leave it at 1"
-        )
-    return callbacks
 
 
 def build_profiler(run: RunConfig, run_dir: Path) -> Any:

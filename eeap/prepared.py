@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union, overload
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union, overload
 
 import numpy as np
 
@@ -130,9 +130,7 @@ class ArrowRows(Sequence):
         reader = pa.ipc.open_file(pa.OSFile(str(self.path)), options=options)
         parts = []
         for number in range(reader.num_record_batches):
-            offsets = reader.get_batch(number).column(0).offsets  # (rows + 1,) where each row's list starts
-            width = np.int64 if offsets.type.bit_width == 64 else np.int32
-            starts = np.frombuffer(offsets.buffers()[1], dtype=width)[offsets.offset : offsets.offset + len(offsets)]
+            starts = integers(reader.get_batch(number).column(0).offsets)  # (rows + 1,) where each row's list starts
             parts.append(np.diff(starts).astype(np.int32))  # (rows,)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
@@ -180,6 +178,104 @@ def write_rows(path: Path, rows: Iterable[Any]) -> int:
         if writer is not None:
             writer.close()
     return count
+
+
+RUN_ROWS = 16_384  # rows sorted in memory at a time by ``SortedRows`` (a few tens of MB as Python records)
+MERGE_ROWS = 256  # rows of each sorted run read at a time while merging
+
+
+def integers(column: Any) -> np.ndarray:
+    """An Arrow integer column without nulls (an array, or a table's chunked column) as a numpy array, read from
+    its buffers (pyarrow's own conversion imports pandas)."""
+    chunks = column.chunks if hasattr(column, "chunks") else [column]
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=f"int{chunk.type.bit_width}")[chunk.offset : chunk.offset + len(chunk)]
+        for chunk in chunks
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+class SortedRows:
+    """Rows added in any order and read back in the order of an integer key, in memory that does not grow with
+    their number: an external merge sort in Arrow. Every ``RUN_ROWS`` rows are sorted and written to a run file in
+    ``folder``; ``tables()`` merges the runs, holding ``MERGE_ROWS`` rows of each.
+
+    # Parameters
+    folder: where the run files go (a temporary folder of the cache being written).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pending: list[dict] = []
+        self.keys: list[int] = []
+        self.runs: list[Path] = []
+        self.schema: Any = None
+        self.count = 0
+
+    def add(self, key: int, row: dict) -> None:
+        """Add a row (a flat record) under ``key``; keys should be unique (ties keep no particular order)."""
+        self.pending.append(row)
+        self.keys.append(key)
+        self.count += 1
+        if len(self.pending) == RUN_ROWS:
+            self.spill()
+
+    def spill(self) -> None:
+        """Sort the pending rows by key and write them as one run."""
+        import pyarrow as pa
+
+        table = pa.Table.from_pylist(self.pending, schema=self.schema)
+        self.schema = table.schema  # the first run's column types hold for every run
+        keys = np.asarray(self.keys, dtype=np.int64)  # (rows,)
+        order = np.argsort(keys, kind="stable")  # (rows,)
+        table = table.take(order).append_column("_key", pa.array(keys[order]))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"run-{len(self.runs):05d}.arrow"
+        with pa.ipc.new_file(str(path), table.schema) as writer:
+            writer.write_table(table, max_chunksize=MERGE_ROWS)
+        self.runs.append(path)
+        self.pending.clear()
+        self.keys.clear()
+
+    def tables(self) -> Iterator[Any]:
+        """The rows in key order, as ``pyarrow`` tables (the key column left out). Each round takes, from every
+        run's rows in memory, those at or below the smallest of the runs' largest keys in memory: no row still on
+        disk can come before them."""
+        import pyarrow as pa
+
+        if self.pending:
+            self.spill()
+        readers = [pa.ipc.open_file(pa.OSFile(str(path))) for path in self.runs]
+        heads = {run: (pa.Table.from_batches([reader.get_batch(0)]), 1) for run, reader in enumerate(readers)}
+        while heads:
+            bound = min(int(integers(table.column("_key"))[-1]) for table, _ in heads.values())
+            parts = []
+            for run, (table, following) in list(heads.items()):
+                cut = int(np.searchsorted(integers(table.column("_key")), bound, side="right"))
+                parts.append(table.slice(0, cut))
+                if cut < table.num_rows:
+                    heads[run] = (table.slice(cut), following)
+                elif following < readers[run].num_record_batches:
+                    heads[run] = (pa.Table.from_batches([readers[run].get_batch(following)]), following + 1)
+                else:
+                    del heads[run]
+            merged = pa.concat_tables(parts)
+            order = np.argsort(integers(merged.column("_key")), kind="stable")
+            yield merged.take(order).drop_columns(["_key"])
+
+
+def release_freed_memory() -> None:
+    """Give the memory that a finished step freed (a tokenizer's training) back to the system, where the C library
+    can (glibc's ``malloc_trim``): freed heap pages otherwise stay in the process's resident memory for the whole
+    training run."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS): nothing to do
+        return
 
 
 def load_or_prepare(module: Any, settings: dict, root: Path) -> tuple[dict, Any, bool]:

@@ -333,8 +333,14 @@ def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_on
     tmp_path, tokenizer, layout, monkeypatch
 ):
     """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists, for a TSV
-    file and for two aligned text files (both streamed: make_splits is never called for the cache)."""
+    file and for two aligned text files (both streamed: make_splits is never called for the cache), each split
+    sorted on disk through several runs."""
     from eeap.tasks.translation.data import ParallelData
+
+    import eeap.prepared
+
+    monkeypatch.setattr(eeap.prepared, "RUN_ROWS", 37)  # train: ~12 sorted runs, merged 5 rows of each at a time
+    monkeypatch.setattr(eeap.prepared, "MERGE_ROWS", 5)
 
     rows_ = [f"the {i} cat{'s' * (i % 3)} sat\tdie {i} katze{'n' * (i % 3)} sass" for i in range(500)]
     rows_[7] = "\tempty source"  # left out: an empty side
@@ -367,6 +373,27 @@ def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_on
         texts = [e["src_text"] for name in ("train", "val", "test") for e in plain.splits[name]]
         dropped = "one column only" if layout == "tsv" else "the 11 catss sat"  # its target is the bad line
         assert "a\u2028b\x0cc" in texts and "the 12 cat sat" in texts and dropped not in texts
+
+
+def test_sorted_rows_come_back_in_key_order_through_many_runs(tmp_path, monkeypatch):
+    """The external sort: rows added in a shuffled order, spilled in runs of 10 and merged 3 rows of each at a
+    time, come back whole and in key order (the key column left out)."""
+    import random
+
+    import eeap.prepared
+    from eeap.prepared import SortedRows
+
+    monkeypatch.setattr(eeap.prepared, "RUN_ROWS", 10)
+    monkeypatch.setattr(eeap.prepared, "MERGE_ROWS", 3)
+    keys = random.Random(0).sample(range(10_000), 95)  # unique keys, any spread
+    rows_ = SortedRows(tmp_path / "runs")
+    for key in keys:
+        rows_.add(key, {"ids": list(range(key % 5)), "text": f"row {key}"})
+    tables = list(rows_.tables())
+    assert len(rows_.runs) == 10 and rows_.count == 95
+    back = [row for table in tables for row in table.to_pylist()]
+    assert back == [{"ids": list(range(k % 5)), "text": f"row {k}"} for k in sorted(keys)]
+    assert list(SortedRows(tmp_path / "none").tables()) == []
 
 
 def test_aligned_files_stream_in_step_and_name_a_bad_line_or_a_count_mismatch(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence, Union, cast
+from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union, cast
 
 from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
@@ -294,15 +294,15 @@ class ParallelData(TranslationData):
     def write_prepared(self, folder: Path) -> bool:
         """Prepare straight into a cache folder, streaming a TSV/CSV train file instead of holding it: a pass counts
         its pairs, the held-out shares are drawn as ``make_splits`` draws them (the same seeded shuffle, of line
-        numbers), the tokenizers are fitted on the train lines as they stream past, and each split is encoded into
-        an Arrow table as it streams (train in the shuffled order, val and test by length when bucketing): the same
-        examples as ``make_splits``, in memory that does not grow with the file. The train data is a TSV/CSV file or
+        numbers), the tokenizers are fitted on the train lines as they stream past, and one more pass encodes the
+        pairs, each split sorted on disk (``SortedRows``) into ``make_splits``' order (train in the shuffled order,
+        val and test by length when bucketing): the same examples as ``make_splits``, in memory that does not grow
+        with the file. The train data is a TSV/CSV file or
         two aligned text files; False where it is a ``.po`` file (gettext catalogs are small: read whole)."""
-        import datasets
         import numpy as np
         import torch
 
-        from eeap.prepared import write_rows
+        from eeap.prepared import SortedRows, release_freed_memory, write_rows
 
         spec = cast(Union[str, dict], self.paths["train"])  # train is required
         if not isinstance(spec, dict) and Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):
@@ -331,21 +331,20 @@ class ParallelData(TranslationData):
                 bounds[name], start = (start, start + count), start + count
         if self.test_file:
             held["test"] = read_pairs(self.test_file, "data.test_file", self.on_bad_line)
-
-        def split_of(index: int) -> str:
-            for name, (low, high) in bounds.items():
-                if low <= rank[index] < high:
-                    return name
-            return "train"
+        split_of = np.full(total, 2, dtype=np.int8)  # (total,) 0 val, 1 test, 2 train: by the line's rank
+        for number, name in enumerate(("val", "test")):
+            if name in bounds:
+                split_of[(rank >= bounds[name][0]) & (rank < bounds[name][1])] = number
+        names = ("val", "test", "train")
 
         def train_side(side: int) -> Iterator[str]:
             for index, *pair in rows():
                 s, t = pair[0].strip(), pair[1].strip()
-                if split_of(index) == "train" and s and t:
+                if split_of[index] == 2 and s and t:
                     yield (s, t)[side]
 
         if next(train_side(0), None) is None:  # as tokenized() says it
-            count = sum(1 for index, _, _ in rows() if split_of(index) == "train")
+            count = int((split_of == 2).sum())
             raise DataError(
                 f"data: each of the {count} train pairs has an empty side; nothing to train on"
                 if count
@@ -353,49 +352,46 @@ class ParallelData(TranslationData):
             )
         source = fit_tokenizer(self.src_kind, train_side(0), self.vocab_size, self.min_freq)
         target = fit_tokenizer(self.tgt_kind, train_side(1), self.vocab_size, self.min_freq)
+        release_freed_memory()  # the tokenizers' training is done: its heap goes back, not into the training run
         info = TranslationInfo(source, target, self.max_src_len, self.max_tgt_len)
         torch.save(info.state(), folder / "info.pt")
-        datasets.disable_progress_bars()
-        build = folder / "_build"
+        # each split in make_splits' order: train in the shuffled order, val and test by length when bucketing
+        # (ties in the shuffled order); sorted on disk (SortedRows), so memory does not grow with the corpus
+        by_length = {name: name != "train" and self.bucket for name in names}
+        sorted_rows = {name: SortedRows(folder / "_build" / name) for name in names}
+        dropped = {name: {"empty": 0, "long": 0} for name in names}
+        span = max([total, *(len(pairs) for pairs in held.values())]) + 1  # positions are below it
+
+        def add(name: str, position: int, s: str, t: str) -> None:
+            s, t = s.strip(), t.strip()
+            src, tgt = info.source.encode(s), info.target.encode(t)
+            if not src or not tgt:
+                dropped[name]["empty"] += 1
+            elif len(src) > self.max_src_len or len(tgt) > self.max_tgt_len:
+                dropped[name]["long"] += 1
+            else:
+                key = len(src) * span + position if by_length[name] else position
+                sorted_rows[name].add(key, {"src": src, "tgt": tgt, "src_text": s, "tgt_text": t})
+
+        for index, s, t in rows():
+            name = names[split_of[index]]
+            if name not in held:
+                add(name, int(rank[index]), s, t)
+        for name, pairs in held.items():
+            for position, (s, t) in enumerate(pairs):
+                add(name, position, s, t)
         for name in ("train", "val", "test"):
-            dropped = {"empty": 0, "long": 0}
-
-            def examples(name: str = name, dropped: dict = dropped) -> Iterator[dict]:
-                if name in held:
-                    pairs: Iterable = ((i, s, t) for i, (s, t) in enumerate(held[name]))
-                else:
-                    pairs = ((rank[i], s, t) for i, s, t in rows() if split_of(i) == name)
-                for position, s, t in pairs:
-                    s, t = s.strip(), t.strip()
-                    src, tgt = info.source.encode(s), info.target.encode(t)
-                    if not src or not tgt:
-                        dropped["empty"] += 1
-                    elif len(src) > self.max_src_len or len(tgt) > self.max_tgt_len:
-                        dropped["long"] += 1
-                    else:
-                        yield {"src": src, "tgt": tgt, "src_text": s, "tgt_text": t, "_order": int(position)}
-
-            table = datasets.Dataset.from_generator(
-                examples,
-                cache_dir=str(build / name),
-                fingerprint=f"eeap-{folder.name}-{name}",  # no hashing
-            )
-            if dropped["empty"] or dropped["long"]:
+            if dropped[name]["empty"] or dropped[name]["long"]:
                 warnings.warn(
-                    f"data: left out {dropped['empty']} {name} pairs with an empty side and {dropped['long']} longer "
-                    f"than max_src_len={self.max_src_len} / max_tgt_len={self.max_tgt_len}",
+                    f"data: left out {dropped[name]['empty']} {name} pairs with an empty side and "
+                    f"{dropped[name]['long']} longer than max_src_len={self.max_src_len} / "
+                    f"max_tgt_len={self.max_tgt_len}",
                     stacklevel=2,
                 )
-            if len(table) == 0:
+            if sorted_rows[name].count == 0:
                 raise DataError(f"data: the {name} split is empty")
-            if name != "train" and self.bucket:  # as make_splits: by length, ties in the shuffled order
-                table = table.map(lambda e: {"_len": len(e["src"])}).sort(["_len", "_order"])
-                table = table.remove_columns("_len")
-            else:
-                table = table.sort("_order")
-            chunks = table.remove_columns("_order").with_format("arrow").iter(batch_size=4096)
-            write_rows(folder / f"{name}.arrow", chunks)
-        shutil.rmtree(build, ignore_errors=True)
+            write_rows(folder / f"{name}.arrow", sorted_rows[name].tables())
+        shutil.rmtree(folder / "_build", ignore_errors=True)
         return True
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:

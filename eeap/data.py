@@ -162,6 +162,33 @@ class DataModule(L.LightningDataModule, Role):
         return {key: value if is_texts(value) else move(value, device, dataloader_idx) for key, value in batch.items()}
 
 
+class CachedFiles:
+    """A data source of the user's files that keeps its prepared splits in a cache (``eeap.prepared``) and reuses
+    them on the next run and on every rank, until a file or a setting changes; it names the files the cache is
+    keyed by (``data_files``). Put it before the task's data class: ``class ImageFolderData(CachedFiles,
+    ClassificationData)``.
+
+    # Parameters
+    cache: keep the prepared data (tokenizers trained, texts encoded, images decoded and resized) for the runs that
+        follow (``eeap prepare CONFIG`` prepares it ahead of time).
+    cache_dir: where (default ``$EEAP_CACHE`` or ``~/.cache/eeap/prepared``).
+    """
+
+    def __init__(self, *args: Any, cache: bool = True, cache_dir: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache, self.cache_folder = cache, cache_dir
+
+    def cache_dir(self) -> Optional[str]:
+        return (self.cache_folder or "") if self.cache else None
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder`` (none if it is not a folder), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def open_image(path: Path) -> Any:
     """A PIL image opened lazily (its header read, its pixels not yet decoded); one line if it cannot be."""
     from PIL import Image, UnidentifiedImageError

@@ -21,6 +21,7 @@ written under a temporary name and renamed into place when complete, so a killed
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -30,8 +31,9 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union, overload
 
 import numpy as np
 
-FORMAT = 2  # bump when what a cache holds changes (2: Arrow IPC files read without a memory map)
-ROWS_PER_BATCH = 64  # rows per record batch: reading a random row reads its batch (a few KB to tens of KB)
+FORMAT = 3  # bump when what a cache holds changes (3: examples of arrays as records, batches sized to their rows)
+ROWS_PER_BATCH = 64  # rows per record batch at most: reading a random row reads its batch
+BATCH_BYTES = 65_536  # and about this many bytes (an image's pixels are tens of KB: a few rows a batch)
 NOT_SETTINGS = ("batch_size", "eval_batch_size", "num_workers", "cache", "cache_dir", "type")
 
 
@@ -66,17 +68,73 @@ def cache_key(kind: str, settings: dict, files: list[Path], seed: int) -> str:
 
 def column_lengths(split: Any, column: str) -> np.ndarray:
     """The length of each example's ``column`` (a list), as one int32 array: from a cached split, that column alone
-    is read (``ArrowRows.column_lengths``)."""
+    is read (``ArrowRows.column_lengths``); from a split decoded on read, its stored items (no file decoded)."""
+    from eeap.data import stored
+
     if isinstance(split, ArrowRows):
         return split.column_lengths(column)
-    return np.fromiter((len(example[column]) for example in split), dtype=np.int32, count=len(split))
+    return np.fromiter((len(example[column]) for example in stored(split)), dtype=np.int32, count=len(split))
+
+
+def to_record(example: Any) -> dict:
+    """A flat record (an Arrow row) of an example that is a tuple or a dict of numpy arrays, numbers, strings and
+    lists: each array becomes its bytes, shape and dtype; float pixels that are whole 255ths (what ``read_image``
+    makes) and integers from 0 to 255 (a mask's classes) are kept as one byte each, and read back as the same
+    values (``from_record``)."""
+    fields = example.items() if isinstance(example, dict) else ((str(i), v) for i, v in enumerate(example))
+    record: dict[str, Any] = {}
+    for key, value in fields:
+        if not isinstance(value, np.ndarray):
+            record[key] = value
+            continue
+        data, as_bytes = value, False
+        if value.dtype == np.float32:
+            pixels = np.rint(value * 255).clip(0, 255).astype(np.uint8)  # (same shape)
+            if np.array_equal(pixels.astype(np.float32) / 255.0, value):
+                data, as_bytes = pixels, True
+        elif value.dtype.kind in "iu" and (not value.size or 0 <= value.min() <= value.max() <= 255):
+            data, as_bytes = value.astype(np.uint8), True  # class indices of a mask
+        record[key] = np.ascontiguousarray(data).tobytes()
+        record[f"{key}.shape"] = list(value.shape)
+        record[f"{key}.dtype"] = value.dtype.str
+        record[f"{key}.bytes"] = as_bytes
+    return record
+
+
+def from_record(record: dict, kind: str) -> Any:
+    """The example ``to_record`` made ``record`` of: a ``tuple`` or a ``dict`` (``kind``)."""
+    example = {}
+    for key, value in record.items():
+        if key.endswith((".shape", ".dtype", ".bytes")):
+            continue
+        if f"{key}.dtype" in record:
+            dtype = np.dtype(record[f"{key}.dtype"])
+            if record[f"{key}.bytes"]:
+                stored = np.frombuffer(value, dtype=np.uint8)
+                value = stored.astype(np.float32) / 255.0 if dtype.kind == "f" else stored.astype(dtype)
+            else:
+                value = np.frombuffer(value, dtype=dtype).copy()
+            value = value.reshape(record[f"{key}.shape"])
+        example[key] = value
+    return tuple(example.values()) if kind == "tuple" else example
+
+
+def record_kind(example: Any) -> Optional[str]:
+    """``tuple`` or ``dict`` where an example must pass through ``to_record`` to be stored; None where it is a flat
+    record already (a dict of numbers, strings and lists)."""
+    if isinstance(example, tuple):
+        return "tuple"
+    if isinstance(example, dict) and any(isinstance(v, np.ndarray) for v in example.values()):
+        return "dict"
+    return None
 
 
 class ArrowRows(Sequence):
     """One prepared split: an Arrow IPC file whose rows are read when asked for, each from its record batch with a
     plain file read (``pyarrow.OSFile``), not a memory map. A process holds the batches it is reading, whatever the
     file's size; the file's pages stay in the kernel's page cache, shared by every process (and rank) on the machine.
-    Worker processes (and pickling) reopen the file."""
+    Worker processes (and pickling) reopen the file. A split of examples stored through ``to_record`` (images) gives
+    them back as they were (``from_record``)."""
 
     def __init__(self, path: Union[str, Path]) -> None:
         import pyarrow as pa
@@ -86,6 +144,7 @@ class ArrowRows(Sequence):
         count = self.reader.num_record_batches
         metadata = self.reader.schema.metadata or {}
         self.rows_per_batch = int(metadata.get(b"eeap_rows_per_batch", ROWS_PER_BATCH))
+        self.kind = metadata.get(b"eeap_example", b"").decode() or None
         self.size = (count - 1) * self.rows_per_batch + self.reader.get_batch(count - 1).num_rows if count else 0
 
     def __reduce__(self) -> tuple:
@@ -118,7 +177,8 @@ class ArrowRows(Sequence):
             if not 0 <= row < self.size:
                 raise IndexError(f"row {index} of a split of {self.size}")
             rows.append(self.reader.get_batch(row // self.rows_per_batch).slice(row % self.rows_per_batch, 1))
-        return pa.Table.from_batches(rows).to_pylist()
+        records = pa.Table.from_batches(rows).to_pylist()
+        return [from_record(r, self.kind) for r in records] if self.kind else records
 
     def column_lengths(self, column: str) -> np.ndarray:
         """The length of ``column`` (a list column) in every row: only that column's buffers are read, and the
@@ -135,10 +195,12 @@ class ArrowRows(Sequence):
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
 
-def write_rows(path: Path, rows: Iterable[Any]) -> int:
-    """Write a split to an Arrow IPC file in record batches of exactly ``ROWS_PER_BATCH`` rows (the last may be
-    short), so that a row's batch is its index over that: ``rows`` are flat records (dicts) or ``pyarrow`` tables,
-    the column types from the first. Returns the number of rows."""
+def write_rows(path: Path, rows: Iterable[Any], kind: Optional[str] = None) -> int:
+    """Write a split to an Arrow IPC file in record batches of the same number of rows (the last may be short), so
+    that a row's batch is its index over that: ``ROWS_PER_BATCH``, or fewer where rows are large (about
+    ``BATCH_BYTES`` a batch, from the first rows' size). ``rows`` are flat records (dicts) or ``pyarrow`` tables,
+    the column types from the first; ``kind``: they are records ``to_record`` made of ``tuple`` or ``dict``
+    examples. Returns the number of rows."""
     import pyarrow as pa
 
     writer: Any = None
@@ -146,17 +208,20 @@ def write_rows(path: Path, rows: Iterable[Any]) -> int:
     carry: Any = None  # rows short of a whole batch, written with the next ones
     pending: list[dict] = []
     count = 0
+    size = ROWS_PER_BATCH
 
     def put(table: Any, last: bool = False) -> None:
-        nonlocal writer, schema, carry
+        nonlocal writer, schema, carry, size
         if writer is None:
-            schema = table.schema.with_metadata({"eeap_rows_per_batch": str(ROWS_PER_BATCH)})
+            size = max(1, min(ROWS_PER_BATCH, BATCH_BYTES * max(1, table.num_rows) // max(1, table.nbytes)))
+            metadata = {"eeap_rows_per_batch": str(size), **({"eeap_example": kind} if kind else {})}
+            schema = table.schema.with_metadata(metadata)
             writer = pa.ipc.new_file(str(path), schema)
         table = table.cast(schema)
         table = (pa.concat_tables([carry, table]) if carry is not None else table).combine_chunks()
-        whole = table.num_rows if last else table.num_rows // ROWS_PER_BATCH * ROWS_PER_BATCH
-        for begin in range(0, whole, ROWS_PER_BATCH):
-            writer.write_batch(table.slice(begin, ROWS_PER_BATCH).to_batches()[0])
+        whole = table.num_rows if last else table.num_rows // size * size
+        for begin in range(0, whole, size):
+            writer.write_batch(table.slice(begin, size).to_batches()[0])
         carry = table.slice(whole)
 
     try:
@@ -294,7 +359,7 @@ def load_or_prepare(module: Any, settings: dict, root: Path) -> tuple[dict, Any,
                 return (*read(folder, module), True)
             splits, info = module.make_splits()
             write(folder, module, splits, info, settings)
-            return splits, info, True
+            return (*read(folder, module), True)  # what every later run reads: images decoded once, not per epoch
     return (*read(folder, module), False)
 
 
@@ -339,7 +404,11 @@ def write(folder: Path, module: Any, splits: dict, info: Any, settings: dict) ->
     temporary.mkdir(parents=True)
     torch.save(info.state(), temporary / "info.pt")
     for name, examples in splits.items():
-        write_rows(temporary / f"{name}.arrow", examples)
+        read = iter(examples)  # each example made once (an image decoded once)
+        first = next(read, None)
+        kind = record_kind(first)
+        rows = itertools.chain([first], read) if first is not None else []
+        write_rows(temporary / f"{name}.arrow", (to_record(e) for e in rows) if kind else rows, kind)
     finish(temporary, folder, module, settings, {name: len(examples) for name, examples in splits.items()})
 
 

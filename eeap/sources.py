@@ -58,6 +58,7 @@ def stand_in(module: str, name: str, registered_name: str, kind: str) -> Optiona
 
 
 def make_stand_in(cls: SourceClass, registered_name: str, kind: str) -> type:
+    """The stand-in of a class read from its source (``stand_in``); ``Unreadable`` where it cannot be made."""
     builder = find_method(cls, "from_config")
     if builder is not None:
         owner, function = builder
@@ -84,11 +85,14 @@ def make_stand_in(cls: SourceClass, registered_name: str, kind: str) -> type:
         "registry_kind": kind,
         "stand_in_for": f"{cls.module}.{cls.node.name}",
     }
+    # every key keyword-only: a signature of several classes' parameters (a mixin's keyword-only keys between a
+    # class's and its base's) need not be one Python could write, and config keys are given by name
+    keys = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters.values()]
     if builder is not None:
-        namespace["from_config"] = staticmethod(signature_function(list(parameters.values()), hints))
+        namespace["from_config"] = staticmethod(signature_function(keys, hints))
     else:
         self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        namespace["__init__"] = signature_function([self, *parameters.values()], hints)
+        namespace["__init__"] = signature_function([self, *keys], hints)
     return type(cls.node.name, (), namespace)
 
 
@@ -234,6 +238,7 @@ def own_modules() -> dict[str, Path]:
 
 
 def source_path(module: str) -> Optional[Path]:
+    """The source file of one of EEAP's modules; None for any other module."""
     return own_modules().get(module)
 
 
@@ -317,6 +322,7 @@ def real(module: str, name: str) -> Any:
 
 
 def real_module(module: str) -> Any:
+    """A light module, imported."""
     return importlib.import_module(module)
 
 

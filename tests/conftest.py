@@ -1,6 +1,9 @@
 """Shared fixtures: tiny, fast versions of the real configs."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,9 @@ DATES = ROOT / "configs" / "translation" / "dates.yaml"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# the runs under test (and their subprocesses) cache prepared data in a folder of their own, not in ~/.cache
+os.environ["EEAP_CACHE"] = tempfile.mkdtemp(prefix="eeap-test-cache-")
+atexit.register(shutil.rmtree, os.environ["EEAP_CACHE"], True)
 
 QUIET = ["logger=none", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "model.plot_examples=0"]
 TINY_DATES = QUIET + [

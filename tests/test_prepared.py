@@ -178,14 +178,16 @@ def test_labelled_texts_are_prepared_once_and_again_when_the_file_or_a_setting_c
     first, second = build(), build(batch_size=5)  # the batch size is not part of the key
     assert first.prepared_here and not second.prepared_here and calls == ["word"]
     assert second.info().state() == first.info().state()
+    plain = build(cache=False)  # made in memory: its tokenizer trained too
+    assert calls == ["word", "word"]
     for name in ("train", "val", "test"):
-        assert rows(second.splits[name]) == first.splits[name]
-    fresh, cached = first.collate(first.splits["val"][:4]), second.collate(rows(second.splits["val"])[:4])
+        assert rows(second.splits[name]) == rows(first.splits[name]) == plain.splits[name]
+    fresh, cached = plain.collate(plain.splits["val"][:4]), second.collate(rows(second.splits["val"])[:4])
     assert fresh["inputs"].equal(cached["inputs"]) and fresh["labels"].equal(cached["labels"])
     build(tokenizer="char")  # another setting
     path.write_text(path.read_text(encoding="utf-8").replace("good thing 3", "fine thing 3"), encoding="utf-8")
     build()  # another content
-    assert calls == ["word", "char", "word"]
+    assert calls == ["word", "word", "char", "word"]
     config = ROOT / "configs" / "classification" / "text_file.yaml"
     keys = [f"data.path={path}", f"data.cache_dir={tmp_path / 'cache'}"]
     assert prepare_main([str(config), *keys, "data.max_len=50"]) == 0
@@ -411,3 +413,105 @@ def test_aligned_files_stream_in_step_and_name_a_bad_line_or_a_count_mismatch(tm
     (tmp_path / "t.txt").write_bytes(b"eins\nzwei\ndrei\n")
     with pytest.warns(UserWarning, match=r"data.train.source: left out 1 bad lines"):
         assert read_pairs(spec, "data.train", on_bad_line="skip") == [("one", "eins"), ("three", "drei")]
+
+
+def test_records_give_back_the_examples_they_were_made_of():
+    """to_record / from_record: float pixels that are whole 255ths and small integers kept as one byte each, any
+    other array as it is; tuples and dicts come back as they were, to the bit."""
+    import numpy as np
+
+    from eeap.prepared import from_record, record_kind, to_record
+
+    pixels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4).astype(np.float32) / 255.0
+    mask = np.array([[0, 1], [2, 255]], dtype=np.int64)
+    other = np.array([0.5, 1 / 3], dtype=np.float32)  # 1/3 is no whole 255th: kept as float32
+    wide = np.array([0, 256], dtype=np.int64)
+    example = (pixels, mask, other, wide, 7)
+    record = to_record(example)
+    assert record["0.bytes"] and record["1.bytes"] and not record["2.bytes"] and not record["3.bytes"]
+    assert len(record["0"]) == 24 and len(record["1"]) == 4 and len(record["2"]) == 8 and record["4"] == 7
+    back = from_record(record, record_kind(example))
+    assert isinstance(back, tuple) and back[4] == 7
+    for a, b in zip(back[:4], example[:4]):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    captioned = {"image": pixels, "tgt": [1, 2], "tgt_text": "a b"}
+    assert record_kind(captioned) == "dict" and record_kind({"src": [1], "text": "x"}) is None
+    again = from_record(to_record(captioned), "dict")
+    assert np.array_equal(again.pop("image"), pixels) and again == {"tgt": [1, 2], "tgt_text": "a b"}
+
+
+@pytest.mark.parametrize("name", ["image_folder", "segmentation_folder", "caption_folder"])
+def test_image_folders_are_decoded_once_into_the_cache_and_read_back_as_decoded(tmp_path, monkeypatch, name):
+    """Preparing decodes (and resizes) every image once, into the cache, and the first run reads the cache too; the
+    next run decodes none and checks no header; both give exactly the examples that decoding when read gives, in
+    worker processes too; a changed image prepares again."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from eeap.data import make_loader
+    from eeap.prepared import ArrowRows
+    from tests.test_data import image_folders, image_of
+
+    section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
+    decoded = []
+    import eeap.data
+
+    real = eeap.data.read_image
+
+    def counting(path, *args, **kwargs):
+        decoded.append(path)
+        return real(path, *args, **kwargs)
+
+    for module in ("eeap.data", "eeap.tasks.classification.data", "eeap.tasks.segmentation.data"):
+        monkeypatch.setattr(f"{module}.read_image", counting)
+    monkeypatch.setattr("eeap.tasks.captioning.data.read_image", counting)
+
+    def build(**extra):
+        with recording_settings() as record:
+            data = DATA.build({**section, "cache_dir": str(tmp_path / "cache"), **extra}, "data", seed=0)
+        data.cache_settings = record["data"]
+        data.prepare()
+        return data
+
+    first = build()
+    assert first.prepared_here and len(decoded) == 12 and len(set(decoded)) == 12  # each image once
+    assert all(isinstance(first.splits[s], ArrowRows) for s in ("train", "val", "test"))
+    decoded.clear()
+    second = build()
+    assert not second.prepared_here and decoded == []
+    plain = build(cache=False)
+    assert not isinstance(plain.splits["train"], ArrowRows)
+    for split in ("train", "val", "test"):
+        expected = [plain.splits[split][i] for i in range(len(plain.splits[split]))]
+        for data in (first, second):
+            got = [data.splits[split][i] for i in range(len(data.splits[split]))]
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected):
+                assert image_of(a).dtype == np.float32 and np.array_equal(image_of(a), image_of(b))
+                if isinstance(b, tuple):  # the label, or the mask
+                    assert np.array_equal(a[1], b[1]) and np.asarray(a[1]).dtype == np.asarray(b[1]).dtype
+                else:
+                    assert {k: v for k, v in a.items() if k != "image"} == {k: v for k, v in b.items() if k != "image"}
+    if name == "caption_folder":
+        assert second.lengths("train") == plain.lengths("train")
+    key = "src" if name == "caption_folder" else "inputs" if name == "image_folder" else "images"
+    one = list(make_loader(second.splits["val"], 2, second.collate, 0))
+    two = list(make_loader(second.splits["val"], 2, second.collate, 0, num_workers=2))
+    three = list(make_loader(plain.splits["val"], 2, plain.collate, 0))
+    assert all(torch.equal(a[key], b[key]) and torch.equal(a[key], c[key]) for a, b, c in zip(one, two, three))
+    images = {"image_folder": "cls/c1", "segmentation_folder": "seg/images", "caption_folder": "cap/images"}[name]
+    changed = sorted((tmp_path / images).glob("*.png"))[0]
+    Image.new("RGB", (16, 16), (9, 9, 9)).save(changed)
+    assert build().prepared_here
+
+
+def test_a_split_of_large_rows_is_written_in_small_record_batches(tmp_path):
+    """Reading a row reads its record batch: rows of tens of KB (an image's pixels) go a few to a batch."""
+    from eeap.prepared import BATCH_BYTES, ArrowRows, write_rows
+
+    rows_ = [{"pixels": bytes([i % 256]) * 20_000, "label": i} for i in range(50)]
+    write_rows(tmp_path / "big.arrow", iter(rows_))
+    split = ArrowRows(tmp_path / "big.arrow")
+    assert split.rows_per_batch == 3 == BATCH_BYTES // 20_008 and split.reader.num_record_batches == 17
+    assert [split[i]["label"] for i in (49, 0, 25)] == [49, 0, 25] and split[7] == rows_[7]

@@ -1,7 +1,6 @@
 """Signatures read from the sources (``eeap.sources``) against the real classes, for every registered name; and a
 config checked whole without importing torch."""
 
-import inspect
 import subprocess
 import sys
 import textwrap
@@ -25,7 +24,6 @@ def test_the_stand_in_has_the_real_classes_parameters_defaults_and_types(kind, n
     real_params, read_params = accepted_parameters(real), accepted_parameters(described)
     assert list(read_params) == list(real_params)
     for key, parameter in real_params.items():
-        assert read_params[key].kind == parameter.kind
         assert read_params[key].default == parameter.default, key
     real_types, read_types = parameter_types(real), parameter_types(described)
     assert {k: type_name(real_types[k]) for k in real_params if k in real_types} == {
@@ -64,10 +62,7 @@ def test_a_class_whose_parameters_pass_on_to_a_foreign_base_is_not_read(tmp_path
         assert sources.stand_in("eeap.wrapper", "Wrapper", "wrapper", "encode") is None
         plain = sources.stand_in("eeap.wrapper", "Plain", "plain", "encode")
         params = accepted_parameters(plain)
-        assert {k: (p.kind, p.default) for k, p in params.items()} == {
-            "width": (inspect.Parameter.POSITIONAL_OR_KEYWORD, 3),
-            "name": (inspect.Parameter.KEYWORD_ONLY, "x"),
-        }
+        assert {k: p.default for k, p in params.items()} == {"width": 3, "name": "x"}
         assert type_name(parameter_types(plain)["width"]) == "int ≥ 1"
     finally:
         for cached in (sources.source, sources.resolve):

@@ -15,14 +15,15 @@ import numpy as np
 import torch
 
 from eeap.data import (
+    CachedFiles,
     DataInfo,
     DataModule,
     DecodedOnRead,
     check_image,
+    folder_files,
     image_file_size,
     read_image,
     read_rows,
-    stored,
 )
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
@@ -97,7 +98,9 @@ class CaptioningData(DataModule):
         }
 
     def lengths(self, split: str) -> Optional[list[int]]:
-        return [len(e["tgt"]) for e in stored(self.splits[split])]
+        from eeap.prepared import column_lengths
+
+        return column_lengths(self.splits[split], "tgt").tolist()
 
     def tokenized(
         self, parts: dict[str, list], channels: int, size: tuple[int, int]
@@ -234,7 +237,7 @@ class FormulaData(CaptioningData):
 
 
 @DATA.register("caption_folder")
-class CaptionFolderData(CaptioningData):
+class CaptionFolderData(CachedFiles, CaptioningData):
     """The user's images and captions: ``root/images/*`` and a captions file of ``FILE<TAB>caption`` lines (or a
     ``.csv`` with file and caption columns). An image with several captions gives one example per caption.
 
@@ -247,6 +250,9 @@ class CaptionFolderData(CaptioningData):
     val_fraction, test_fraction: held-out shares of the images (all captions of an image stay in one split).
     on_bad_line: a captions line that is not UTF-8, lacks a caption or has an empty one: ``error`` stops with one
         line naming the file and the line; ``skip`` leaves it out, counts such lines and shows the first few.
+    cache, cache_dir: see ``CachedFiles``: the tokenizer trained, captions encoded and images decoded (and resized)
+        once, kept for the next run (an image's pixels once per caption); without it each image is decoded when
+        the loader reads it.
     """
 
     def __init__(
@@ -267,6 +273,9 @@ class CaptionFolderData(CaptioningData):
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
         self.fractions = (val_fraction, test_fraction)
+
+    def data_files(self) -> list[Path]:
+        return [self.captions, *folder_files(self.root / "images")] if self.captions.is_file() else []
 
     def make_splits(self) -> tuple[dict[str, Sequence], CaptioningInfo]:
         if not self.captions.is_file():

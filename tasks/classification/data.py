@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from eeap.data import (
-    IMAGE_SUFFIXES,
+    CachedFiles,
     DataInfo,
     DataModule,
     DecodedOnRead,
     check_image,
     demo_import,
+    folder_files,
     image_file_size,
     read_image,
     read_rows,
@@ -147,7 +148,7 @@ class DigitsData(ClassificationData):
 
 
 @DATA.register("image_folder")
-class ImageFolderData(ClassificationData):
+class ImageFolderData(CachedFiles, ClassificationData):
     """The user's images, one folder per class: ``root/<class>/*.png`` (also jpg, bmp, gif).
 
     # Parameters
@@ -155,6 +156,8 @@ class ImageFolderData(ClassificationData):
     channels: 1 (grayscale) or 3 (RGB).
     image_size: [H, W] every image must have (default: the first image's).
     resize: resize images of another size instead of refusing them.
+    cache, cache_dir: see ``CachedFiles``: the images decoded (and resized) once, their pixels kept for the next run
+        (H × W × channels bytes an image); without it each image is decoded when the loader reads it.
     """
 
     def __init__(
@@ -169,16 +172,16 @@ class ImageFolderData(ClassificationData):
         super().__init__(seed, **kwargs)
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
 
+    def data_files(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [f for c in sorted(p for p in self.root.iterdir() if p.is_dir()) for f in folder_files(c)]
+
     def make_splits(self) -> tuple[dict[str, Sequence], ClassificationInfo]:
         if not self.root.is_dir():
             raise DataError(f"data.root: folder not found: {self.root}")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        files = [
-            (f, i)
-            for i, c in enumerate(classes)
-            for f in sorted((self.root / c).iterdir())
-            if f.suffix.lower() in IMAGE_SUFFIXES
-        ]
+        files = [(f, i) for i, c in enumerate(classes) for f in folder_files(self.root / c)]
         if len(classes) < 2 or not files:
             raise DataError(f"data.root: {self.root} needs a sub-folder of images per class (at least 2 classes)")
         size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(files[0][0]))
@@ -238,7 +241,7 @@ class TextData(ClassificationData):
 
 
 @DATA.register("text_file")
-class TextFileData(TextData):
+class TextFileData(CachedFiles, TextData):
     """The user's labelled texts: a ``.csv`` or ``.tsv`` file with a text column and a label column.
 
     # Parameters
@@ -247,9 +250,7 @@ class TextFileData(TextData):
     header: the first row holds column names.
     on_bad_line: a line that is not UTF-8 or lacks a column: ``error`` stops with one line naming the file and the
         line; ``skip`` leaves it out, counts such lines and shows the first few.
-    cache: keep the prepared data (tokenizer trained, texts encoded) and reuse it on the next run and on every rank,
-        until the file or a setting changes (``eeap prepare CONFIG`` does it ahead of time).
-    cache_dir: where (default ``$EEAP_CACHE`` or ``~/.cache/eeap/prepared``).
+    cache, cache_dir: see ``CachedFiles`` (the tokenizer trained and the texts encoded, kept for the next run).
     """
 
     def __init__(
@@ -260,20 +261,14 @@ class TextFileData(TextData):
         label_column: NonNegativeInt = 1,
         header: bool = False,
         on_bad_line: Literal["error", "skip"] = "error",
-        cache: bool = True,
-        cache_dir: Optional[str] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.path, self.columns, self.header = Path(path), (text_column, label_column), header
         self.on_bad_line = on_bad_line
-        self.cache, self.cache_folder = cache, cache_dir
 
     def data_files(self) -> list[Path]:
         return [self.path] if self.path.is_file() else []
-
-    def cache_dir(self) -> Optional[str]:
-        return (self.cache_folder or "") if self.cache else None
 
     def make_splits(self) -> tuple[dict[str, list], ClassificationInfo]:
         if not self.path.is_file():

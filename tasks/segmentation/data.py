@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from eeap.data import (
-    IMAGE_SUFFIXES,
+    CachedFiles,
     DataInfo,
     DataModule,
     DecodedOnRead,
     check_image,
     demo_import,
+    folder_files,
     image_file_size,
     read_image,
 )
@@ -343,7 +344,7 @@ def read_mask(path: Path, size: tuple[int, int], resize: bool) -> np.ndarray:
 
 
 @DATA.register("segmentation_folder")
-class SegmentationFolderData(SegmentationData):
+class SegmentationFolderData(CachedFiles, SegmentationData):
     """The user's images and masks: ``root/images/NAME.png`` and ``root/masks/NAME.png`` (any image suffix).
 
     A mask holds a class index per pixel (0 = background); a mask of only 0 and 255 is binary (255 = foreground).
@@ -356,6 +357,9 @@ class SegmentationFolderData(SegmentationData):
     image_size: [H, W] every image must have (default: the first image's).
     resize: resize images (and masks) of another size instead of refusing them.
     val_fraction, test_fraction: held-out shares of the images.
+    cache, cache_dir: see ``CachedFiles``: images and masks decoded (and resized) once, kept for the next run (the
+        first run also skips reading every header and scanning every mask again); without it each image and mask is
+        decoded when the loader reads it.
     """
 
     def __init__(
@@ -374,6 +378,9 @@ class SegmentationFolderData(SegmentationData):
         self.root, self.classes, self.channels = Path(root), classes, channels
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
 
+    def data_files(self) -> list[Path]:
+        return folder_files(self.root / "images") + folder_files(self.root / "masks")
+
     def make_splits(self) -> tuple[dict[str, Sequence], SegmentationInfo]:
         images_dir, masks_dir = self.root / "images", self.root / "masks"
         for folder in (images_dir, masks_dir):
@@ -382,8 +389,8 @@ class SegmentationFolderData(SegmentationData):
                     f"data.root: folder not found: {folder} (expected {self.root}/images and "
                     f"{self.root}/masks with matching file names)"
                 )
-        images = sorted(f for f in images_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        masks = {f.stem: f for f in masks_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES}
+        images = folder_files(images_dir)
+        masks = {f.stem: f for f in folder_files(masks_dir)}
         if len(images) < 3:
             raise DataError(
                 f"data.root: {images_dir} holds {len(images)} images; at least 3 are needed "

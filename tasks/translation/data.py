@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union, 
 from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
 
-from eeap.data import DataInfo, DataModule, demo_import
+from eeap.data import CachedFiles, DataInfo, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
@@ -253,7 +253,7 @@ class NumberWordsData(TranslationData):
 
 
 @DATA.register("parallel")
-class ParallelData(TranslationData):
+class ParallelData(CachedFiles, TranslationData):
     """The user's parallel data. Each of train / val / test is a ``.tsv`` or ``.csv`` file (source, target columns),
     a gettext ``.po`` file (msgid → msgstr), or ``{source: a.txt, target: b.txt}`` (aligned lines). Without val or
     test, that share of the train pairs is held out (after a seeded shuffle).
@@ -261,9 +261,7 @@ class ParallelData(TranslationData):
     # Parameters
     train, val, test: as above.
     val_fraction, test_fraction: held-out shares when val / test are not given.
-    cache: keep the prepared data (tokenizers trained, pairs encoded) and reuse it on the next run and on every
-        rank, until a file or a setting changes (``eeap prepare CONFIG`` does it ahead of time).
-    cache_dir: where (default ``$EEAP_CACHE`` or ``~/.cache/eeap/prepared``).
+    cache, cache_dir: see ``CachedFiles`` (the tokenizers trained and the pairs encoded, kept for the next run).
     """
 
     def __init__(
@@ -274,12 +272,9 @@ class ParallelData(TranslationData):
         test: Union[str, dict, None] = None,
         val_fraction: Fraction = 0.05,
         test_fraction: Fraction = 0.05,
-        cache: bool = True,
-        cache_dir: Optional[str] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
-        self.cache, self.cache_folder = cache, cache_dir
         self.paths = {"train": train, "val": val, "test": test}
         self.fractions = {"val": val_fraction, "test": test_fraction}
 
@@ -287,9 +282,6 @@ class ParallelData(TranslationData):
         specs = [*self.paths.values(), self.test_file]
         paths = [p for spec in specs if spec for p in (spec.values() if isinstance(spec, dict) else [spec])]
         return [Path(p) for p in paths if Path(p).is_file()]
-
-    def cache_dir(self) -> Optional[str]:
-        return (self.cache_folder or "") if self.cache else None
 
     def write_prepared(self, folder: Path) -> bool:
         """Prepare straight into a cache folder, streaming a TSV/CSV train file instead of holding it: a pass counts

@@ -227,6 +227,13 @@ def dates_child(mode: str, steps: str) -> None:
     )
     trainer.fit(task, datamodule=data)
     warm = slice(20, None)
+    loads = []  # the training loader alone, after training: what a batch costs to read and collate
+    for _ in range(3):
+        begin = time.perf_counter()
+        for index, _batch in enumerate(data.train_dataloader()):
+            if index == 99:
+                break
+        loads.append((time.perf_counter() - begin) / 100)
     print(
         "RESULT "
         + json.dumps(
@@ -234,6 +241,7 @@ def dates_child(mode: str, steps: str) -> None:
                 "train_type": type(data.splits["train"]).__name__,
                 "step_ms": round(1000 * sorted(Steps.times[warm])[len(Steps.times[warm]) // 2], 2),
                 "batch_to_batch_ms": round(1000 * sorted(Between.times[warm])[len(Between.times[warm]) // 2], 2),
+                "loader_ms": round(1000 * min(loads), 3),
             }
         ),
         flush=True,
@@ -258,10 +266,10 @@ def dates(rounds: int, steps: int) -> None:
             seen[mode].append(result)
             print(
                 f"round {round_}, {mode} ({result['train_type']}): step {result['step_ms']} ms, "
-                f"batch to batch {result['batch_to_batch_ms']} ms"
+                f"batch to batch {result['batch_to_batch_ms']} ms, loader alone {result['loader_ms']} ms a batch"
             )
     for mode, runs in seen.items():
-        for key in ("step_ms", "batch_to_batch_ms"):
+        for key in ("step_ms", "batch_to_batch_ms", "loader_ms"):
             values = sorted(r[key] for r in runs)
             print(f"{mode} {key}: min {values[0]}, median {values[len(values) // 2]}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -20,6 +20,7 @@ written under a temporary name and renamed into place when complete, so a killed
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -34,6 +35,7 @@ import numpy as np
 FORMAT = 3  # bump when what a cache holds changes (3: examples of arrays as records, batches sized to their rows)
 ROWS_PER_BATCH = 64  # rows per record batch at most: reading a random row reads its batch
 BATCH_BYTES = 65_536  # and about this many bytes (an image's pixels are tens of KB: a few rows a batch)
+KEPT_BYTES = 16 << 20  # record batches a split keeps once read (the most recent): a small split ends up held whole
 NOT_SETTINGS = ("batch_size", "eval_batch_size", "num_workers", "cache", "cache_dir", "type")
 
 
@@ -133,8 +135,9 @@ class ArrowRows(Sequence):
     """One prepared split: an Arrow IPC file whose rows are read when asked for, each from its record batch with a
     plain file read (``pyarrow.OSFile``), not a memory map. A process holds the batches it is reading, whatever the
     file's size; the file's pages stay in the kernel's page cache, shared by every process (and rank) on the machine.
-    Worker processes (and pickling) reopen the file. A split of examples stored through ``to_record`` (images) gives
-    them back as they were (``from_record``)."""
+    Worker processes (and pickling) reopen the file. The record batches read last are kept, up to ``KEPT_BYTES``:
+    the same memory at any size, and a split smaller than that is read from the file once. A split of examples
+    stored through ``to_record`` (images) gives them back as they were (``from_record``)."""
 
     def __init__(self, path: Union[str, Path]) -> None:
         import pyarrow as pa
@@ -145,6 +148,8 @@ class ArrowRows(Sequence):
         metadata = self.reader.schema.metadata or {}
         self.rows_per_batch = int(metadata.get(b"eeap_rows_per_batch", ROWS_PER_BATCH))
         self.kind = metadata.get(b"eeap_example", b"").decode() or None
+        self.kept: collections.OrderedDict[int, Any] = collections.OrderedDict()  # batch number -> record batch
+        self.kept_bytes = 0
         self.size = (count - 1) * self.rows_per_batch + self.reader.get_batch(count - 1).num_rows if count else 0
 
     def __reduce__(self) -> tuple:
@@ -176,9 +181,21 @@ class ArrowRows(Sequence):
             row = int(index) + self.size if int(index) < 0 else int(index)
             if not 0 <= row < self.size:
                 raise IndexError(f"row {index} of a split of {self.size}")
-            rows.append(self.reader.get_batch(row // self.rows_per_batch).slice(row % self.rows_per_batch, 1))
+            rows.append(self.batch(row // self.rows_per_batch).slice(row % self.rows_per_batch, 1))
         records = pa.Table.from_batches(rows).to_pylist()
         return [from_record(r, self.kind) for r in records] if self.kind else records
+
+    def batch(self, number: int) -> Any:
+        """Record batch ``number``: from those kept, or read from the file and kept (the oldest dropped)."""
+        if number in self.kept:
+            self.kept.move_to_end(number)
+            return self.kept[number]
+        batch = self.reader.get_batch(number)
+        self.kept[number] = batch
+        self.kept_bytes += batch.nbytes
+        while self.kept_bytes > KEPT_BYTES and len(self.kept) > 1:
+            self.kept_bytes -= self.kept.popitem(last=False)[1].nbytes
+        return batch
 
     def column_lengths(self, column: str) -> np.ndarray:
         """The length of ``column`` (a list column) in every row: only that column's buffers are read, and the

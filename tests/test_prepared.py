@@ -515,3 +515,25 @@ def test_a_split_of_large_rows_is_written_in_small_record_batches(tmp_path):
     split = ArrowRows(tmp_path / "big.arrow")
     assert split.rows_per_batch == 3 == BATCH_BYTES // 20_008 and split.reader.num_record_batches == 17
     assert [split[i]["label"] for i in (49, 0, 25)] == [49, 0, 25] and split[7] == rows_[7]
+
+
+def test_a_split_keeps_the_record_batches_it_read_last_up_to_its_budget(tmp_path, monkeypatch):
+    """Record batches read are kept, the oldest dropped past KEPT_BYTES: a row read again comes from memory, the
+    same at any split size; what is read is what was written."""
+    import eeap.prepared
+    from eeap.prepared import ArrowRows, write_rows
+
+    rows_ = [{"ids": [i, i + 1, i + 2], "n": i} for i in range(640)]  # 10 record batches of 64, of one size
+    write_rows(tmp_path / "s.arrow", iter(rows_))
+    split = ArrowRows(tmp_path / "s.arrow")
+    sizes = [split.reader.get_batch(n).nbytes for n in range(4)]
+    monkeypatch.setattr(eeap.prepared, "KEPT_BYTES", sum(sizes[:3]))  # three batches at a time
+    reads = []
+    real = split.reader.get_batch
+    monkeypatch.setattr(
+        split, "reader", type("Counting", (), {"get_batch": lambda self, n: reads.append(n) or real(n)})()
+    )
+    assert split.__getitems__([0, 70, 1, 140, 65]) == [rows_[i] for i in (0, 70, 1, 140, 65)]
+    assert reads == [0, 1, 2] and list(split.kept) == [0, 2, 1]  # batches 0 and 1 read once; 1 used last
+    assert split[200] == rows_[200] and reads == [0, 1, 2, 3] and list(split.kept) == [2, 1, 3]  # 0 dropped
+    assert split[5] == rows_[5] and reads[-1] == 0 and split.kept_bytes <= sum(sizes[:3])

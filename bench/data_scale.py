@@ -317,7 +317,7 @@ def main() -> None:
             results(["--child", kind, str(data), str(cache), full, str(args.ranks)]), key=lambda r: r["rank"]
         ):
             prepared = result.pop("prepared")
-            done = "decoded on read" if kind == "images" else "prepared" if prepared else "reused"
+            done = "prepared" if prepared else "reused"
             print(f"run {run}, rank {result.pop('rank')} ({done}): " + ", ".join(f"{k} {v}" for k, v in result.items()))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

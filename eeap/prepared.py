@@ -20,7 +20,6 @@ written under a temporary name and renamed into place when complete, so a killed
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import itertools
 import json
@@ -35,7 +34,7 @@ import numpy as np
 FORMAT = 3  # bump when what a cache holds changes (3: examples of arrays as records, batches sized to their rows)
 ROWS_PER_BATCH = 64  # rows per record batch at most: reading a random row reads its batch
 BATCH_BYTES = 65_536  # and about this many bytes (an image's pixels are tens of KB: a few rows a batch)
-KEPT_BYTES = 16 << 20  # record batches a split keeps once read (the most recent): a small split ends up held whole
+KEPT_BYTES = 16 << 20  # a split file at most this big keeps the record batches it reads: it ends up held whole
 NOT_SETTINGS = ("batch_size", "eval_batch_size", "num_workers", "cache", "cache_dir", "type")
 
 
@@ -135,8 +134,9 @@ class ArrowRows(Sequence):
     """One prepared split: an Arrow IPC file whose rows are read when asked for, each from its record batch with a
     plain file read (``pyarrow.OSFile``), not a memory map. A process holds the batches it is reading, whatever the
     file's size; the file's pages stay in the kernel's page cache, shared by every process (and rank) on the machine.
-    Worker processes (and pickling) reopen the file. The record batches read last are kept, up to ``KEPT_BYTES``:
-    the same memory at any size, and a split smaller than that is read from the file once. A split of examples
+    Worker processes (and pickling) reopen the file. A split whose file is at most ``KEPT_BYTES`` keeps the record
+    batches it reads, so it is read from the file once; a larger one keeps none (drawn at random, a batch is rarely
+    read twice before the epoch ends). A split of examples
     stored through ``to_record`` (images) gives them back as they were (``from_record``)."""
 
     def __init__(self, path: Union[str, Path]) -> None:
@@ -148,8 +148,8 @@ class ArrowRows(Sequence):
         metadata = self.reader.schema.metadata or {}
         self.rows_per_batch = int(metadata.get(b"eeap_rows_per_batch", ROWS_PER_BATCH))
         self.kind = metadata.get(b"eeap_example", b"").decode() or None
-        self.kept: collections.OrderedDict[int, Any] = collections.OrderedDict()  # batch number -> record batch
-        self.kept_bytes = 0
+        self.keeps = self.path.stat().st_size <= KEPT_BYTES
+        self.kept: dict[int, Any] = {}  # batch number -> record batch, where the split keeps them
         self.size = (count - 1) * self.rows_per_batch + self.reader.get_batch(count - 1).num_rows if count else 0
 
     def __reduce__(self) -> tuple:
@@ -186,16 +186,12 @@ class ArrowRows(Sequence):
         return [from_record(r, self.kind) for r in records] if self.kind else records
 
     def batch(self, number: int) -> Any:
-        """Record batch ``number``: from those kept, or read from the file and kept (the oldest dropped)."""
-        if number in self.kept:
-            self.kept.move_to_end(number)
-            return self.kept[number]
-        batch = self.reader.get_batch(number)
-        self.kept[number] = batch
-        self.kept_bytes += batch.nbytes
-        while self.kept_bytes > KEPT_BYTES and len(self.kept) > 1:
-            self.kept_bytes -= self.kept.popitem(last=False)[1].nbytes
-        return batch
+        """Record batch ``number``, read from the file (once, where the split keeps what it reads)."""
+        if not self.keeps:
+            return self.reader.get_batch(number)
+        if number not in self.kept:
+            self.kept[number] = self.reader.get_batch(number)
+        return self.kept[number]
 
     def column_lengths(self, column: str) -> np.ndarray:
         """The length of ``column`` (a list column) in every row: only that column's buffers are read, and the

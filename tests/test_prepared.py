@@ -517,23 +517,25 @@ def test_a_split_of_large_rows_is_written_in_small_record_batches(tmp_path):
     assert [split[i]["label"] for i in (49, 0, 25)] == [49, 0, 25] and split[7] == rows_[7]
 
 
-def test_a_split_keeps_the_record_batches_it_read_last_up_to_its_budget(tmp_path, monkeypatch):
-    """Record batches read are kept, the oldest dropped past KEPT_BYTES: a row read again comes from memory, the
-    same at any split size; what is read is what was written."""
+def test_a_small_split_keeps_the_record_batches_it_reads_and_a_large_one_none(tmp_path, monkeypatch):
+    """A split file of at most KEPT_BYTES reads each record batch from the file once; a larger one every time (its
+    memory stays the same at any size); both give what was written."""
     import eeap.prepared
     from eeap.prepared import ArrowRows, write_rows
 
-    rows_ = [{"ids": [i, i + 1, i + 2], "n": i} for i in range(640)]  # 10 record batches of 64, of one size
+    rows_ = [{"ids": [i, i + 1, i + 2], "n": i} for i in range(640)]  # 10 record batches of 64
     write_rows(tmp_path / "s.arrow", iter(rows_))
-    split = ArrowRows(tmp_path / "s.arrow")
-    sizes = [split.reader.get_batch(n).nbytes for n in range(4)]
-    monkeypatch.setattr(eeap.prepared, "KEPT_BYTES", sum(sizes[:3]))  # three batches at a time
-    reads = []
-    real = split.reader.get_batch
-    monkeypatch.setattr(
-        split, "reader", type("Counting", (), {"get_batch": lambda self, n: reads.append(n) or real(n)})()
-    )
-    assert split.__getitems__([0, 70, 1, 140, 65]) == [rows_[i] for i in (0, 70, 1, 140, 65)]
-    assert reads == [0, 1, 2] and list(split.kept) == [0, 2, 1]  # batches 0 and 1 read once; 1 used last
-    assert split[200] == rows_[200] and reads == [0, 1, 2, 3] and list(split.kept) == [2, 1, 3]  # 0 dropped
-    assert split[5] == rows_[5] and reads[-1] == 0 and split.kept_bytes <= sum(sizes[:3])
+    size = (tmp_path / "s.arrow").stat().st_size
+    for budget, keeps in ((size, True), (size - 1, False)):
+        monkeypatch.setattr(eeap.prepared, "KEPT_BYTES", budget)
+        split = ArrowRows(tmp_path / "s.arrow")
+        reads = []
+        real = split.reader.get_batch
+        counting = type(
+            "Counting", (), {"get_batch": lambda self, n, real=real, reads=reads: reads.append(n) or real(n)}
+        )
+        monkeypatch.setattr(split, "reader", counting())
+        assert split.__getitems__([0, 70, 1, 140, 65]) == [rows_[i] for i in (0, 70, 1, 140, 65)]
+        assert split[5] == rows_[5] and split[639] == rows_[639]
+        assert reads == ([0, 1, 2, 9] if keeps else [0, 1, 0, 2, 1, 0, 9])
+        assert sorted(split.kept) == ([0, 1, 2, 9] if keeps else [])

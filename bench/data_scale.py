@@ -1,7 +1,7 @@
 """Data at scale: a generated parallel corpus of N pairs through `configs/translation/parallel.yaml` (sentencepiece on
 both sides), a first run (which prepares the data into its cache) and a second (which reuses it), in one process or
 in N CPU DDP processes; or a generated folder of N images and masks through `configs/segmentation/folder.yaml` (96 × 96
-files resized to 64 × 64 as they are read, a small U-Net); or the date translator's training step with its splits in
+files decoded and resized to 64 × 64 once, into the cache, a small U-Net); or the date translator's training step with its splits in
 memory against the same splits read from the cache's Arrow files (read row by row), by turns.
 
 For each run, in a fresh process (each rank): seconds to the first training step, peak RSS up to training (reading or
@@ -127,6 +127,7 @@ def child(kind: str, source: str, cache: str, full_pass: str = "0", ranks: str =
         config = ROOT / "configs" / "segmentation" / "folder.yaml"
         data_keys = [
             f"data.root={source}",
+            f"data.cache_dir={cache}",
             "data.image_size=[64,64]",
             "data.resize=true",
             "data.batch_size=16",

@@ -179,6 +179,7 @@ class CachedFiles:
         self.cache, self.cache_folder = cache, cache_dir
 
     def cache_dir(self) -> Optional[str]:
+        """``data.cache_dir`` (``""``: the default folder), or None with ``data.cache=false``."""
         return (self.cache_folder or "") if self.cache else None
 
 

@@ -1,18 +1,19 @@
-"""Prepare once, reuse: a data module's expensive work (tokenizer training, encoding) cached on disk.
+"""Prepare once, reuse: a data module's expensive work (tokenizer training, encoding, image decoding) cached on disk.
 
-A data module that reads files (``DataModule.data_files``) and whose examples are flat records (``cacheable``)
-keeps what ``make_splits`` made in a folder keyed by the files' identity (path, size, modification time) and
-every setting that changes the result (the data section as built, less batch sizes and workers): the info
-(``info.pt``, the vocabularies) and each split as an Arrow IPC file (``<split>.arrow``, record batches of
-``ROWS_PER_BATCH`` rows). A split is read back as ``ArrowRows``: a row is read from its record batch with a plain file
+A data module that reads files (``DataModule.data_files``, ``eeap.data.CachedFiles``) keeps what ``make_splits``
+made in a folder keyed by the files' identity (path, size, modification time) and every setting that changes the
+result (the data section as built, less batch sizes and workers): the info (``info.pt``, the vocabularies) and each
+split as an Arrow IPC file (``<split>.arrow``, record batches of ``ROWS_PER_BATCH`` rows or about ``BATCH_BYTES``;
+examples that hold arrays, such as images, as records of ``to_record``). A split is read back as ``ArrowRows``: a row is read from its record batch with a plain file
 read when the loader asks for it, not through a memory map, so a run's memory does not grow with the corpus (a memory
 map's pages count in the process's resident memory as they are touched: a whole epoch maps the whole file). The next
 run, every DDP rank and ``eeap prepare CONFIG`` (ahead of a multi-node job) reuse it; a changed file or setting is
 another key, so another folder.
 
 A module that can (``write_prepared``: the parallel translation data's TSV/CSV train file) prepares straight into
-the folder as its files stream past, so the first run's memory does not grow with the corpus either; others make
-their splits in memory (``make_splits``) and the cache writes them.
+the folder as its files stream past, sorting each split on disk (``SortedRows``), so the first run's memory does not
+grow with the corpus either; others make their splits in memory (``make_splits``, an image folder's as file names)
+and the cache writes them, decoding each example once, and the run reads them back from the cache.
 
 Ranks that start together take a file lock: one prepares, the others wait and read what it wrote. A folder is
 written under a temporary name and renamed into place when complete, so a killed preparation leaves no half cache.
@@ -136,8 +137,8 @@ class ArrowRows(Sequence):
     file's size; the file's pages stay in the kernel's page cache, shared by every process (and rank) on the machine.
     Worker processes (and pickling) reopen the file. A split whose file is at most ``KEPT_BYTES`` keeps the record
     batches it reads, so it is read from the file once; a larger one keeps none (drawn at random, a batch is rarely
-    read twice before the epoch ends). A split of examples
-    stored through ``to_record`` (images) gives them back as they were (``from_record``)."""
+    read twice before the epoch ends). A split of examples stored through ``to_record`` (images) gives them back as
+    they were (``from_record``)."""
 
     def __init__(self, path: Union[str, Path]) -> None:
         import pyarrow as pa
@@ -417,10 +418,10 @@ def write(folder: Path, module: Any, splits: dict, info: Any, settings: dict) ->
     temporary.mkdir(parents=True)
     torch.save(info.state(), temporary / "info.pt")
     for name, examples in splits.items():
-        read = iter(examples)  # each example made once (an image decoded once)
-        first = next(read, None)
+        remaining = iter(examples)  # each example made once (an image decoded once)
+        first = next(remaining, None)
         kind = record_kind(first)
-        rows = itertools.chain([first], read) if first is not None else []
+        rows = itertools.chain([first], remaining) if first is not None else []
         write_rows(temporary / f"{name}.arrow", (to_record(e) for e in rows) if kind else rows, kind)
     finish(temporary, folder, module, settings, {name: len(examples) for name, examples in splits.items()})
 

@@ -187,6 +187,22 @@ def image_folders(root, count=12, size=(20, 24)):
     }
 
 
+def count_decodes(monkeypatch):
+    """The paths of the images decoded from here on, in the order they are decoded (``read_image`` counted)."""
+    import eeap.data
+
+    decoded = []
+    real = eeap.data.read_image
+
+    def counting(path, *args, **kwargs):
+        decoded.append(path)
+        return real(path, *args, **kwargs)
+
+    for module in ("data", "tasks.classification.data", "tasks.segmentation.data", "tasks.captioning.data"):
+        monkeypatch.setattr(f"eeap.{module}.read_image", counting)
+    return decoded
+
+
 def image_of(example):
     return example["image"] if isinstance(example, dict) else example[0]
 
@@ -198,24 +214,10 @@ def test_image_folders_decode_each_image_when_it_is_read(tmp_path, monkeypatch, 
     front would give."""
     import numpy as np
 
-    import eeap.data
     from eeap.data import DecodedOnRead, read_image
 
     section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
-    decoded = []
-    real = eeap.data.read_image
-
-    def counting(path, *args, **kwargs):
-        decoded.append(path)
-        return real(path, *args, **kwargs)
-
-    for module in (
-        "eeap.data",
-        "eeap.tasks.classification.data",
-        "eeap.tasks.segmentation.data",
-        "eeap.tasks.captioning.data",
-    ):
-        monkeypatch.setattr(f"{module}.read_image", counting)
+    decoded = count_decodes(monkeypatch)
     data = DATA.build(section, "data", seed=0, batch_size=4, eval_batch_size=4)
     data.prepare()
     assert decoded == [] and all(isinstance(data.splits[s], DecodedOnRead) for s in ("train", "val", "test"))

@@ -45,6 +45,25 @@ def prepared(train, cache, **settings):
     return data
 
 
+def tiny_ddp(train, cache):
+    """Overrides of parallel.yaml for a tiny model on two CPU DDP ranks, reading ``train`` through ``cache``."""
+    return [
+        f"data.train={train}",
+        f"data.cache_dir={cache}",
+        "data.vocab_size=60",
+        "data.batch_size=16",
+        "model.embed.dim=8",
+        "model.encode.hidden=8",
+        "model.predict.embed_dim=8",
+        "model.predict.hidden=8",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+    ]
+
+
 def rows(split):
     return [dict(split[i]) for i in range(len(split))]
 
@@ -247,19 +266,7 @@ def test_two_ddp_ranks_read_disjoint_shards_of_the_cached_split_that_cover_it(tm
     data = corpus(tmp_path / "train.tsv", lines=300)
     out = tmp_path / "seen"
     overrides = [
-        f"data.train={data}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.vocab_size=60",
-        "data.batch_size=16",
-        "model.embed.dim=8",
-        "model.encode.hidden=8",
-        "model.predict.embed_dim=8",
-        "model.predict.hidden=8",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.strategy=ddp",
+        *tiny_ddp(data, tmp_path / "cache"),
         "trainer.max_epochs=1",
         "trainer.limit_val_batches=0",
         "trainer.num_sanity_val_steps=0",
@@ -291,20 +298,8 @@ def test_two_ddp_ranks_resume_a_mid_epoch_checkpoint_on_cached_data_exactly(tmp_
 
     data = corpus(tmp_path / "train.tsv", lines=300)  # 270 train pairs: 135 a rank, 9 batches of 16, validation every 4
     keys = [
-        f"data.train={data}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.vocab_size=60",
-        "data.batch_size=16",
-        "model.embed.dim=8",
-        "model.encode.hidden=8",
-        "model.predict.embed_dim=8",
-        "model.predict.hidden=8",
+        *tiny_ddp(data, tmp_path / "cache"),
         "model.optim.scheduler=none",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.strategy=ddp",
         "trainer.max_epochs=2",
         "trainer.val_check_interval=0.5",  # last.ckpt mid-epoch too
         "test=false",
@@ -451,21 +446,10 @@ def test_image_folders_are_decoded_once_into_the_cache_and_read_back_as_decoded(
 
     from eeap.data import make_loader
     from eeap.prepared import ArrowRows
-    from tests.test_data import image_folders, image_of
+    from tests.test_data import count_decodes, image_folders, image_of
 
     section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
-    decoded = []
-    import eeap.data
-
-    real = eeap.data.read_image
-
-    def counting(path, *args, **kwargs):
-        decoded.append(path)
-        return real(path, *args, **kwargs)
-
-    for module in ("eeap.data", "eeap.tasks.classification.data", "eeap.tasks.segmentation.data"):
-        monkeypatch.setattr(f"{module}.read_image", counting)
-    monkeypatch.setattr("eeap.tasks.captioning.data.read_image", counting)
+    decoded = count_decodes(monkeypatch)
 
     def build(**extra):
         with recording_settings() as record:

@@ -48,8 +48,9 @@ def image_folder(root: Path, count: int) -> Path:
     """``count`` 96 × 96 PNG images of seeded shapes and their 0/255 masks, in ``root/images`` and ``root/masks``."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
-    from eeap.tasks.segmentation.data import make_shapes
     from PIL import Image
+
+    from eeap.tasks.segmentation.data import make_shapes
 
     if (root / "masks" / f"{count - 1:06d}.png").is_file():
         return root

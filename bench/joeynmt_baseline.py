@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 def date_splits(test_size: int | None = None) -> tuple[dict, list[list[tuple[str, str]]]]:
     """configs/translation/dates.yaml's data section and its train / dev / test pairs (same generator, seed and sizes;
     ``test_size`` overrides the test split's size)."""
-    from eeap.tasks.translation.dates import DateGenerator
     from omegaconf import OmegaConf
 
     import eeap  # noqa: F401
     from eeap.config import load_config
+    from eeap.tasks.translation.dates import DateGenerator
 
     cfg = OmegaConf.to_container(load_config(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"]))
     data = cfg["data"]

@@ -13,31 +13,45 @@ only when it is built. The Python API:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from eeap.data import DataModule
+    from eeap.task import Task
+
+try:
+    __version__ = version("eeap")  # pyproject.toml's, the one place it is written
+except PackageNotFoundError:  # the source folder imported without being installed
+    __version__ = "0+unknown"
 __all__ = ["ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
 
 
-def build(config: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
-    """A config (a YAML path, or a config from ``eeap.config.load_config``) → (task module, prepared data module)."""
+def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> tuple[Task, DataModule]:
+    """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.load_config``) → (task module,
+    prepared data module)."""
     from eeap.run import build_run
 
     return build_run(config, overrides)
 
 
-def load(checkpoint: Any, map_location: Any = "cpu") -> Any:
+def load(checkpoint: Union[str, Path], map_location: Any = "cpu") -> Task:
     """A checkpoint written by ``eeap train`` → its task module, with its data state (vocabularies), in eval mode."""
     from eeap.inference import load_task
 
     return load_task(checkpoint, map_location)
 
 
-def train(config: Any, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def train(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and test the run a config describes; returns the final metrics (also in the run's metrics.json)."""
+    from omegaconf import DictConfig
+
     from eeap.config import load_config
     from eeap.run import train as run
 
-    return run(load_config(config, overrides) if not hasattr(config, "keys") else config)
+    return run(config if isinstance(config, DictConfig) else load_config(config, overrides))

@@ -8,7 +8,9 @@
   (``eeap.prepared``);
 - ``eeap export CHECKPOINT --out DIR``: ONNX or TorchScript files of a trained model;
 - ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.sweep``);
-- ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults.
+- ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults;
+- ``eeap configs`` lists the configs that ship with EEAP, ``eeap configs copy NAME DEST`` copies one to edit;
+- ``eeap --version``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ commands:
   export CHECKPOINT --out DIR      export a trained model to ONNX or TorchScript files
   sweep SWEEP.yaml [--trials N]    run a W&B sweep file's trials offline (Optuna), ranked by the objective
   components [KIND [NAME]]         list what a config can name, with keys, types and defaults
+  configs [copy NAME DEST]         list the configs that ship with EEAP, or copy one to edit
 
-'eeap COMMAND --help' says more."""
+A CONFIG is a YAML file or a shipped config's name (eeap train translation/dates).
+'eeap --version' prints the version; 'eeap COMMAND --help' says more."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2
+    if args[0] == "--version":
+        from eeap import __version__
+
+        print(f"eeap {__version__}")
+        return 0
     commands: dict[str, Callable[[list[str]], int]] = {
         "train": train_command,
         "test": test_command,
@@ -46,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": export_command,
         "sweep": sweep_command,
         "components": components_command,
+        "configs": configs_command,
     }
     if args[0] not in commands:
         print(f"error: unknown command '{args[0]}'. Valid commands: {', '.join(commands)}", file=sys.stderr)
@@ -115,6 +125,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
     from eeap.errors import DataError
     from eeap.inference import load_task
     from eeap.registry import DATA
+    from eeap.run import console_callbacks
 
     task = load_task(checkpoint)
     cfg = apply_overrides(OmegaConf.create(task.eeap_config), list(overrides))
@@ -138,6 +149,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
         enable_model_summary=False,
         enable_progress_bar=run.trainer.enable_progress_bar,
         limit_test_batches=run.trainer.limit_test_batches,
+        callbacks=console_callbacks(run.trainer.enable_progress_bar),
     )
     results = trainer.test(task, datamodule=data, verbose=False, weights_only=True)
     return {key: float(value) for key, value in results[0].items()}
@@ -158,6 +170,71 @@ def components_command(args: list[str]) -> int:
         return 0
 
     return guarded(body, "eeap components")
+
+
+def configs_command(args: list[str]) -> int:
+    """``eeap configs``: the shipped configs, a line each; ``eeap configs copy NAME DEST``: one copied to edit."""
+    from eeap.errors import ArgumentParser, guarded
+
+    parser = ArgumentParser(
+        prog="eeap configs",
+        description="List the configs that ship with EEAP (train one by name: eeap train translation/dates), or copy "
+        "one to edit.",
+    )
+    parser.add_argument("action", nargs="?", choices=("list", "copy"), default="list")
+    parser.add_argument("name", nargs="?", help="with copy: a shipped config's name, e.g. translation/dates")
+    parser.add_argument("dest", nargs="?", help="with copy: the file to write, or a folder to write NAME's file in")
+    parser.add_argument("--force", action="store_true", help="with copy: replace a file that is already there")
+
+    def body() -> int:
+        options = parser.parse_args(args)
+        if options.action == "list":
+            if options.name or options.dest:
+                parser.error("'eeap configs' lists and takes no names; to copy: eeap configs copy NAME DEST")
+            print(list_configs())
+            return 0
+        if not (options.name and options.dest):
+            parser.error("copy needs a NAME and a DEST: eeap configs copy translation/dates my_dates.yaml")
+        written = copy_config(options.name, options.dest, options.force)
+        print(f"wrote {written}; train it with: eeap train {written}")
+        return 0
+
+    return guarded(body, "eeap configs")
+
+
+def list_configs() -> str:
+    """What ``eeap configs`` prints: each shipped config's name and the first line of its opening comment."""
+    from eeap.config import shipped_configs, shipped_folder
+
+    lines = []
+    for name in shipped_configs():
+        text = (shipped_folder() / f"{name}.yaml").read_text(encoding="utf-8")
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        about = first.lstrip("# ").strip() if first.startswith("#") else ""
+        lines.append(f"  {name:<30} {about if len(about) <= 86 else about[:85] + '…'}".rstrip())
+    return "\n".join(["shipped configs (eeap train NAME; eeap configs copy NAME DEST to edit one):", *lines])
+
+
+def copy_config(name: str, dest: str, force: bool = False) -> Any:
+    """Copy the shipped config ``name`` to ``dest`` (a file, or a folder that gets NAME's file name); an existing file
+    is kept unless ``force``. Returns the path written."""
+    from pathlib import Path
+
+    from eeap.config import shipped_config, unknown_config
+    from eeap.errors import ConfigError
+    from eeap.paths import writable_file, write_atomically
+
+    source = shipped_config(name)
+    if source is None:
+        raise unknown_config(name)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / source.name
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists; give another DEST, or --force to replace it")
+    writable_file(target, "DEST")
+    write_atomically(target, source.read_text(encoding="utf-8"))
+    return target
 
 
 def describe(kind: str | None = None, name: str | None = None) -> str:

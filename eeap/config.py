@@ -1,7 +1,8 @@
 """YAML configs: composition with ``defaults``, dotted command-line overrides, interpolation, typed validation.
 
-A config file may start with ``defaults: [other.yaml, ...]`` (paths relative to the file); those are merged in order
-and the file's own keys on top. A section given another ``type`` than the one it had replaces it whole. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
+A config is a YAML file's path or the name of one that ships with EEAP (``translation/dates``: ``eeap configs`` lists
+them). It may start with ``defaults: [other.yaml, ...]`` (paths relative to the file, or shipped configs' names such as
+``trainer/default``); those are merged in order and the file's own keys on top. A section given another ``type`` than the one it had replaces it whole. Overrides ``a.b.c=value`` are applied last; a value is read as YAML
 (``3`` is an int, ``[1, 2]`` a list, ``null`` None). Changing a component's ``type`` on the command line starts that
 section afresh: its other keys take the new component's defaults unless they are overridden too.
 ``logger=none`` turns every logger off. ``${a.b}`` interpolates another key.
@@ -10,6 +11,7 @@ section afresh: its other keys take the new component's defaults unless they are
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -166,6 +168,49 @@ class RunConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
+def shipped_folder() -> Path:
+    """The folder of the configs that ship with EEAP (the package ``eeap.configs``: ``configs/`` in a checkout)."""
+    import eeap.configs
+
+    return Path(cast(str, eeap.configs.__file__)).parent
+
+
+def shipped_configs() -> list[str]:
+    """The shipped configs' names (``translation/dates``), sorted."""
+    root = shipped_folder()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
+
+
+def shipped_config(name: str) -> Optional[Path]:
+    """A shipped config by name (``translation/dates``, ``translation/dates.yaml`` or a checkout's
+    ``configs/translation/dates.yaml``), or None when no shipped config has that name."""
+    stem = name.removeprefix("configs/").removesuffix(".yaml")
+    if stem in shipped_configs():
+        return shipped_folder() / f"{stem}.yaml"
+    return None
+
+
+def find_config(name: str | Path, base: Optional[Path] = None) -> Path:
+    """The file a config name means: a path that exists (relative to ``base``, the including file's folder, for
+    ``defaults``), else the shipped config of that name. A name that is neither raises ConfigError, with the nearest
+    shipped names."""
+    path = base / name if base is not None else Path(name)
+    if path.exists():
+        return path
+    found = shipped_config(Path(name).as_posix())
+    if found is not None:
+        return found
+    raise unknown_config(str(name), f"config file not found: {path}, and no")
+
+
+def unknown_config(name: str, lead: str = "no") -> ConfigError:
+    """The error for a name that no shipped config has, with the nearest names; ``lead`` starts the line."""
+    stem = name.removeprefix("configs/").removesuffix(".yaml")
+    close = difflib.get_close_matches(stem, shipped_configs(), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(f"{lead} shipped config is named '{name}'{hint} ('eeap configs' lists them)")
+
+
 def load_yaml(path: Path) -> dict:
     """Read one YAML file into a dict; a missing or malformed file raises ConfigError."""
     if path.is_dir():
@@ -186,8 +231,9 @@ def load_yaml(path: Path) -> dict:
 
 
 def compose(path: str | Path) -> DictConfig:
-    """Load a config file with its ``defaults`` merged under it (interpolations are left for later)."""
-    return OmegaConf.create(compose_dict(Path(path), ()))
+    """Load a config (a file, or a shipped config's name) with its ``defaults`` merged under it (interpolations are
+    left for later)."""
+    return OmegaConf.create(compose_dict(find_config(path), ()))
 
 
 def compose_dict(path: Path, seen: tuple[Path, ...]) -> dict:
@@ -195,11 +241,11 @@ def compose_dict(path: Path, seen: tuple[Path, ...]) -> dict:
         raise ConfigError(f"{path}: includes itself through 'defaults'")
     data = load_yaml(path)
     defaults = data.pop("defaults", [])
-    if not isinstance(defaults, list):
-        raise ConfigError(f"{path}: 'defaults' must be a list of config files")
+    if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+        raise ConfigError(f"{path}: 'defaults' must be a list of config files or shipped configs' names")
     merged: dict = {}
     try:
-        for part in [compose_dict(path.parent / d, seen + (path.resolve(),)) for d in defaults] + [data]:
+        for part in [compose_dict(find_config(d, path.parent), seen + (path.resolve(),)) for d in defaults] + [data]:
             drop_retyped(merged, part)
             merged = cast(dict, OmegaConf.to_container(OmegaConf.merge(merged, part), resolve=False))
     except OmegaConfBaseException as e:

@@ -16,26 +16,21 @@ from eeap.errors import DataError
 
 def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild a task from a checkpoint written by ``eeap train`` (config and vocabularies travel inside it)."""
-    import torch
-
+    from eeap.checkpoints import check_weights, read_checkpoint
     from eeap.registry import DATA, TASK
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001  (any unreadable file gets the same one line)
-        raise DataError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
-    meta = checkpoint.get("eeap") if isinstance(checkpoint, dict) else None
-    if not meta or "config" not in meta:
-        raise DataError(f"{path} is not an EEAP checkpoint (no 'eeap' section); was it written by train.py?")
+    checkpoint = read_checkpoint(path, f"{path}:", DataError, map_location)
+    meta = checkpoint["eeap"]
     config = meta["config"]
     from eeap import kernels
 
     kernels.use(config.get("kernels", "auto"))
     info = DATA.get(config["data"]["type"]).info_class.from_state(meta["data_state"])
     task = TASK.build(config["model"], "model", info=info)
+    check_weights(task.state_dict(), checkpoint["state_dict"], f"{path}:", DataError)
     task.load_state_dict(checkpoint["state_dict"])
     task.eeap_config, task.eeap_data_state = config, meta["data_state"]
     return task.eval()
@@ -114,7 +109,6 @@ def predict(args: Any) -> int:
     import torch
 
     from eeap import threads
-    from eeap.data import read_text
     from eeap.paths import writable_file, writable_folder, write_atomically
 
     options = DecodeOptions(args.beam, args.n_best, args.length_penalty, args.coverage, args.batch_size, args.attention)
@@ -146,18 +140,26 @@ def predict(args: Any) -> int:
     dtype = PRECISIONS[args.precision]
     autocast = torch.autocast(device.type, getattr(torch, dtype)) if dtype else contextlib.nullcontext()
     chunks = (
-        read_stdin_chunks(args.batch_size)
-        if args.input == "-"
-        else iter([read_text(Path(args.input), "--input").splitlines()])
+        read_stdin_chunks(args.batch_size) if args.input == "-" else iter([decode_lines(Path(args.input).read_bytes())])
     )
     written, skipped = [], 0
     first = 1
-    for lines in chunks:
-        with autocast:
-            records, problems = task.predict_lines(lines, options, args.plot_attention, first, **extra)
-        for message in problems.messages:
-            print(f"warning: {message}", file=sys.stderr)
-        skipped += problems.skipped
+    for lines, undecodable in chunks:
+        records: list[Optional[dict]] = [None] * len(lines)
+        start = 0
+        for index in [*sorted(undecodable), len(lines)]:  # the decodable runs go to the task, a batch at a time
+            if index > start:
+                with autocast:
+                    records[start:index], problems = task.predict_lines(
+                        lines[start:index], options, args.plot_attention, first + start, **extra
+                    )
+                for message in problems.messages:
+                    print(f"warning: {message}", file=sys.stderr)
+                skipped += problems.skipped
+            if index < len(lines):
+                print(f"warning: line {first + index}: {undecodable[index]}; skipped", file=sys.stderr)
+                skipped += 1
+            start = index + 1
         text = "".join(
             render(record, line, number, args.format, args.n_best)
             for number, (line, record) in enumerate(zip(lines, records), first)
@@ -202,24 +204,33 @@ def render(record: Optional[dict], line: str, number: int, form: str, n_best: in
     return record["output"] + "\n"
 
 
-def read_stdin_chunks(batch_size: int) -> Iterator[list[str]]:
-    """Standard input's lines, a batch at a time, as they arrive: each read returns what is there (a whole piped
-    file comes in large reads, a typed line alone), its complete lines are yielded at once in batches of at most
-    ``batch_size``, so a user typing gets each answer right after pressing Enter."""
-    from eeap.paths import decode_text
+Lines = tuple[list[str], dict[int, str]]  # lines, and the undecodable ones' messages by index
 
+
+def decode_lines(data: bytes) -> Lines:
+    """Bytes as lines of UTF-8 text; a line that is not UTF-8 is kept (its bad bytes replaced, for ``--format
+    jsonl``'s ``input``) and named in the messages, by its index, so ``predict`` skips it as it skips an empty one."""
+    lines, undecodable = [], {}
+    for index, raw in enumerate(data.splitlines()):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            lines.append(raw.decode("utf-8", errors="replace"))
+            undecodable[index] = f"not UTF-8 text (bytes {raw[e.start : e.end]!r})"
+    return lines, undecodable
+
+
+def read_stdin_chunks(batch_size: int) -> Iterator[Lines]:
+    """Standard input's lines (``decode_lines``), a batch at a time, as they arrive: each read returns what is there
+    (a whole piped file comes in large reads, a typed line alone), its complete lines are yielded at once in batches
+    of at most ``batch_size``, so a user typing gets each answer right after pressing Enter."""
     try:
         fd = sys.stdin.fileno()
     except (AttributeError, OSError, ValueError):  # a stand-in without a file descriptor (a test's, a notebook's)
         fd = None
-    if fd is None:
-        lines = decode_text(sys.stdin.buffer.read(), "standard input", "--input").splitlines()
-        for start in range(0, len(lines), batch_size):
-            yield lines[start : start + batch_size]
-        return
-    pending, number = b"", 1
+    pending = b""
     while True:
-        data = os.read(fd, 1 << 16)
+        data = sys.stdin.buffer.read() if fd is None else os.read(fd, 1 << 16)
         if data:
             pending += data
             cut = pending.rfind(b"\n") + 1
@@ -227,10 +238,10 @@ def read_stdin_chunks(batch_size: int) -> Iterator[list[str]]:
         else:
             complete, pending = pending, b""
         if complete:
-            lines = decode_text(complete, "standard input", "--input", first_line=number).splitlines()
-            number += len(lines)
+            lines, undecodable = decode_lines(complete)
             for start in range(0, len(lines), batch_size):
-                yield lines[start : start + batch_size]
+                part = {i - start: m for i, m in undecodable.items() if start <= i < start + batch_size}
+                yield lines[start : start + batch_size], part
         if not data:
             return
 

@@ -28,11 +28,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
     parser = ArgumentParser(
         prog=prog, description="Train an EEAP model from a YAML config, then test it on the test split."
     )
-    parser.add_argument("config", help="path to a YAML config, e.g. configs/translation/dates.yaml")
+    parser.add_argument("config", help="a YAML config's path, or a shipped config's name (eeap configs lists them)")
     parser.add_argument(
         "overrides", nargs="*", default=[], help="dotted overrides, e.g. trainer.max_epochs=3 model.attend.type=dot"
     )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--print-config", action="store_true", help="check the config, print it resolved, and exit")
 
     def body() -> int:
         from eeap.faults import stop_on_signals
@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         with stop_on_signals():
             args = parser.parse_intermixed_args(argv)
             cfg = load_config(args.config, args.overrides)
-            if args.print_config:
+            if args.print_config:  # checked first, as a run checks it (no data read, torch not imported)
+                check_config(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
                 print(to_yaml(cfg), end="")
                 return 0
             metrics = train(cfg)
@@ -89,7 +90,7 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
         description="Prepare a config's data once (tokenizers trained, pairs encoded) into its cache, "
         "for the runs and ranks that follow.",
     )
-    parser.add_argument("config", help="path to a YAML config")
+    parser.add_argument("config", help="a YAML config's path, or a shipped config's name")
     parser.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. data.vocab_size=16000")
 
     def body() -> int:
@@ -326,31 +327,24 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
     return run_dir, None
 
 
+def console_callbacks(progress_bar: bool) -> list:
+    """Lightning's plain model summary (logged to standard error) and tqdm progress bar, whether or not ``rich`` is
+    installed: with it, Lightning would choose its rich ones, which print to standard output, where EEAP writes the
+    metrics (JSON)."""
+    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
+
+    return [ModelSummary(), *([TQDMProgressBar()] if progress_bar else [])]
+
+
 def check_resume(path: str, task: Any) -> tuple[Optional[str], Optional[int]]:
     """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries
-    and the last step the loggers had recorded when it was written."""
-    import torch
+    and the last step the loggers had recorded when it was written (``eeap.checkpoints``)."""
+    from eeap.checkpoints import check_weights, read_checkpoint
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (truncated, random bytes, pickled code: the same one line)
-        raise ConfigError(f"resume={path}: not a readable checkpoint ({type(e).__name__})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "eeap" not in checkpoint:
-        raise ConfigError(
-            f"resume={path}: not a checkpoint written by eeap train (no model weights or no 'eeap' section)"
-        )
-    ours = task.state_dict()
-    theirs = checkpoint["state_dict"]
-    for key in sorted(set(ours) | set(theirs)):
-        if key not in theirs or key not in ours or tuple(ours[key].shape) != tuple(theirs[key].shape):
-            found = tuple(theirs[key].shape) if key in theirs else "missing"
-            wanted = tuple(ours[key].shape) if key in ours else "not in this model"
-            raise ConfigError(
-                f"resume={path}: the checkpoint holds another model than this config builds ({key}: {found} in the "
-                f"checkpoint, {wanted} here); resume with the config it was trained with"
-            )
+    checkpoint = read_checkpoint(path, f"resume={path}:", ConfigError)
+    check_weights(task.state_dict(), checkpoint["state_dict"], f"resume={path}:", ConfigError)
     loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     step = loop.get("_batches_that_stepped") if isinstance(loop, dict) else None
     return checkpoint["eeap"].get("wandb_id"), step if isinstance(step, int) else None
@@ -442,6 +436,7 @@ def build_trainer(
             task.eeap_wandb_id = logger._id  # the checkpoint carries it (Task.on_save_checkpoint)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    callbacks += console_callbacks(run.trainer.enable_progress_bar)
     try:
         values = {k: v for k, v in dataclasses.asdict(run.trainer).items() if k not in run.trainer.built_by_eeap}
         return L.Trainer(

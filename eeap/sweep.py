@@ -85,10 +85,11 @@ class Sweep:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and check a W&B sweep file; every problem is one ConfigError line naming the key."""
-    from eeap.config import load_yaml
+    """Read and check a W&B sweep file (a path, or a shipped one's name: ``sweeps/dates``); every problem is one
+    ConfigError line naming the key."""
+    from eeap.config import find_config, load_yaml
 
-    path = Path(path)
+    path = find_config(path)
     spec = load_yaml(path)
     where = str(path)
     unknown = sorted(set(spec) - KNOWN_KEYS)

@@ -6,6 +6,7 @@ tests/test_faults.py run real ones), with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``
 checkpoint load is shown to stay weights-only whatever the environment says.
 """
 
+import copy
 import io
 import os
 import pickle
@@ -153,6 +154,10 @@ def w(tmp_path_factory):
     (w / "truncated.ckpt").write_bytes((w / "dates.ckpt").read_bytes()[:1000])
     torch.save({**good, "payload": Payload(str(w / "code-ran"))}, w / "crafted.ckpt")
     torch.save({"state_dict": good["state_dict"]}, w / "foreign.ckpt")
+    torch.save({k: v for k, v in good.items() if k != "state_dict"}, w / "noweights.ckpt")
+    resized = copy.deepcopy(good)
+    resized["eeap"]["config"]["model"]["embed"]["dim"] = 8  # the config inside edited to other sizes
+    torch.save(resized, w / "resized.ckpt")
     with open(w / "pickled.ckpt", "wb") as f:
         pickle.dump(Payload(str(w / "code-ran")), f)
     seg_run = train(
@@ -401,26 +406,37 @@ CASES = [
     ("masks-channels", [*S, "data.root={w}/seg", "data.channels=2"], 2, "data.channels: expected one of"),
     # ---- eeap test ---------------------------------------------------------------------------------------------
     ("test-missing", ["test", "{w}/nothere.ckpt"], 2, "checkpoint not found: {w}/nothere.ckpt"),
-    ("test-truncated", ["test", "{w}/truncated.ckpt"], 2, "is not a readable checkpoint"),
-    ("test-crafted", ["test", "{w}/crafted.ckpt"], 2, "is not a readable checkpoint (UnpicklingError)"),
-    ("test-foreign", ["test", "{w}/foreign.ckpt"], 2, "is not an EEAP checkpoint"),
+    ("test-truncated", ["test", "{w}/truncated.ckpt"], 2, "truncated.ckpt: not a readable checkpoint"),
+    ("test-crafted", ["test", "{w}/crafted.ckpt"], 2, ": not a readable checkpoint (UnpicklingError)"),
+    ("test-foreign", ["test", "{w}/foreign.ckpt"], 2, "not a checkpoint written by eeap train"),
     ("test-folder", ["test", "{w}/folder"], 2, "checkpoint not found"),
+    (
+        "test-no-weights",
+        ["test", "{w}/noweights.ckpt"],
+        2,
+        "noweights.ckpt: not a checkpoint written by eeap train (no",
+    ),
+    ("test-edited-sizes", ["test", "{w}/resized.ckpt"], 2, "holds another model than this config builds (embed."),
     ("test-unknown-key", ["test", "{w}/dates.ckpt", "data.bogus=1"], 2, "data.bogus: unknown key"),
     ("test-other-data", ["test", "{w}/dates.ckpt", "data={type: digits}"], 2, "data"),
     # ---- eeap predict ------------------------------------------------------------------------------------------
     ("predict-missing", ["predict", "{w}/nothere.ckpt"], 2, "checkpoint not found: {w}/nothere.ckpt"),
-    ("predict-random-bytes", ["predict", "{w}/random.bin"], 2, "is not a readable checkpoint"),
-    ("predict-crafted", ["predict", "{w}/crafted.ckpt"], 2, "is not a readable checkpoint (UnpicklingError)"),
-    ("predict-foreign", ["predict", "{w}/foreign.ckpt"], 2, "is not an EEAP checkpoint"),
+    ("predict-random-bytes", ["predict", "{w}/random.bin"], 2, ": not a readable checkpoint"),
+    ("predict-crafted", ["predict", "{w}/crafted.ckpt"], 2, ": not a readable checkpoint (UnpicklingError)"),
+    ("predict-foreign", ["predict", "{w}/foreign.ckpt"], 2, "not a checkpoint written by eeap train"),
+    ("export-edited-sizes", ["export", "{w}/resized.ckpt", "--out", "{w}/exported"], 2, "holds another model"),
+    ("export-no-weights", ["export", "{w}/noweights.ckpt", "--out", "{w}/exported"], 2, "no model weights"),
+    ("predict-no-weights", ["predict", "{w}/noweights.ckpt"], 2, "(no model weights, 'state_dict')"),
+    ("predict-edited-sizes", ["predict", "{w}/resized.ckpt"], 2, "resized.ckpt: the checkpoint holds another model"),
     ("predict-input-missing", ["predict", "{w}/dates.ckpt", "--input", "{w}/nothere.txt"], 2, "--input: file not"),
     ("predict-input-folder", ["predict", "{w}/dates.ckpt", "--input", "{w}/folder"], 2, "--input: file not found"),
     (
         "predict-input-not-utf8",
         ["predict", "{w}/dates.ckpt", "--input", "{w}/latin1-lines.txt"],
-        2,
-        "--input: {w}/latin1-lines.txt line 1 is not UTF-8 text",
+        1,
+        "line 1: not UTF-8 text (bytes b'\\xe4'); skipped",
     ),
-    ("predict-stdin-not-utf8", ["predict", "{w}/dates.ckpt"], 2, "--input: standard input line 1 is not UTF-8"),
+    ("predict-stdin-not-utf8", ["predict", "{w}/dates.ckpt"], 1, "line 1: not UTF-8 text (bytes b'\\xe4'); skipped"),
     ("predict-output-folder", ["predict", "{w}/dates.ckpt", "--output", "{w}/folder"], 2, "is a folder; give a file"),
     (
         "predict-output-below-file",

@@ -66,6 +66,12 @@ def test_print_config(capsys):
     assert "attend:\n    type: general\n" in out and "max_epochs: 2" in out
 
 
+def test_print_config_checks_the_config_as_a_run_would(capsys):
+    code, out, err = run_main(capsys, DATES, "--print-config", "model.encode.hiden=3")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: model.encode.hiden: unknown key for encode 'rnn'") and err.count("\n") == 1
+
+
 def test_existing_checkpoints_are_never_overwritten(capsys, tmp_path):
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
@@ -93,7 +99,11 @@ def test_real_command_line_prints_no_traceback(tmp_path):
         [sys.executable, "train.py", "configs/translation/nope.yaml"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert result.stderr == "error: config file not found: configs/translation/nope.yaml\n"
+    assert result.stderr.startswith(
+        "error: config file not found: configs/translation/nope.yaml, and no shipped config is named "
+        "'configs/translation/nope.yaml'; did you mean translation/"
+    )
+    assert result.stderr.endswith("('eeap configs' lists them)\n") and result.stderr.count("\n") == 1
 
 
 def test_early_stopping_fires_on_reaching_the_threshold(tmp_path):

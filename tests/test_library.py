@@ -45,7 +45,8 @@ def test_unknown_command_and_help(capsys):
     assert main(["trian"]) == 2
     assert (
         capsys.readouterr().err
-        == "error: unknown command 'trian'. Valid commands: train, test, prepare, predict, export, sweep, components\n"
+        == "error: unknown command 'trian'. Valid commands: train, test, prepare, predict, export, sweep, components, "
+        "configs\n"
     )
     assert main(["--help"]) == 0 and "eeap COMMAND" in capsys.readouterr().out
 

@@ -177,7 +177,6 @@ def test_a_cached_split_reads_its_rows_from_the_file_in_any_order_without_mappin
 def test_labelled_texts_are_prepared_once_and_again_when_the_file_or_a_setting_changes(tmp_path, monkeypatch, capsys):
     """text_file classification: the tokenizer is trained once; the cached examples and batches are the fresh ones."""
     import eeap.tasks.classification.data as classification_data
-
     from eeap.run import prepare_main
 
     calls = []
@@ -332,9 +331,8 @@ def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_on
     """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists, for a TSV
     file and for two aligned text files (both streamed: make_splits is never called for the cache), each split
     sorted on disk through several runs."""
-    from eeap.tasks.translation.data import ParallelData
-
     import eeap.prepared
+    from eeap.tasks.translation.data import ParallelData
 
     monkeypatch.setattr(eeap.prepared, "RUN_ROWS", 37)  # train: ~12 sorted runs, merged 5 rows of each at a time
     monkeypatch.setattr(eeap.prepared, "MERGE_ROWS", 5)
@@ -394,9 +392,8 @@ def test_sorted_rows_come_back_in_key_order_through_many_runs(tmp_path, monkeypa
 
 
 def test_aligned_files_stream_in_step_and_name_a_bad_line_or_a_count_mismatch(tmp_path):
-    from eeap.tasks.translation.files import read_pairs
-
     from eeap.errors import DataError
+    from eeap.tasks.translation.files import read_pairs
 
     (tmp_path / "s.txt").write_bytes(b"one\ntwo\xfe\nthree\n")
     (tmp_path / "t.txt").write_bytes(b"eins\nzwei\ndrei\nvier\n")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from eeap.tasks.captioning.data import CaptioningInfo
 from torch import Tensor
 
 from eeap.data import read_image
@@ -27,6 +26,7 @@ from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq, hypothesis_records
 from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.captioning.data import CaptioningInfo
 
 DEFAULT_ATTEND = {"type": "additive"}
 

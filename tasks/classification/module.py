@@ -8,7 +8,6 @@ from typing import Any, Optional, cast
 import torch
 import torch.nn.functional as F
 import torchmetrics
-from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from torch import Tensor, nn
 
 from eeap.data import read_image
@@ -21,6 +20,7 @@ from eeap.plotting import attention_heatmap, attention_overlay, display_image, s
 from eeap.predict.base import ClassifierHead
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
 from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from eeap.text import PAD
 
 DEFAULT_ATTEND = {"type": "additive"}

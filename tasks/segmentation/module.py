@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 import torchmetrics.segmentation
-from eeap.tasks.segmentation.data import SegmentationInfo
 from torch import Tensor
 
 from eeap.data import read_image
@@ -23,6 +22,7 @@ from eeap.plotting import display_image, gate_figure, save_figure
 from eeap.predict.base import SegmentationHead
 from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
 from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.segmentation.data import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union, cast
 
-from eeap.tasks.translation.catalogs import CatalogSplit
-from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
-
 from eeap.data import CachedFiles, DataInfo, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
+from eeap.tasks.translation.catalogs import CatalogSplit
+from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
 from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
 
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from eeap.tasks.translation.data import TranslationInfo
 from torch import Tensor
 
 from eeap.embed.base import TokenEmbedder
@@ -19,6 +18,7 @@ from eeap.predict.search import Hypotheses
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq, hypothesis_records
 from eeap.task import AttendSection, Task, build_predict
+from eeap.tasks.translation.data import TranslationInfo
 from eeap.text import PAD, pad
 
 DEFAULT_ATTEND = {"type": "additive"}

@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from PIL import Image
 
 from eeap.errors import DataError
 from eeap.predict.base import SequenceDecoder
 from eeap.registry import DATA
 from eeap.task import build_predict
+from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from tests.conftest import ROOT
 
 FORMULAS = ROOT / "configs" / "captioning" / "formulas.yaml"

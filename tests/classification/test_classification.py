@@ -6,7 +6,6 @@ import numpy as np
 import polib
 import pytest
 import torch
-from eeap.tasks.classification.module import ClsToken
 from PIL import Image
 
 import eeap  # noqa: F401
@@ -17,6 +16,7 @@ from eeap.predict.base import ClassifierHead
 from eeap.registry import DATA, EMBED
 from eeap.run import train
 from eeap.task import build_predict
+from eeap.tasks.classification.module import ClsToken
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs" / "classification"

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_cluttered, make_shapes
 from PIL import Image
 
 from eeap.errors import ConfigError, DataError
 from eeap.metrics import ForegroundIoU
 from eeap.registry import DATA, TASK
+from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_cluttered, make_shapes
 from tests.conftest import QUIET, ROOT
 
 SHAPES = ROOT / "configs" / "segmentation" / "shapes.yaml"

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import polib
 import pytest
-from eeap.tasks.translation.catalogs import Catalog, find_catalogs, near_key, split_catalogs
 
 from eeap.errors import DataError
 from eeap.registry import DATA
 from eeap.run import main
+from eeap.tasks.translation.catalogs import Catalog, find_catalogs, near_key, split_catalogs
 from tests.conftest import ROOT
 
 PO_DE = ROOT / "configs" / "translation" / "po_de.yaml"

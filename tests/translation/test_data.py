@@ -6,12 +6,12 @@ import re
 import polib
 import pytest
 from babel.dates import format_date
-from eeap.tasks.translation.dates import LOCALES, DateGenerator, cldr_patterns, numeric_order, read_numeric
 from num2words import num2words
 
 import eeap  # noqa: F401
 from eeap.errors import DataError
 from eeap.registry import DATA
+from eeap.tasks.translation.dates import LOCALES, DateGenerator, cldr_patterns, numeric_order, read_numeric
 from eeap.text import Tokenizer, fit_tokenizer
 
 

@@ -51,7 +51,11 @@ def test_run_folder_holds_config_checkpoints_and_metrics(default_run):
 
 def test_predict_cli_handles_bad_lines(default_run, tmp_path, capsys):
     source = tmp_path / "in.txt"
-    source.write_text("4 March 2021\n\n" + "1" * 60 + "\n3 März 2021\n12/25/2023\n")
+    source.write_bytes(
+        ("4 March 2021\n\n" + "1" * 60 + "\n3 März 2021\n").encode()
+        + "5 März 2021\n".encode("latin-1")
+        + b"12/25/2023\n"
+    )
     code = predict_main(
         [
             default_run["best_checkpoint"],
@@ -65,17 +69,18 @@ def test_predict_cli_handles_bad_lines(default_run, tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     assert code == 1  # some lines were skipped
-    assert out.splitlines() == ["2021-03-04", "", "", out.splitlines()[3], "2023-12-25"]
+    assert out.splitlines() == ["2021-03-04", "", "", out.splitlines()[3], "", "2023-12-25"]
     assert "warning: line 2: empty input" in err
     assert "warning: line 3: 60 tokens, longer than this model's max_src_len=48; skipped" in err
     assert "warning: line 4: not in the vocabulary, read as <unk>: 'z', 'ä'" in err  # English months have no z
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["line00001.png", "line00004.png", "line00005.png"]
+    assert "warning: line 5: not UTF-8 text (bytes b'\\xe4'); skipped" in err  # the lines after it still decoded
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["line00001.png", "line00004.png", "line00006.png"]
 
 
 def test_predict_cli_bad_checkpoint(tmp_path, capsys):
     (tmp_path / "x.ckpt").write_bytes(b"not a checkpoint")
     assert predict_main([str(tmp_path / "x.ckpt")]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'x.ckpt'} is not a readable checkpoint (UnpicklingError)\n"
+    assert capsys.readouterr().err == f"error: {tmp_path / 'x.ckpt'}: not a readable checkpoint (UnpicklingError)\n"
     assert predict_main([str(tmp_path / "none.ckpt")]) == 2
 
 

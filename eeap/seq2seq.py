@@ -15,7 +15,7 @@ import torchmetrics
 from torch import Tensor, nn
 
 from eeap import threads
-from eeap.attend.base import Attention
+from eeap.attend.base import Attention, head_mean
 from eeap.inference import rounded
 from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
 from eeap.predict.base import SequenceDecoder
@@ -89,12 +89,16 @@ class Seq2Seq(nn.Module):
 
     def doubly_stochastic(self, weights: Tensor, src_mask: Tensor, target: Tensor) -> Tensor:
         """λ · mean over valid source positions i of (1 − Σ_t α_ti)², the sum over t over real output tokens;
-        averaged over the batch. weights (batch, tgt_len, src_len), src_mask (batch, src_len).
+        averaged over the batch. weights (batch, tgt_len, src_len), or per head (batch, heads, tgt_len, src_len):
+        then each head is penalised alone and the penalties averaged over heads. src_mask (batch, src_len).
 
         The paper sums over i; the mean keeps λ = 1 on the scale of a per-token cross-entropy whatever the grid size."""
-        received = (weights * (target != PAD).unsqueeze(-1)).sum(1)  # (batch, src_len)
-        src_mask = src_mask.to(weights.dtype)
-        penalty = ((1 - received) ** 2 * src_mask).sum(1) / src_mask.sum(1).clamp(min=1)  # (batch,)
+        real = (target != PAD).to(weights.dtype).unsqueeze(-1)  # (batch, tgt_len, 1)
+        valid = src_mask.to(weights.dtype)  # (batch, src_len)
+        if weights.dim() == 4:  # per head
+            real, valid = real.unsqueeze(1), valid.unsqueeze(1)  # (batch, 1, tgt_len, 1), (batch, 1, src_len)
+        received = (weights * real).sum(-2)  # (batch, [heads,] src_len)
+        penalty = ((1 - received) ** 2 * valid).sum(-1) / valid.sum(-1).clamp(min=1)  # (batch, [heads])
         return self.attention_penalty * penalty.mean()
 
     def training_loss(self, memory: Tensor, mask: Tensor, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
@@ -169,7 +173,8 @@ class Seq2Seq(nn.Module):
 
 def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention: bool = False) -> list[dict]:
     """What ``eeap predict`` reports of each decoded example: the output text and its score; with ``n_best`` > 1 the
-    ranked outputs with theirs; with ``attention`` the weights of each output token over the source, rounded to 4
+    ranked outputs with theirs; with ``attention`` the weights of each output token over the source (``attention``;
+    the mean over heads where the attention has several, and each head's under ``attention_heads``), rounded to 4
     places."""
     records = []
     for row in range(hyps.tokens.shape[0]):
@@ -184,6 +189,8 @@ def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention
             ]
         if attention and hyps.weights is not None:
             length = int(hyps.lengths[row])
-            record["attention"] = rounded(hyps.weights[row, :length].float().cpu().tolist())
+            record["attention"] = rounded(head_mean(hyps.weights, 3)[row, :length].float().cpu().tolist())
+            if hyps.weights.dim() == 4:
+                record["attention_heads"] = rounded(hyps.weights[row, :, :length].float().cpu().tolist())
         records.append(record)
     return records

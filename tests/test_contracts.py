@@ -144,6 +144,59 @@ def test_sequence_decoder_contract(name):
     assert step_logits.shape == (2, 9) and step_weights.shape == (2, 5)
 
 
+PER_HEAD = {"type": "multihead", "num_heads": 2, "need_weights": True, "average_heads": False}
+
+
+def per_head_pair(build):
+    """A part built twice with one set of parameters: its multi-head attention giving per-head weights, and their
+    mean (``average_heads: true``)."""
+    torch.manual_seed(0)
+    per_head, averaged = build(PER_HEAD), build({**PER_HEAD, "average_heads": True})
+    averaged.load_state_dict(per_head.state_dict())
+    return per_head.eval(), averaged.eval()
+
+
+@pytest.mark.parametrize("name", names(PREDICT, SequenceDecoder))
+def test_sequence_decoders_and_search_carry_per_head_weights(name):
+    """Per-head weights (batch, heads, tgt_len, src_len) flow through teacher forcing, a step and beam search (with
+    its coverage penalty) unchanged but for the head axis: their mean is what averaged heads give."""
+    from eeap.predict.search import beam_search
+
+    per_head, averaged = per_head_pair(
+        lambda attend: build_predict({"type": name}, attend, SequenceDecoder, vocab_size=9, encoder_dim=DIM)
+    )
+    memory, mask = torch.randn(2, 5, DIM), torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    tokens = torch.randint(4, 9, (2, 3))
+    logits, weights = per_head(tokens, memory, mask, need_weights=True)
+    reference_logits, reference = averaged(tokens, memory, mask, need_weights=True)
+    assert weights.shape == (2, 2, 3, 5)
+    torch.testing.assert_close(logits, reference_logits)
+    torch.testing.assert_close(weights.mean(1), reference)
+    _, _, step = per_head.step(torch.full((2, 1), 2), per_head.start(memory, mask))
+    _, _, reference_step = averaged.step(torch.full((2, 1), 2), averaged.start(memory, mask))
+    assert step.shape == (2, 2, 5)
+    torch.testing.assert_close(step.mean(1), reference_step)
+    hyps = beam_search(per_head, memory, mask, 6, beam_size=3, alpha=0.6, coverage=0.4)
+    expected = beam_search(averaged, memory, mask, 6, beam_size=3, alpha=0.6, coverage=0.4)
+    assert torch.equal(hyps.tokens, expected.tokens) and hyps.weights.shape == (2, 2, hyps.tokens.shape[1], 5)
+    torch.testing.assert_close(hyps.scores, expected.scores)
+    torch.testing.assert_close(hyps.weights.mean(1), expected.weights)
+
+
+@pytest.mark.parametrize("name", names(PREDICT, ClassifierHead))
+def test_classifier_heads_carry_per_head_weights(name):
+    per_head, averaged = per_head_pair(
+        lambda attend: build_predict({"type": name}, attend, ClassifierHead, input_dim=DIM, num_classes=3)
+    )
+    x, mask = torch.randn(2, 5, DIM), torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    (logits, weights), (reference_logits, reference) = per_head(x, mask), averaged(x, mask)
+    torch.testing.assert_close(logits, reference_logits)
+    if reference is not None:  # attention pooling
+        assert weights.shape == (2, 2, 5) and (weights[1, :, 3:] == 0).all()
+        torch.testing.assert_close(weights.mean(1), reference)
+
+
 @pytest.mark.parametrize("name", names(PREDICT, ClassifierHead))
 def test_classifier_head_contract(name):
     head = build_predict({"type": name}, {"type": "additive"}, ClassifierHead, input_dim=DIM, num_classes=3)
@@ -293,3 +346,43 @@ def test_every_task_logs_a_table_of_examples_with_attention_images(name, tmp_pat
 
 def task_metric(name):
     return TASK.get(name).monitor[0].split("/")[1]
+
+
+@pytest.mark.parametrize("name", [n for n in TASK.names() if n != "segmentation"])  # segmentation attends by gates
+def test_per_head_attention_trains_plots_and_predicts_in_every_task(name, tmp_path, capsys):
+    """``multihead`` with ``average_heads: false`` in every task whose predict part attends: training (with the
+    doubly stochastic penalty where the task has it), each validation's figures (the mean over heads), and predict's
+    ``--attention`` records: ``attention`` is the mean of ``attention_heads``."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from eeap import load
+    from eeap.config import load_config
+    from eeap.inference import main as predict_main
+    from eeap.run import train
+    from tests.conftest import QUIET, ROOT
+
+    config, overrides = SMALL_RUNS[name]
+    keys = [*QUIET, *overrides, "model.plot_examples=2", "test=false", f"run_dir={tmp_path / 'run'}"]
+    keys += ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+    keys += ["model.attend={type: multihead, num_heads: 4, need_weights: true, average_heads: false}"]
+    keys += ["model.attention_penalty=1.0"] if name != "classification" else []
+    train(load_config(ROOT / "configs" / config, keys))
+    assert len(list((tmp_path / "run" / "figures").glob("val_attention_*.png"))) == 2
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    line = {"translation": "4 March 2021", "classification": "Bonjour, le monde entier"}.get(name)
+    if line is None:  # an image of the model's size
+        info = load(checkpoint).info
+        picture = np.random.default_rng(0).integers(0, 255, (*info.image_size, 3), dtype=np.uint8)
+        Image.fromarray(picture).convert("L" if info.channels == 1 else "RGB").save(tmp_path / "x.png")
+        line = str(tmp_path / "x.png")
+    (tmp_path / "in.txt").write_text(line + "\n")
+    capsys.readouterr()
+    code = predict_main([str(checkpoint), "--input", str(tmp_path / "in.txt"), "--format", "jsonl", "--attention"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    heads, mean = np.array(record["attention_heads"]), np.array(record["attention"])
+    assert heads.shape[0] == 4 and heads.shape[1:] == mean.shape
+    np.testing.assert_allclose(heads.mean(0), mean, atol=1e-4)  # both rounded to 4 places

@@ -1,5 +1,11 @@
 """The roles of the attend kind: attention (``forward(query, keys, values, mask) -> (context, weights)``), score
-attention (those whose score others can reuse), and the U-Net skip gate."""
+attention (those whose score others can reuse), and the U-Net skip gate.
+
+Attention weights are (batch, [tgt_len,] src_len), or per head (batch, heads, [tgt_len,] src_len) where an attention
+is asked for them (``multihead`` with ``average_heads: false``); the head axis is always the second. Decoders, beam
+search and the tasks keep that axis; what each use of them does with it: the doubly stochastic penalty penalises
+each head and averages the penalties, GNMT's coverage penalty and every figure and table use the mean over heads
+(``head_mean``), and ``predict --attention`` writes the mean (``attention``) and every head (``attention_heads``)."""
 
 from __future__ import annotations
 
@@ -30,6 +36,12 @@ def expand_mask(mask: Optional[Tensor]) -> Optional[Tensor]:
     if mask is None or mask.dim() == 3:
         return mask
     return mask.unsqueeze(1)
+
+
+def head_mean(weights: Tensor, dims: int) -> Tensor:
+    """Weights as one map: per-head weights (batch, heads, ...) averaged over the heads; weights that have ``dims``
+    dimensions, as weights without heads do (batch, ...), returned as they are."""
+    return weights if weights.dim() == dims else weights.mean(1)
 
 
 class Attention(nn.Module, Role):

@@ -118,5 +118,5 @@ def no_attention(memory: Tensor, mask: Tensor) -> tuple[Tensor, None]:
 
 
 def stack_weights(weights: list[Optional[Tensor]]) -> Optional[Tensor]:
-    """Per-step weights (batch, src_len) → (batch, steps, src_len), or None without attention."""
-    return None if not weights or weights[0] is None else torch.stack(cast(list[Tensor], weights), 1)
+    """Per-step weights (batch, [heads,] src_len) → (batch, [heads,] steps, src_len), or None without attention."""
+    return None if not weights or weights[0] is None else torch.stack(cast(list[Tensor], weights), -2)

@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from eeap.attend.base import head_mean
 from eeap.predict.base import SequenceDecoder, reorder
 from eeap.text import BOS, EOS, PAD
 
@@ -18,7 +19,7 @@ class Hypotheses:
 
     tokens (batch, steps): ends with EOS then PAD; lengths (batch,): tokens up to and including EOS;
     scores (batch,): log-probability over the length penalty, plus the coverage penalty; weights (batch, steps,
-    src_len) or None. ranked_tokens (batch, n, steps), ranked_lengths and ranked_scores (batch, n): the n best,
+    src_len), per head (batch, heads, steps, src_len), or None. ranked_tokens (batch, n, steps), ranked_lengths and ranked_scores (batch, n): the n best,
     finished ones first.
     """
 
@@ -100,9 +101,9 @@ def beam_search(
             prefix = torch.cat([prefix[source], last], 1)
         if weights is not None:
             step_weights.append(weights)
-            if coverage:
+            if coverage:  # GNMT's penalty, over the mean of the heads' weights where there are several
                 live = (~finished[source]).unsqueeze(1).to(weights.dtype)  # (batch·k, 1) EOS's step counts
-                covered = (0 if covered is None else covered[source]) + weights[source].float() * live
+                covered = (0 if covered is None else covered[source]) + head_mean(weights[source], 2).float() * live
         chosen_tokens.append(token)
         parents.append(source)
         lengths = lengths[source] + (~finished[source]).long()
@@ -130,7 +131,7 @@ def beam_search(
         tokens=ranked_tokens[:, 0],
         lengths=ranked_lengths[:, 0],
         scores=ranked_scores[:, 0],
-        weights=picked.view(batch, n, steps, -1)[:, 0] if picked is not None else None,
+        weights=picked.view(batch, n, *picked.shape[1:])[:, 0] if picked is not None else None,
         ranked_tokens=ranked_tokens,
         ranked_lengths=ranked_lengths,
         ranked_scores=ranked_scores,
@@ -141,12 +142,12 @@ def trace(
     rows: Tensor, tokens: list[Tensor], parents: list[Tensor], weights: list[Tensor]
 ) -> tuple[Tensor, Optional[Tensor]]:
     """Follow final ``rows`` (m,) back through the steps: their tokens (m, steps) and, if the decoder gave them,
-    the attention weights each step computed for them (m, steps, src_len)."""
+    the attention weights each step computed for them (m, steps, src_len), or per head (m, heads, steps, src_len)."""
     out_tokens, out_weights = [], []
     for t in reversed(range(len(tokens))):
         out_tokens.append(tokens[t][rows])  # (m,)
         rows = parents[t][rows]  # the rows these came from, which computed step t
         if weights:
             out_weights.append(weights[t][rows])  # (m, src_len)
-    picked = torch.stack(out_weights[::-1], 1) if out_weights else None
+    picked = torch.stack(out_weights[::-1], -2) if out_weights else None  # steps before src_len, after any heads
     return torch.stack(out_tokens[::-1], 1), picked

@@ -159,7 +159,7 @@ class TransformerDecoder(SequenceDecoder):
         the cached keys and values of positions 0..t-1."""
         if not self.cache:
             logits, weights = self(tokens, state["memory"], state["mask"], need_weights=True)
-            return logits[:, -1], state, None if weights is None else weights[:, -1]
+            return logits[:, -1], state, None if weights is None else weights[..., -1, :]
         t = state["t"]
         x = self.embedding(tokens[:, -1:], offset=t)  # (batch, 1, dim)
         cache, weights = [], None
@@ -172,4 +172,4 @@ class TransformerDecoder(SequenceDecoder):
             weights = w if last else weights
         logits = self.output(self.norm(x))[:, 0]  # (batch, vocab)
         new = {**state, "cache": cache, "t": t + 1}
-        return logits, new, None if weights is None else weights[:, 0]  # weights (batch, src_len)
+        return logits, new, None if weights is None else weights[..., 0, :]  # weights (batch, [heads,] src_len)

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from eeap.attend.base import head_mean
 from eeap.data import read_image
 from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import SequenceEncoder
@@ -167,12 +168,13 @@ class CaptioningTask(Task):
             logger.log_hyperparams({"sacrebleu_signature": self.seq2seq.bleu_signature()})
 
     def figure(self, hyps: Hypotheses, row: int, image: Tensor, title: str) -> Any:
-        """The attention of each generated token laid over the image, or None without attention."""
+        """The attention of each generated token laid over the image (the mean over heads where there are several),
+        or None without attention."""
         if hyps.weights is None:
             return None
         length = int(hyps.lengths[row])
         pieces = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
-        weights = hyps.weights[row, : length + 1].float().cpu()  # (tokens, h·w)
+        weights = head_mean(hyps.weights, 3)[row, : length + 1].float().cpu()  # (tokens, h·w)
         caption = self.info.target.join(pieces[:-1])
         return caption_overlays(image.float().cpu(), weights, self.embed.grid, pieces, title, caption)
 

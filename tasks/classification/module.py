@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor, nn
 
+from eeap.attend.base import head_mean
 from eeap.data import read_image
 from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
@@ -126,7 +127,8 @@ class ClassificationTask(Task):
         return cls(info, embedding, encoder, head, cls_token, optim, label_smoothing, plot_examples)
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Optional[Tensor]]:
-        """Token ids (batch, len) or images (batch, C, H, W) -> logits (batch, classes), weights (batch, len) or None.
+        """Token ids (batch, len) or images (batch, C, H, W) -> logits (batch, classes), weights (batch, len), per
+        head (batch, heads, len), or None.
 
         With ``cls`` pooling the weights are None; with attention pooling they cover the tokens or patches."""
         x = self.embed(inputs)  # (batch, len, dim)
@@ -169,7 +171,7 @@ class ClassificationTask(Task):
             )
         else:
             shown = display_image(batch["inputs"][i].float().cpu())
-        figure = self.figure(batch, i, weights[i], predicted) if weights is not None else None
+        figure = self.figure(batch, i, head_mean(weights, 2)[i], predicted) if weights is not None else None
         truth = self.info.classes[int(batch["labels"][i])]
         return Example(shown, self.info.classes[predicted], truth, figure)
 
@@ -177,7 +179,8 @@ class ClassificationTask(Task):
         self.evaluate(batch, "test")
 
     def figure(self, batch: dict, i: int, weights: Tensor, predicted: int) -> Any:
-        """Attention of example i: a heatmap over its tokens, or an overlay on its image."""
+        """Attention of example i, weights (len,): a heatmap over its tokens, or an overlay on its image. Figures
+        and tables show the mean over heads where the attention has several."""
         title = f"predicted {self.info.classes[predicted]}"
         if "labels" in batch:
             title += f", true {self.info.classes[int(batch['labels'][i])]}"
@@ -192,7 +195,8 @@ class ClassificationTask(Task):
         self, lines: list[str], options: DecodeOptions = DecodeOptions(), plot_dir: Optional[str] = None, first: int = 1
     ) -> tuple[list[Optional[dict]], Problems]:
         """Classify each line (numbered from ``first``): a text, or the path of an image file. One record per line:
-        the class and its probability, the ``n_best`` classes with theirs, on request the pooling weights; None for
+        the class and its probability, the ``n_best`` classes with theirs, on request the pooling weights
+        (``attention``: the mean over heads where there are several, and each head's as ``attention_heads``); None for
         a bad line, which gets a message."""
         problems = Problems()
         outputs: list[Optional[dict]] = [None] * len(lines)
@@ -239,9 +243,11 @@ class ClassificationTask(Task):
                         for c, p in zip(ranked[row], probabilities[row])
                     ]
                 if options.attention and weights is not None:
-                    record["attention"] = rounded(weights[row].float().cpu().tolist())
+                    record["attention"] = rounded(head_mean(weights, 2)[row].float().cpu().tolist())
+                    if weights.dim() == 3:
+                        record["attention_heads"] = rounded(weights[row].float().cpu().tolist())
                 outputs[index] = record
                 if plot_dir and weights is not None:
-                    figure = self.figure(batch, row, weights[row], int(ranked[row, 0]))
+                    figure = self.figure(batch, row, head_mean(weights, 2)[row], int(ranked[row, 0]))
                     save_figure(figure, Path(plot_dir) / f"line{index + first:05d}.png")
         return outputs, problems

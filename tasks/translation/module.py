@@ -8,6 +8,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from eeap.attend.base import head_mean
 from eeap.embed.base import TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.inference import DecodeOptions, Problems
@@ -161,13 +162,14 @@ class TranslationTask(Task):
             logger.log_hyperparams({"sacrebleu_signature": self.seq2seq.bleu_signature()})
 
     def figure(self, hyps: Hypotheses, row: int, source_ids: list[int], source_text: str) -> Any:
-        """The heatmap of one decoded example's attention (source × output), or None without attention."""
+        """The heatmap of one decoded example's attention (source × output; the mean over heads where there are
+        several), or None without attention."""
         if hyps.weights is None:
             return None
         length = int(hyps.lengths[row])
         output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
         return attention_heatmap(
-            hyps.weights[row, :length].float().cpu(),
+            head_mean(hyps.weights, 3)[row, :length].float().cpu(),
             self.info.source.pieces(source_ids),
             output,
             title=f"{source_text} → {self.info.target.join(output[:-1])}",

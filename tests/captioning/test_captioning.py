@@ -132,6 +132,12 @@ def test_doubly_stochastic_penalty_by_hand(tiny):
     assert penalty.item() == pytest.approx(1 / 12)
     mask = torch.tensor([[True, True, False]])  # a padded source position is left out: mean(0.5², 0) = 1/8
     assert task.seq2seq.doubly_stochastic(weights, mask, target).item() == pytest.approx(0.5 / 8)
+    # per head (1, heads 2, tgt 3, src 3): each head penalised alone, then averaged. The second head puts all on
+    # source 0 in both real steps: received [2, 0, 0] -> mean(1, 1, 1) = 1; the heads' mean (1/6 + 1) / 2, times λ
+    second = torch.tensor([[[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    heads = torch.stack([weights, second], 1)
+    penalty = task.seq2seq.doubly_stochastic(heads, torch.ones(1, 3, dtype=torch.bool), target)
+    assert penalty.item() == pytest.approx(0.5 * (1 / 6 + 1) / 2)
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,8 @@ def child(kind: str, source: str, cache: str, full_pass: str = "0", ranks: str =
     from lightning.pytorch.callbacks import Callback
 
     from eeap.config import load_config
-    from eeap.run import build_run, train
+    from eeap.experiment import Experiment
+    from eeap.run import train
 
     started = time.perf_counter()
 
@@ -151,7 +152,7 @@ def child(kind: str, source: str, cache: str, full_pass: str = "0", ranks: str =
     cfg = load_config(config, keys)
     train(cfg, callbacks=[Probe()])
     trained = memory(cache)
-    task, data = build_run(cfg)  # the cache again (reused), for the loader's throughput alone
+    task, data = Experiment.from_config(cfg).build()  # the cache again (reused), for the loader's throughput alone
     loader = data.train_dataloader()
     begin, seen = time.perf_counter(), 0
     for index, batch in enumerate(loader):
@@ -187,10 +188,10 @@ def dates_child(mode: str, steps: str) -> None:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
+    from eeap.experiment import Experiment
     from eeap.prepared import read, write
-    from eeap.run import build_run
 
-    task, data = build_run(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"])
+    task, data = Experiment.from_config(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"]).build()
     if mode == "arrow":
         folder = Path(tempfile.mkdtemp()) / "dates"
         write(folder, data, data.splits, data.info(), {})

@@ -13,11 +13,11 @@ only when it is built. The Python API:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
+from eeap.version import __version__
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -25,33 +25,27 @@ if TYPE_CHECKING:
     from eeap.data import DataModule
     from eeap.task import Task
 
-try:
-    __version__ = version("eeap")  # pyproject.toml's, the one place it is written
-except PackageNotFoundError:  # the source folder imported without being installed
-    __version__ = "0+unknown"
-__all__ = ["ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
+__all__ = ["__version__", "ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
 
 
 def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> tuple[Task, DataModule]:
     """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.load_config``) → (task module,
-    prepared data module)."""
-    from eeap.run import build_run
+    prepared data module), assembled as every run is (``eeap.experiment.Experiment``)."""
+    from eeap.experiment import Experiment
 
-    return build_run(config, overrides)
+    return Experiment.from_config(config, overrides).build()
 
 
 def load(checkpoint: Union[str, Path], map_location: Any = "cpu") -> Task:
     """A checkpoint written by ``eeap train`` → its task module, with its data state (vocabularies), in eval mode."""
-    from eeap.inference import load_task
+    from eeap.checkpoints import load_task
 
     return load_task(checkpoint, map_location)
 
 
 def train(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and test the run a config describes; returns the final metrics (also in the run's metrics.json)."""
-    from omegaconf import DictConfig
-
-    from eeap.config import load_config
+    from eeap.experiment import Experiment
     from eeap.run import train as run
 
-    return run(config if isinstance(config, DictConfig) else load_config(config, overrides))
+    return run(Experiment.from_config(config, overrides))

@@ -1,5 +1,5 @@
 """Reading a checkpoint written by ``eeap train``, checked: every load (predict, export, test, resume, ``eeap.load``)
-goes through here, so a bad file ends in one line, never a traceback.
+goes through here, so a bad file ends in one line, never a traceback; ``load_task`` rebuilds the trained task.
 
 Checkpoints are read weights-only, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run
 code.
@@ -42,3 +42,32 @@ def check_weights(ours: Mapping[str, Any], theirs: Mapping[str, Any], where: str
                 f"{where} the checkpoint holds another model than this config builds ({key}: {found} in the "
                 f"checkpoint, {wanted} here)"
             )
+
+
+def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Rebuild a task from a checkpoint written by ``eeap train`` (config and vocabularies travel inside it)."""
+    from eeap.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}")
+    checkpoint = read_checkpoint(path, f"{path}:", DataError, map_location)
+    return restore_task(checkpoint, checkpoint["eeap"]["config"], f"{path}:")
+
+
+def restore_task(checkpoint: dict, config: dict, where: str) -> Any:
+    """The task ``config`` (a run config; the checkpoint's own, or it with overrides) builds for the checkpoint's
+    data state (vocabularies: read by the checkpoint's own data type), with the checkpoint's weights, checked to fit;
+    in eval mode."""
+    from eeap import kernels
+    from eeap.errors import DataError
+    from eeap.registry import DATA, TASK
+
+    kernels.use(config.get("kernels", "auto"))
+    state = checkpoint["eeap"]["data_state"]
+    info = DATA.get(checkpoint["eeap"]["config"]["data"]["type"]).info_class.from_state(state)
+    task = TASK.build(config["model"], "model", info=info)
+    check_weights(task.state_dict(), checkpoint["state_dict"], where, DataError)
+    task.load_state_dict(checkpoint["state_dict"])
+    task.eeap_config, task.eeap_data_state = config, state
+    return task.eval()

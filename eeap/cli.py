@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     if args[0] == "--version":
-        from eeap import __version__
+        from eeap.version import __version__
 
         print(f"eeap {__version__}")
         return 0
@@ -116,23 +116,17 @@ def test_command(args: list[str]) -> int:
 
 
 def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]:
-    """Test a trained model on the test split of its run's data (its config with ``overrides``)."""
+    """Test a trained model on the test split of its run's data (its config with ``overrides``), assembled as its
+    run was (``Experiment.from_checkpoint``: seed, threads, kernels and cache settings as training had them)."""
     import lightning as L
-    from omegaconf import OmegaConf
 
-    from eeap.config import RunConfig, apply_overrides, validate
-    from eeap.data import DataModule
     from eeap.errors import DataError
-    from eeap.inference import load_task
-    from eeap.registry import DATA
+    from eeap.experiment import Experiment
     from eeap.run import console_callbacks
 
-    task = load_task(checkpoint)
-    cfg = apply_overrides(OmegaConf.create(task.eeap_config), list(overrides))
-    run = validate(OmegaConf.to_container(cfg, resolve=True), RunConfig)
-    data = DATA.build(
-        cast(dict, OmegaConf.to_container(cfg.data, resolve=True)), "data", role=DataModule, seed=run.seed
-    )
+    experiment = Experiment.from_checkpoint(checkpoint, overrides)
+    task = experiment.trained_task()
+    data = experiment.data()
     data.prepare()
     if data.info().state() != task.eeap_data_state:
         raise DataError(
@@ -140,10 +134,11 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
             "model was trained with; test on the same training data (data.test_file changes only the "
             "test split)"
         )
+    run = experiment.run
     trainer = L.Trainer(
         accelerator=run.trainer.accelerator,
         devices=1,
-        precision=run.trainer.precision,
+        precision=cast(Any, run.trainer.precision),
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,

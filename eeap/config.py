@@ -301,15 +301,41 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose, override, resolve and validate a run config."""
+def resolve_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose, override and resolve a config (a file, or a shipped config's name), unchecked."""
     cfg = apply_overrides(compose(path), list(overrides))
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(f"interpolation: {one_line(e)}") from None
-    validate(OmegaConf.to_container(cfg), RunConfig)
     return cfg
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose, override, resolve and check a run config, whole (``check_config``)."""
+    cfg = resolve_config(path, overrides)
+    check_config(cast(dict, OmegaConf.to_container(cfg)))
+    return cfg
+
+
+def check_config(container: dict) -> RunConfig:
+    """Check a whole config without reading data, building the model or importing torch (the components'
+    signatures are read from their sources, ``eeap.sources``): the run's sections, the named callbacks, the data
+    section's keys and every component section of the model (names, keys, types, ranges); what needs the data
+    (sizes, vocabularies) or a built part is checked when the model is built."""
+    from eeap.registry import CALLBACK, DATA, TASK, check_sections  # the registries read sources; nothing imported
+
+    run = validate(container, RunConfig)
+    for i, section in enumerate(run.trainer.callbacks):
+        CALLBACK.check(section, f"trainer.callbacks.{i}", wired=())
+    if run.trainer.accumulate_grad_batches != 1 and any(c.get("type") == "accumulate" for c in run.trainer.callbacks):
+        raise ConfigError(
+            "trainer.accumulate_grad_batches: a schedule (trainer.callbacks: accumulate) sets it; leave it at 1"
+        )
+    DATA.check(container["data"], "data", wired=["seed"])
+    TASK.check(container["model"], "model", wired=["info"])
+    check_sections(container["model"], "model")
+    return run
 
 
 def validate(values: Any, schema: type, where: str = "") -> Any:

@@ -4,9 +4,8 @@ order and seeds survive a resume."""
 from __future__ import annotations
 
 import abc
-import collections.abc
 import csv
-import typing
+import signal
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
@@ -17,9 +16,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from eeap.errors import DataError
-from eeap.faults import ignore_interrupts
 from eeap.paths import decode_text
+from eeap.prepared import DecodedOnRead as DecodedOnRead
 from eeap.registry import NonNegativeInt, PositiveInt, Role
+
+
+def ignore_interrupts(worker_id: int) -> None:
+    """A DataLoader worker's ``worker_init_fn``: Ctrl-C reaches every process of the terminal's group, and a worker
+    that died of it would fail the main process's next batch; the main process stops the run and the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def is_texts(value: Any) -> bool:
@@ -234,40 +239,6 @@ def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resiz
         image = image.resize((size[1], size[0]))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
-
-
-class DecodedOnRead(collections.abc.Sequence):
-    """A split of examples whose files are decoded when an example is read — by the loader, in its worker processes
-    if any — and never held: ``load(item)`` makes the example from a stored item (file paths, labels, captions).
-    A folder of any size takes the memory of its file names; ``items`` are the stored items, for what needs no
-    pixels (lengths, names).
-
-    # Parameters
-    items: the stored items, one per example.
-    load: a picklable function (a module-level function or a ``functools.partial`` of one) making an example.
-    """
-
-    def __init__(self, items: list, load: Callable[[Any], Any]) -> None:
-        self.items, self.load = items, load
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @typing.overload
-    def __getitem__(self, index: int) -> Any: ...
-
-    @typing.overload
-    def __getitem__(self, index: slice) -> DecodedOnRead: ...
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return DecodedOnRead(self.items[index], self.load)
-        return self.load(self.items[index])
-
-
-def stored(examples: Sequence) -> Sequence:
-    """A split's examples as stored: a ``DecodedOnRead`` split's undecoded items, any other split itself."""
-    return examples.items if isinstance(examples, DecodedOnRead) else examples
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -2,10 +2,10 @@
 training code, and ``Runner``, which runs them.
 
 What is exported, per task:
-- classification: ``model``: inputs (token ids (batch, len), or images (batch, C, H, W)) → logits (batch, classes)
-  and, with attention pooling, its weights (batch, len);
-- segmentation: ``model``: images (batch, C, H, W) at the data's image size → logits (batch, outputs, H, W);
-- translation and captioning: ``encoder``: inputs → memory (batch, src_len, dim) and its mask; ``start``: memory, mask
+- a task exported whole (classification, segmentation): ``model``: its inputs (``Task.example_inputs``) → its
+  ``Task.exported_outputs`` (classification: logits (batch, classes) and, with attention pooling, the weights
+  (batch, len); segmentation: logits (batch, outputs, H, W) at the data's image size);
+- a sequence-to-sequence task (translation, captioning: it has ``seq2seq``): ``encoder``: inputs → memory (batch, src_len, dim) and its mask; ``start``: memory, mask
   → the decoder's first state; ``step``: the last token (or the whole prefix, for a Transformer decoder), memory, mask
   and state → logits (batch, vocab), the new state and the attention weights. ``Runner.decode`` runs EEAP's own
   greedy and beam search (``eeap.predict.search``) over these.
@@ -49,23 +49,13 @@ def graphs(task: Any) -> list[Graph]:
 
     from eeap.text import PAD
 
-    kind = task.registered_name
     info = task.info
-    if kind == "classification":
-        if info.is_text:
-            example = torch.randint(PAD + 4, len(info.tokenizer), (3, 6))
-            dynamic = {"inputs": {0: "batch", 1: "length"}}
-        else:
-            example = torch.rand(3, info.channels, *info.image_size)
-            dynamic = {"inputs": {0: "batch"}}
-        with_weights = task(example)[1] is not None
-        outputs = ["logits", "weights"] if with_weights else ["logits"]
-        return [Graph("model", Outputs(task, len(outputs)), (example,), ["inputs"], outputs, dynamic)]
-    if kind == "segmentation":
-        example = torch.rand(2, info.channels, *info.image_size)
-        return [Graph("model", Outputs(task, 1), (example,), ["images"], ["logits"], {"images": {0: "batch"}})]
-    if not hasattr(task, "seq2seq"):
-        raise ConfigError(f"export: no graphs are defined for task '{kind}'")
+    example = task.example_inputs()  # {name: (tensor, dynamic axes)}: of forward, or of encode_inputs
+    names, inputs = list(example), tuple(tensor for tensor, _ in example.values())
+    axes = {name: dynamic for name, (_, dynamic) in example.items()}
+    if not hasattr(task, "seq2seq"):  # exported whole: forward's leading outputs
+        outputs = task.exported_outputs()
+        return [Graph("model", Outputs(task, len(outputs)), inputs, names, outputs, axes)]
     decoder = task.seq2seq.decoder
     if getattr(decoder, "cache", False):  # a Transformer's key-value cache is nested state of a growing length:
         decoder.cache = False  # the exported step recomputes the prefix (its reference path) on a fixed state layout
@@ -74,17 +64,11 @@ def graphs(task: Any) -> list[Graph]:
             "export: this model's attention depends on the decoding step's number (local-m), which an exported step "
             "does not carry; export models with another attention"
         )
-    if kind == "translation":
-        src = torch.randint(PAD + 4, len(info.source), (3, 7))
-        encoder = Graph("encoder", Encoder(task), (src,), ["src"], ["memory", "mask"], {"src": {0: "batch", 1: "src"}})
-    else:
-        images = torch.rand(3, info.channels, *info.image_size)
-        encoder = Graph("encoder", Encoder(task), (images,), ["images"], ["memory", "mask"], {"images": {0: "batch"}})
+    encoder = Graph("encoder", Encoder(task), inputs, names, ["memory", "mask"], axes)
     with torch.no_grad():
         memory, mask = encoder.module(*encoder.inputs)
-        if kind == "translation":
-            mask = mask.clone()
-            mask[1, 5:] = False  # a padded example, so the mask is an input of its own
+        mask = mask.clone()
+        mask[1, -2:] = False  # a padded example, so the mask is an input of its own
         state = decoder.start(memory, mask)
     names = state_names(state, decoder)
     values = tuple(state[n] for n in names)
@@ -188,7 +172,7 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
     import torch
 
     from eeap import kernels
-    from eeap.inference import load_task
+    from eeap.checkpoints import load_task
 
     if form not in FORMATS:
         raise ConfigError(f"--format: unknown format '{form}'. Valid options: {', '.join(FORMATS)}")

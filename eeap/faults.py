@@ -66,9 +66,3 @@ def stop_on_signals(handler: Callable[[int, Any], None] = raise_stopped) -> Iter
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-
-
-def ignore_interrupts(worker_id: int) -> None:
-    """A DataLoader worker's ``worker_init_fn``: Ctrl-C reaches every process of the terminal's group, and a worker
-    that died of it would fail the main process's next batch; the main process stops the run and the workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,4 +1,4 @@
-"""Loading a trained task from its checkpoint, and the ``predict.py`` command line."""
+"""The ``predict.py`` command line (``eeap predict``): a trained model on new input, one example per line."""
 
 from __future__ import annotations
 
@@ -7,55 +7,12 @@ import inspect
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from eeap.checkpoints import load_task
 from eeap.errors import DataError
-
-
-def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
-    """Rebuild a task from a checkpoint written by ``eeap train`` (config and vocabularies travel inside it)."""
-    from eeap.checkpoints import check_weights, read_checkpoint
-    from eeap.registry import DATA, TASK
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint not found: {path}")
-    checkpoint = read_checkpoint(path, f"{path}:", DataError, map_location)
-    meta = checkpoint["eeap"]
-    config = meta["config"]
-    from eeap import kernels
-
-    kernels.use(config.get("kernels", "auto"))
-    info = DATA.get(config["data"]["type"]).info_class.from_state(meta["data_state"])
-    task = TASK.build(config["model"], "model", info=info)
-    check_weights(task.state_dict(), checkpoint["state_dict"], f"{path}:", DataError)
-    task.load_state_dict(checkpoint["state_dict"])
-    task.eeap_config, task.eeap_data_state = config, meta["data_state"]
-    return task.eval()
-
-
-@dataclass
-class DecodeOptions:
-    """How ``eeap predict`` decodes and what it reports.
-
-    beam_size: None for the model's own (``model.beam_size``); n_best: hypotheses (or classes) reported per input;
-    length_penalty: GNMT's α, None for the model's; coverage: GNMT's coverage penalty β (0: none); batch_size: inputs
-    per batch; attention: records carry the attention weights.
-    """
-
-    beam_size: Optional[int] = None
-    n_best: int = 1
-    length_penalty: Optional[float] = None
-    coverage: float = 0.0
-    batch_size: int = 64
-    attention: bool = False
-
-    def search(self) -> dict[str, Any]:
-        """The keyword arguments of ``Seq2Seq.decode`` besides the beam size."""
-        return {"n_best": self.n_best, "length_penalty": self.length_penalty, "coverage": self.coverage}
-
+from eeap.prediction import DecodeOptions
 
 PRECISIONS = {"32": None, "bf16": "bfloat16", "16": "float16"}
 
@@ -244,25 +201,3 @@ def read_stdin_chunks(batch_size: int) -> Iterator[Lines]:
                 yield lines[start : start + batch_size], part
         if not data:
             return
-
-
-def rounded(values: Any, places: int = 4) -> Any:
-    """Nested lists of floats rounded to ``places`` (for JSON: float32 values print with noise digits otherwise)."""
-    if isinstance(values, list):
-        return [rounded(v, places) for v in values]
-    return round(values, places)
-
-
-class Problems:
-    """What went wrong with which input lines: messages for the user, and how many lines were skipped."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.skipped = 0
-
-    def skip(self, message: str) -> None:
-        self.messages.append(message)
-        self.skipped += 1
-
-    def warn(self, message: str) -> None:
-        self.messages.append(message)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import netrc
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from eeap.errors import ConfigError
+
+if TYPE_CHECKING:
+    from eeap.task import Example
 
 LOGGERS = ("wandb", "csv", "tensorboard", "mlflow")
 EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}  # logger: (module, extra)
@@ -295,20 +297,6 @@ def send_image(trainer: Any, key: str, path: Path, step: int) -> None:
             logger.experiment.add_image(key, pixels[..., :3], global_step=step, dataformats="HWC")
         elif isinstance(logger, MLFlowLogger):
             logger.experiment.log_artifact(logger.run_id, str(path), artifact_path="figures")
-
-
-@dataclass
-class Example:
-    """One validation example as a task shows it: what went in, what came out, what should have, and its attention.
-
-    ``input``, ``output``, ``reference``: text, or an image as an array (H, W) or (H, W, 3) of floats in [0, 1]
-    (a label mask: integers with ``classes`` set); ``figure``: the attention figure (matplotlib) or None."""
-
-    input: Any
-    output: Any
-    reference: Any = None
-    figure: Any = None
-    classes: int = 0  # > 0: output and reference are label masks of this many classes
 
 
 def log_examples(module: Any, examples: list[Example], key: str = "val") -> None:

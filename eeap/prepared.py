@@ -21,14 +21,16 @@ written under a temporary name and renamed into place when complete, so a killed
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import itertools
 import json
 import os
 import shutil
 import time
+import typing
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union, overload
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union, overload
 
 import numpy as np
 
@@ -37,6 +39,40 @@ ROWS_PER_BATCH = 64  # rows per record batch at most: reading a random row reads
 BATCH_BYTES = 65_536  # and about this many bytes (an image's pixels are tens of KB: a few rows a batch)
 KEPT_BYTES = 16 << 20  # a split file at most this big keeps the record batches it reads: it ends up held whole
 NOT_SETTINGS = ("batch_size", "eval_batch_size", "num_workers", "cache", "cache_dir", "type")
+
+
+class DecodedOnRead(collections.abc.Sequence):
+    """A split of examples whose files are decoded when an example is read — by the loader, in its worker processes
+    if any — and never held: ``load(item)`` makes the example from a stored item (file paths, labels, captions).
+    A folder of any size takes the memory of its file names; ``items`` are the stored items, for what needs no
+    pixels (lengths, names).
+
+    # Parameters
+    items: the stored items, one per example.
+    load: a picklable function (a module-level function or a ``functools.partial`` of one) making an example.
+    """
+
+    def __init__(self, items: list, load: Callable[[Any], Any]) -> None:
+        self.items, self.load = items, load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @typing.overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> DecodedOnRead: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return DecodedOnRead(self.items[index], self.load)
+        return self.load(self.items[index])
+
+
+def stored(examples: Sequence) -> Sequence:
+    """A split's examples as stored: a ``DecodedOnRead`` split's undecoded items, any other split itself."""
+    return examples.items if isinstance(examples, DecodedOnRead) else examples
 
 
 def cache_root(configured: Optional[str]) -> Path:
@@ -55,7 +91,7 @@ def file_identity(path: Path) -> list:
 
 
 def cache_key(kind: str, settings: dict, files: list[Path], seed: int) -> str:
-    from eeap import __version__
+    from eeap.version import __version__
 
     identity = {
         "format": FORMAT,
@@ -71,8 +107,6 @@ def cache_key(kind: str, settings: dict, files: list[Path], seed: int) -> str:
 def column_lengths(split: Any, column: str) -> np.ndarray:
     """The length of each example's ``column`` (a list), as one int32 array: from a cached split, that column alone
     is read (``ArrowRows.column_lengths``); from a split decoded on read, its stored items (no file decoded)."""
-    from eeap.data import stored
-
     if isinstance(split, ArrowRows):
         return split.column_lengths(column)
     return np.fromiter((len(example[column]) for example in stored(split)), dtype=np.int32, count=len(split))

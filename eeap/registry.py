@@ -8,7 +8,6 @@ Bounds are written in the annotation: ``hidden: PositiveInt = 128``, ``dropout: 
 
 from __future__ import annotations
 
-import abc
 import ast
 import contextlib
 import contextvars
@@ -25,49 +24,16 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
 from eeap.errors import ConfigError, one_line
+from eeap.schema import Fraction as Fraction
+from eeap.schema import NonNegativeFloat as NonNegativeFloat
+from eeap.schema import NonNegativeInt as NonNegativeInt
+from eeap.schema import PositiveFloat as PositiveFloat
+from eeap.schema import PositiveInt as PositiveInt
+from eeap.schema import Probability as Probability
+from eeap.schema import Range, Role
+from eeap.sources import package_modules
 
 T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """Bounds on a number, attached to its type with ``typing.Annotated``: ``Annotated[int, Range(low=1)]``.
-
-    ``low``/``high`` of ``None`` are unbounded; ``open_low``/``open_high`` leave the bound itself out.
-    """
-
-    low: Optional[float] = None
-    high: Optional[float] = None
-    open_low: bool = False
-    open_high: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
-            return False
-        return self.high is None or not (value > self.high or (self.open_high and value == self.high))
-
-    def __str__(self) -> str:
-        low, high = number(self.low), number(self.high)
-        if self.high is None:
-            return f"{'>' if self.open_low else '≥'} {low}"
-        if self.low is None:
-            return f"{'<' if self.open_high else '≤'} {high}"
-        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
-
-
-def number(x: Optional[float]) -> str:
-    """A bound as written: whole numbers without a decimal point or exponent."""
-    if x is None:
-        return ""
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-PositiveInt = Annotated[int, Range(low=1)]  # sizes, counts, batch sizes
-NonNegativeInt = Annotated[int, Range(low=0)]  # counts where 0 means none (or "pick for me", as documented)
-PositiveFloat = Annotated[float, Range(low=0, open_low=True)]  # learning rates, temperatures
-NonNegativeFloat = Annotated[float, Range(low=0)]  # loss weights, penalties
-Fraction = Annotated[float, Range(0, 1, open_high=True)]  # dropout, the share of a split held out
-Probability = Annotated[float, Range(0, 1)]  # teacher forcing, label smoothing, thresholds
 
 
 class Registry:
@@ -283,16 +249,6 @@ def complete_config(config: Mapping[str, Any], record: Mapping[str, Any]) -> dic
     return out
 
 
-class Role(abc.ABC):  # noqa: B024  (a marker: each role declares its own abstract methods)
-    """Marks an abstract base class as a role that components fill (an attention, a sequence encoder, ...).
-
-    ``registry_kind`` names the registry whose components fill it; ``role_name`` says what it is, in messages.
-    """
-
-    registry_kind: str = ""
-    role_name: str = ""
-
-
 def role_name(role: type, article: bool = True) -> str:
     """'an attention (alignment function)' for the Attention role (without the article if asked)."""
     name = getattr(role, "role_name", "") or role.__name__
@@ -334,22 +290,6 @@ def first_line(text: Optional[str]) -> str:
     paragraph = " ".join((text or "").strip().split("\n\n")[0].split())
     end = paragraph.find(". ")
     return paragraph if end < 0 else paragraph[: end + 1]
-
-
-def package_modules(packages: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """(dotted module name, source path) of every module below ``packages``, found without importing them."""
-    found = []
-    for package in packages:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for folder in spec.submodule_search_locations:
-            for path in sorted(Path(folder).rglob("*.py")):
-                parts = path.relative_to(folder).with_suffix("").parts
-                if parts[-1] == "__init__":
-                    parts = parts[:-1]
-                found.append((".".join((package, *parts)), path))
-    return found
 
 
 def registered_in(path: Path, variable: str) -> list[tuple[str, str, str]]:

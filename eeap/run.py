@@ -8,13 +8,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from eeap.config import RunConfig, load_config, to_yaml, validate
+from eeap.config import RunConfig, to_yaml
 from eeap.errors import ConfigError, one_line
+from eeap.experiment import Experiment
 from eeap.faults import Stopped
 from eeap.paths import writable_folder, write_atomically
 
@@ -39,45 +40,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
 
         with stop_on_signals():
             args = parser.parse_intermixed_args(argv)
-            cfg = load_config(args.config, args.overrides)
-            if args.print_config:  # checked first, as a run checks it (no data read, torch not imported)
-                check_config(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
-                print(to_yaml(cfg), end="")
+            experiment = Experiment.from_config(args.config, args.overrides)  # checked whole, torch not imported
+            if args.print_config:
+                print(to_yaml(experiment.config), end="")
                 return 0
-            metrics = train(cfg)
+            metrics = train(experiment)
         print(json.dumps(metrics, indent=2))
         return 0
 
     return guarded(body, prog)
-
-
-def build_run(cfg: Any, overrides: Sequence[str] = ()) -> tuple[Any, Any]:
-    """A config (a YAML path, or a loaded config) → (task module, prepared data module); seeds everything first."""
-    from eeap.registry import DATA, TASK, complete_config, recording_settings
-
-    if not isinstance(cfg, DictConfig):
-        cfg = load_config(cfg, list(overrides))
-    container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
-    with recording_settings() as record:
-        run = check_config(container)  # the whole config, before any data is read or torch imported
-        import lightning as L
-
-        from eeap import kernels, threads
-        from eeap.data import DataModule
-        from eeap.task import Task
-
-        kernels.use(run.kernels)
-        threads.use(run.threads)
-        L.seed_everything(run.seed, workers=True, verbose=False)
-        build_callbacks(run)  # their defaults recorded
-        data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
-        data.cache_settings = record["data"]  # with every default: what a prepared-data cache is keyed by
-        check_pairing(container["model"], data)  # before any data is read
-        data.prepare()
-        task = TASK.build(container["model"], where="model", role=Task, info=data.info())
-    task.eeap_config = complete_config(container, record)  # every default filled in: the run rebuilds from it
-    task.eeap_data_state = data.info().state()
-    return task, data
 
 
 def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") -> int:
@@ -95,21 +66,10 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
 
     def body() -> int:
         from eeap.faults import stop_on_signals
-        from eeap.registry import DATA, recording_settings
 
         with stop_on_signals():
             args = parser.parse_intermixed_args(argv)
-            cfg = load_config(args.config, args.overrides)
-            container = cast(dict, OmegaConf.to_container(cfg, resolve=True))
-            with recording_settings() as record:
-                run = check_config(container)
-                import lightning as L
-
-                from eeap.data import DataModule
-
-                L.seed_everything(run.seed, workers=True, verbose=False)
-                data = DATA.build(container["data"], where="data", role=DataModule, seed=run.seed)
-            data.cache_settings = record["data"]
+            data = Experiment.from_config(args.config, args.overrides).data()
             kind = data.registered_name
             if data.cache_dir() is None or not data.data_files():
                 print(f"data '{kind}' is made in memory on each run; there is nothing to prepare ahead")
@@ -122,37 +82,6 @@ def prepare_main(argv: Sequence[str] | None = None, prog: str = "eeap prepare") 
         return 0
 
     return guarded(body, prog)
-
-
-def check_config(container: dict) -> RunConfig:
-    """Check a whole config without reading data, building the model or importing torch (the components'
-    signatures are read from their sources, ``eeap.sources``): the run's sections, the named callbacks, the data
-    section's keys and every component section of the model (names, keys, types, ranges); what needs the data
-    (sizes, vocabularies) or a built part is checked when the model is built."""
-    from eeap.registry import CALLBACK, DATA, TASK, check_sections
-
-    run = validate(container, RunConfig)
-    for i, section in enumerate(run.trainer.callbacks):
-        CALLBACK.check(section, f"trainer.callbacks.{i}", wired=())
-    if run.trainer.accumulate_grad_batches != 1 and any(c.get("type") == "accumulate" for c in run.trainer.callbacks):
-        raise ConfigError(
-            "trainer.accumulate_grad_batches: a schedule (trainer.callbacks: accumulate) sets it; leave it at 1"
-        )
-    DATA.check(container["data"], "data", wired=["seed"])
-    TASK.check(container["model"], "model", wired=["info"])
-    check_sections(container["model"], "model")
-    return run
-
-
-def build_callbacks(run: RunConfig) -> list:
-    """The callbacks named in ``trainer.callbacks`` (``eeap.callbacks.named``), each from its section."""
-    from eeap.callbacks import RunCallback
-    from eeap.registry import CALLBACK
-
-    return [
-        CALLBACK.build(section, f"trainer.callbacks.{i}", role=RunCallback)
-        for i, section in enumerate(run.trainer.callbacks)
-    ]
 
 
 def build_profiler(run: RunConfig, run_dir: Path) -> Any:
@@ -169,21 +98,6 @@ def build_profiler(run: RunConfig, run_dir: Path) -> Any:
         "pytorch": profilers.PyTorchProfiler,
     }[name]
     return cls(dirpath=run_dir, filename="profile")
-
-
-def check_pairing(model: Any, data: Any) -> None:
-    """Refuse in one line a task given data of another task (a translation model on images, say)."""
-    from eeap.registry import DATA, TASK
-    from eeap.task import Task
-
-    task_cls, _ = TASK.settings(model, "model", role=Task, wired=["info"])
-    wanted = task_cls.info_class
-    if not issubclass(data.info_class, wanted):
-        fitting = [name for name in DATA.names() if issubclass(DATA.get(name).info_class, wanted)]
-        raise ConfigError(
-            f"data.type: task '{task_cls.registered_name}' needs its own kind of data ({', '.join(fitting)}); "
-            f"data '{data.registered_name}' is for another task"
-        )
 
 
 def check_monitors(run: RunConfig, task: Any) -> None:
@@ -208,11 +122,12 @@ def check_monitors(run: RunConfig, task: Any) -> None:
             )
 
 
-def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Fit and test the run described by a loaded config; return the final metrics (also in metrics.json)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    run = validate(container, RunConfig)
-    task, data = build_run(cfg)
+def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Fit and test the run a config (or its ``Experiment``) describes; return the final metrics (also in
+    metrics.json). ``callbacks``: Lightning callbacks beside the run's own."""
+    experiment = config if isinstance(config, Experiment) else Experiment.from_config(config)
+    run = experiment.run
+    task, data = experiment.build()
 
     run_dir, ckpt_path = resolve_run_dir(run)
     wandb_id, resume_step = None, None
@@ -221,7 +136,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         for leftover in (run_dir / "checkpoints").glob(".*.tmp-*"):  # a write that a kill cut short
             leftover.unlink(missing_ok=True)
     check_monitors(run, task)
-    named = build_callbacks(run)
+    named = experiment.callbacks
     trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id, resume_step)
     # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data)
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
@@ -381,7 +296,7 @@ def build_trainer(
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
-    from eeap.callbacks import AtomicCheckpointIO, BestValue, LearningCurve, StopOnSignal
+    from eeap.callbacks import AtomicCheckpointIO, BestValue, ExampleLog, LearningCurve, StopOnSignal
     from eeap.loggers import build_loggers
 
     monitor, mode = task.monitor
@@ -428,6 +343,7 @@ def build_trainer(
             )
         )
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
+    callbacks.append(ExampleLog())
     callbacks.append(BestValue(ck.monitor or monitor, ck.mode or mode))
     callbacks.append(LearningCurve(ck.monitor or monitor, ck.mode or mode))
     loggers = build_loggers(run, run_dir, wandb_id, resume_step)

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 from eeap import threads
 from eeap.attend.base import Attention, head_mean
-from eeap.inference import rounded
 from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses, beam_search
+from eeap.prediction import rounded
 from eeap.text import PAD, Tokenizer
 
 

@@ -17,12 +17,21 @@ import builtins
 import dataclasses
 import functools
 import importlib
+import importlib.util
 import inspect
 import typing
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-LIGHT = ("typing", "typing_extensions", "collections.abc", "eeap.registry")  # imported for real: no torch, no Lightning
+from eeap.schema import Range, Role
+
+LIGHT = (
+    "typing",
+    "typing_extensions",
+    "collections.abc",
+    "eeap.schema",
+    "eeap.registry",
+)  # imported for real: no torch, no Lightning
 OWN = "eeap"  # modules read from their sources
 
 
@@ -158,8 +167,6 @@ def placeholder(name: str) -> type:
 @functools.cache
 def role_stand_in(cls: SourceClass) -> Optional[type]:
     """A ``Role`` subclass with the registry kind and role name of ``cls``, if ``cls`` fills a role."""
-    from eeap.registry import Role
-
     mro = static_mro(cls)
     if Role not in mro:
         return None
@@ -232,9 +239,23 @@ def find_method(cls: SourceClass, name: str) -> Optional[tuple[SourceClass, ast.
 def own_modules() -> dict[str, Path]:
     """Every module of EEAP (``eeap`` and ``eeap.tasks``) by dotted name: its source file, found without importing
     any package (a package's ``__init__`` may import Lightning)."""
-    from eeap.registry import package_modules
-
     return dict(package_modules((OWN, f"{OWN}.tasks")))
+
+
+def package_modules(packages: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(dotted module name, source path) of every module below ``packages``, found without importing them."""
+    found = []
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for folder in spec.submodule_search_locations:
+            for path in sorted(Path(folder).rglob("*.py")):
+                parts = path.relative_to(folder).with_suffix("").parts
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                found.append((".".join((package, *parts)), path))
+    return found
 
 
 def source_path(module: str) -> Optional[Path]:
@@ -365,8 +386,6 @@ def evaluate(module: str, node: ast.expr) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return -value
     if isinstance(node, ast.Call):
-        from eeap.registry import Range
-
         if evaluate(module, node.func) is Range:
             args = [evaluate(module, a) for a in node.args]
             return Range(*args, **{k.arg: evaluate(module, k.value) for k in node.keywords if k.arg})

@@ -36,6 +36,20 @@ class OptimConfig:
     patience: NonNegativeInt = 2
 
 
+@dataclass
+class Example:
+    """One validation example as a task shows it: what went in, what came out, what should have, and its attention.
+
+    ``input``, ``output``, ``reference``: text, or an image as an array (H, W) or (H, W, 3) of floats in [0, 1]
+    (a label mask: integers with ``classes`` set); ``figure``: the attention figure (matplotlib) or None."""
+
+    input: Any
+    output: Any
+    reference: Any = None
+    figure: Any = None
+    classes: int = 0  # > 0: output and reference are label masks of this many classes
+
+
 class Task(L.LightningModule, Role):
     """The task role: a LightningModule that a builder (``from_config``) wires from built parts; subclasses set
     ``monitor`` (metric, mode) for checkpoints.
@@ -49,6 +63,7 @@ class Task(L.LightningModule, Role):
     supplied = ("info",)
     info_class: type = object  # what the task's data must give (a DataInfo subclass)
     monitor: tuple[str, str] = ("val/loss", "min")
+    plot_examples: int = 0  # validation examples shown each validation (``validation_examples``)
 
     def __init__(self, optim: Optional[dict] = None) -> None:
         super().__init__()
@@ -115,6 +130,20 @@ class Task(L.LightningModule, Role):
         """The names this task logs for its validation and test splits (``loss``, ``exact_match``, ...); the run
         checks a ``monitor`` against them before training."""
 
+    def example_inputs(self) -> dict[str, tuple[torch.Tensor, dict[int, str]]]:
+        """What ``eeap export`` traces: example inputs by name, each with its dynamic axes ({axis: name}), of
+        ``forward`` (a task exported whole) or of ``encode_inputs`` (a sequence-to-sequence task)."""
+        raise ConfigError(f"export: no example inputs are defined for task '{self.registered_name}'")
+
+    def exported_outputs(self) -> list[str]:
+        """The names of ``forward``'s leading outputs that a task exported whole exports."""
+        raise ConfigError(f"export: no outputs are defined for task '{self.registered_name}'")
+
+    def validation_examples(self, batch: dict, outputs: Any) -> list[Example]:
+        """The first validation batch's examples as the loggers show them (``plot_examples`` of them), from that
+        batch and what ``validation_step`` returned for it; the run's ``ExampleLog`` callback logs them."""
+        return []
+
     def logged_metrics(self) -> set[str]:
         """Every metric a run of this task logs and a ``monitor`` may name: ``train/loss`` and ``val/<name>``."""
         return {"train/loss", *(f"val/{name}" for name in self.metric_names())}
@@ -134,8 +163,8 @@ class Task(L.LightningModule, Role):
     def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
         """A trained task from a checkpoint written by ``eeap train``: its config rebuilds the model, its data state
         (vocabularies) the data's side; Lightning's own classmethod, here through ``eeap.load``."""
+        from eeap.checkpoints import load_task
         from eeap.errors import DataError
-        from eeap.inference import load_task
 
         task = load_task(checkpoint_path, map_location)
         if not isinstance(task, cls):

@@ -20,14 +20,15 @@ import torch
 
 _chosen: Optional[int] = None  # set by ``use``: one count for every phase; None: the per-phase defaults
 SEARCH_THREADS = 1  # the search loop's count on the CPU when none is chosen
+_DEFAULT = torch.get_num_threads()  # torch's own count, as this process started
 
 
 def use(threads: Optional[int]) -> None:
-    """Choose one thread count for every phase (None: torch's default for training, one for the search loop)."""
+    """Choose one thread count for every phase (None: torch's default for training, one for the search loop; a run
+    after one that chose a count, in the same process, gets torch's default back)."""
     global _chosen
     _chosen = threads
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads if threads is not None else _DEFAULT)
 
 
 def chosen() -> Optional[int]:

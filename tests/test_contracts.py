@@ -219,6 +219,16 @@ def test_segmentation_head_contract(name):
 
 
 @pytest.mark.parametrize("name", TASK.names())
+def test_every_task_says_what_export_traces(name):
+    """``eeap export`` asks the task for its example inputs (and a task exported whole for its outputs): it never
+    branches on a task's name."""
+    import eeap.export
+
+    assert TASK.get(name).example_inputs is not Task.example_inputs
+    assert f'"{name}"' not in inspect.getsource(eeap.export)
+
+
+@pytest.mark.parametrize("name", TASK.names())
 def test_task_contract(name):
     cls = TASK.get(name)
     assert callable(cls.from_config) and cls.monitor[1] in ("min", "max")

@@ -42,7 +42,7 @@ def checkpoint(tmp_path, name):
 @pytest.mark.parametrize("form", ["torchscript", "onnx"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
-    from eeap.inference import load_task
+    from eeap.checkpoints import load_task
 
     path, data = checkpoint(tmp_path, name)
     task = load_task(path)
@@ -117,7 +117,7 @@ def test_eeap_export_command_and_its_refusals(tmp_path, capsys):
 
 
 def test_a_deep_bidirectional_encoder_exports_to_onnx(tmp_path):
-    from eeap.inference import load_task
+    from eeap.checkpoints import load_task
 
     config, overrides = MODELS["translation-rnn"]
     task, data = build(load_config(ROOT / "configs" / config, [*QUIET, *overrides, "model.encode.layers=2"]))

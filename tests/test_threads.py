@@ -33,3 +33,12 @@ def test_the_search_loop_on_a_gpu_is_left_alone():
     torch.set_num_threads(2)
     with threads.for_search(torch.device("cuda")):
         assert torch.get_num_threads() == 2
+
+
+def test_no_chosen_count_gives_torchs_default_back():
+    """A run that chose a count, then one that chose none in the same process (a notebook, a sweep): the second
+    trains on torch's default again, not on the first one's count."""
+    threads.use(1)
+    assert torch.get_num_threads() == 1
+    threads.use(None)
+    assert torch.get_num_threads() == threads._DEFAULT

@@ -19,6 +19,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from eeap.faults import STOP_SIGNALS, Stopped, in_main_thread
+from eeap.loggers import log_examples
 from eeap.registry import Role
 
 
@@ -124,6 +125,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             if temporary.exists():
                 temporary.unlink()
+
+
+class ExampleLog(Callback):
+    """Each validation (not the sanity check), the task's examples of the first batch (``Task.validation_examples``):
+    their figures and one table, through ``eeap.loggers.log_examples``."""
+
+    def on_validation_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0 and pl_module.plot_examples and not trainer.sanity_checking:
+            log_examples(pl_module, pl_module.validation_examples(batch, outputs))
 
 
 class BestValue(Callback):

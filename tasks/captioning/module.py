@@ -19,14 +19,13 @@ from eeap.data import read_image
 from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import Example, log_examples
 from eeap.plotting import caption_overlays, display_image, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
+from eeap.prediction import DecodeOptions, Problems
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq, hypothesis_records
-from eeap.task import AttendSection, Task, build_predict
+from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.captioning.data import CaptioningInfo
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -129,6 +128,10 @@ class CaptioningTask(Task):
         """What ``eeap export`` exports as the encoder: ``encode``."""
         return self.encode(images)
 
+    def example_inputs(self) -> dict[str, tuple[Tensor, dict[int, str]]]:
+        """Images (batch, C, H, W) at the data's size for ``encode_inputs``, batch dynamic."""
+        return {"images": (torch.rand(3, self.info.channels, *self.info.image_size), {0: "batch"})}
+
     def decode(self, images: Tensor, beam_size: Optional[int] = None, **options: Any) -> Hypotheses:
         """Caption a batch of images: the best hypotheses with their attention weights (``options``: n_best,
         length_penalty, coverage, as ``Seq2Seq.decode``)."""
@@ -147,12 +150,12 @@ class CaptioningTask(Task):
         self.log_metrics(split, {"loss": loss, **metrics}, len(batch["src"]), prog_bar="bleu")
         return hyps
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        hyps = self.evaluate(batch, "val", beam_size=1)
-        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            log_examples(
-                self, [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
-            )
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"hyps": self.evaluate(batch, "val", beam_size=1)}
+
+    def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
+        hyps = outputs["hyps"]
+        return [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
 
     def example(self, hyps: Hypotheses, row: int, batch: dict) -> Example:
         """Validation example ``row`` as the loggers show it: image, caption, true caption, attention per token."""

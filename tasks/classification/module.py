@@ -15,12 +15,11 @@ from eeap.data import read_image
 from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.inference import DecodeOptions, Problems, rounded
-from eeap.loggers import Example, log_examples
 from eeap.plotting import attention_heatmap, attention_overlay, display_image, save_figure
 from eeap.predict.base import ClassifierHead
+from eeap.prediction import DecodeOptions, Problems, rounded
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
-from eeap.task import AttendSection, Task, build_predict
+from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.classification.data import ClassificationInfo, collate_text
 from eeap.text import PAD
 
@@ -126,6 +125,19 @@ class ClassificationTask(Task):
         cls_token = ClsToken(embedding.output_dim) if head.prepends_token else None
         return cls(info, embedding, encoder, head, cls_token, optim, label_smoothing, plot_examples)
 
+    def example_inputs(self) -> dict[str, tuple[Tensor, dict[int, str]]]:
+        """Token ids (batch, len), batch and length dynamic; or images (batch, C, H, W), batch dynamic."""
+        if self.info.is_text:
+            return {"inputs": (torch.randint(PAD + 4, len(self.info.tokenizer), (3, 6)), {0: "batch", 1: "length"})}
+        return {"inputs": (torch.rand(3, self.info.channels, *self.info.image_size), {0: "batch"})}
+
+    def exported_outputs(self) -> list[str]:
+        """The logits, and the pooling's weights where the head gives them (attention pooling)."""
+        inputs, _ = self.example_inputs()["inputs"]
+        with torch.no_grad():
+            weights = self(inputs.to(self.device))[1]
+        return ["logits", "weights"] if weights is not None else ["logits"]
+
     def forward(self, inputs: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """Token ids (batch, len) or images (batch, C, H, W) -> logits (batch, classes), weights (batch, len), per
         head (batch, heads, len), or None.
@@ -156,12 +168,14 @@ class ClassificationTask(Task):
         )
         return weights
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        weights = self.evaluate(batch, "val")
-        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            predictions = self(batch["inputs"])[0].argmax(-1)
-            count = min(self.plot_examples, len(batch["labels"]))
-            log_examples(self, [self.example(batch, i, weights, int(predictions[i])) for i in range(count)])
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"weights": self.evaluate(batch, "val")}
+
+    def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
+        weights = outputs["weights"]
+        predictions = self(batch["inputs"])[0].argmax(-1)
+        count = min(self.plot_examples, len(batch["labels"]))
+        return [self.example(batch, i, weights, int(predictions[i])) for i in range(count)]
 
     def example(self, batch: dict, i: int, weights: Optional[Tensor], predicted: int) -> Example:
         """Validation example i as the loggers show it: text or image, predicted and true class, attention."""

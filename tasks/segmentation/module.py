@@ -15,13 +15,12 @@ from torch import Tensor
 from eeap.data import read_image
 from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
-from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import Example, log_examples
 from eeap.metrics import ForegroundIoU
 from eeap.plotting import display_image, gate_figure, save_figure
 from eeap.predict.base import SegmentationHead
+from eeap.prediction import DecodeOptions, Problems
 from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
-from eeap.task import AttendSection, Task, build_predict
+from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.segmentation.data import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
@@ -129,6 +128,13 @@ class SegmentationTask(Task):
         )
         return cls(info, encoder, decoder, optim, dice_weight, ce_weight, aux_weight, plot_examples, channels_last)
 
+    def example_inputs(self) -> dict[str, tuple[Tensor, dict[int, str]]]:
+        """Images (batch, C, H, W) at the data's image size, batch dynamic."""
+        return {"images": (torch.rand(2, self.info.channels, *self.info.image_size), {0: "batch"})}
+
+    def exported_outputs(self) -> list[str]:
+        return ["logits"]
+
     def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Images (batch, C, H, W) -> logits (batch, outputs, H, W), gate maps [(batch, 1, h, w)], aux logits."""
         height, width = images.shape[-2:]
@@ -173,11 +179,13 @@ class SegmentationTask(Task):
         )
         return predicted, gates
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
         predicted, gates = self.evaluate(batch, "val")
-        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            count = min(self.plot_examples, len(predicted))
-            log_examples(self, [self.example(batch, i, predicted, gates) for i in range(count)])
+        return {"predicted": predicted, "gates": gates}
+
+    def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
+        predicted, gates = outputs["predicted"], outputs["gates"]
+        return [self.example(batch, i, predicted, gates) for i in range(min(self.plot_examples, len(predicted)))]
 
     def example(self, batch: dict, i: int, predicted: Tensor, gates: list[Tensor]) -> Example:
         """Validation example i as the loggers show it: image, predicted and true masks, the gates over the image."""

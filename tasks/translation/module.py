@@ -11,14 +11,13 @@ from torch import Tensor
 from eeap.attend.base import head_mean
 from eeap.embed.base import TokenEmbedder
 from eeap.encode.base import SequenceEncoder
-from eeap.inference import DecodeOptions, Problems
-from eeap.loggers import Example, log_examples
 from eeap.plotting import attention_heatmap, save_figure
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses
+from eeap.prediction import DecodeOptions, Problems
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.seq2seq import Seq2Seq, hypothesis_records
-from eeap.task import AttendSection, Task, build_predict
+from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.translation.data import TranslationInfo
 from eeap.text import PAD, pad
 
@@ -118,6 +117,10 @@ class TranslationTask(Task):
         """src (batch, src_len) token ids, padded with PAD -> memory and mask (what ``eeap export`` exports)."""
         return self.encode(src, src != PAD)
 
+    def example_inputs(self) -> dict[str, tuple[Tensor, dict[int, str]]]:
+        """Token ids (batch, src_len) for ``encode_inputs``, batch and length dynamic."""
+        return {"src": (torch.randint(PAD + 4, len(self.info.source), (3, 7)), {0: "batch", 1: "src"})}
+
     def forward(self, src: Tensor, mask: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Any:
         """Teacher-forced logits (batch, tgt_len, vocab) and weights (batch, tgt_len, src_len) or None."""
         memory, mask = self.encode(src, mask)
@@ -141,12 +144,12 @@ class TranslationTask(Task):
         self.log_metrics(split, {"loss": loss, **metrics}, len(batch["src"]), prog_bar="exact_match")
         return hyps
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        hyps = self.evaluate(batch, "val", beam_size=1)
-        if batch_idx == 0 and self.plot_examples and not self.trainer.sanity_checking:
-            log_examples(
-                self, [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
-            )
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"hyps": self.evaluate(batch, "val", beam_size=1)}
+
+    def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
+        hyps = outputs["hyps"]
+        return [self.example(hyps, i, batch) for i in range(min(self.plot_examples, len(batch["src"])))]
 
     def example(self, hyps: Hypotheses, row: int, batch: dict) -> Example:
         """Validation example ``row`` as the loggers show it: source, output, reference and attention heatmap."""

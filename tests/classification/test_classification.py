@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 import eeap  # noqa: F401
+from eeap.checkpoints import load_task
 from eeap.errors import ConfigError, DataError
-from eeap.inference import load_task
 from eeap.inference import main as predict_main
 from eeap.predict.base import ClassifierHead
 from eeap.registry import DATA, EMBED
@@ -214,7 +214,7 @@ def test_other_classification_configs(tmp_path, config, extra):
 
 def test_text_predict_lines(tmp_path):
     from eeap.config import load_config
-    from eeap.inference import DecodeOptions
+    from eeap.prediction import DecodeOptions
 
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
     cfg = load_config(

@@ -169,8 +169,7 @@ def test_po_de_transformer_config_is_whole():
     """The Transformer variant's every section checks out before any data is read."""
     from omegaconf import OmegaConf
 
-    from eeap.config import load_config
-    from eeap.run import check_config
+    from eeap.config import check_config, load_config
 
     cfg = load_config(ROOT / "configs" / "translation" / "po_de_transformer.yaml", ["logger=none"])
     run = check_config(OmegaConf.to_container(cfg, resolve=True))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from eeap.attend.base import Attention
-from eeap.inference import load_task
+from eeap.checkpoints import load_task
 from eeap.inference import main as predict_main
 from eeap.registry import ATTEND
 from eeap.run import train

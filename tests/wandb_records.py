@@ -5,6 +5,7 @@ chunks, each with a 7-byte header (CRC-32, length, type: 1 full, 2 first, 3 midd
 record is the bytes of one full chunk or of a first..last run. The records are ``wandb_internal_pb2.Record``.
 """
 
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -41,6 +42,23 @@ def run_files(run_dir):
     return sorted(Path(run_dir, "wandb").glob("offline-run-*/run-*.wandb"))
 
 
+def finished_records(path, timeout=60.0):
+    """Every record of a run file once W&B has written its last, the run's ``exit`` record. W&B's service process
+    writes the file and may still be writing it when ``finish()`` returns: read before, the file ends early (no
+    validation rows yet) or in a half-written chunk. After ``timeout`` seconds, what is there."""
+    from google.protobuf.message import DecodeError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = list(records(path))
+        except DecodeError:  # a chunk still being written
+            found = []
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def of_type(path, kind):
-    """The records of one kind (``run``, ``history``, ``summary``, ``config``, ...)."""
-    return [getattr(r, kind) for r in records(path) if r.WhichOneof("record_type") == kind]
+    """The records of one kind (``run``, ``history``, ``summary``, ``config``, ...) of a finished run file."""
+    return [getattr(r, kind) for r in finished_records(path) if r.WhichOneof("record_type") == kind]

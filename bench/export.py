@@ -32,7 +32,7 @@ def main() -> None:
 
     import eeap
     from eeap.export import Runner, export
-    from eeap.text import PAD, pad
+    from eeap.text import pad
 
     task = eeap.load(checkpoint)
     lines = (work / "dates.src").read_text().splitlines()
@@ -42,7 +42,7 @@ def main() -> None:
 
     def eager() -> None:
         for src in batches:
-            task.decode(src, src != PAD, 1)
+            task.decode(src, 1)
 
     def exported(form: str) -> None:
         for src in batches:

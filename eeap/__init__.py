@@ -3,9 +3,11 @@
 ``import eeap`` is light: the registries know every component's name from the sources and import a component's module
 only when it is built. The Python API:
 
-- ``eeap.build(config)`` → ``(task, data)``: a config file's path (or a loaded config) built into a task module and its
-  data module, ready for a Lightning ``Trainer``;
-- ``eeap.load(checkpoint)`` → the trained task, in evaluation mode (``TaskClass.load_from_checkpoint`` does the same);
+- ``eeap.build(config)`` → ``(module, data)``: a config file's path (or a loaded config) built into the task wrapped
+  for Lightning (``eeap.training.TrainingModule``; the task itself is ``module.model``) and its data module, ready for
+  a Lightning ``Trainer``;
+- ``eeap.load(checkpoint)`` → the trained task, a plain ``torch.nn.Module`` in evaluation mode, loaded without
+  Lightning (``TaskClass.load_from_checkpoint`` does the same; ``TrainingModule.load_from_checkpoint`` wraps it);
 - ``eeap.train(config)`` → the final metrics, as ``eeap train`` gives them;
 - the registries ``EMBED``, ``ENCODE``, ``ATTEND``, ``PREDICT``, ``TASK``, ``DATA``: ``ATTEND.names()``,
   ``ATTEND.get("additive")``, ``ATTEND.build({"type": "additive"}, query_dim=8, key_dim=8)``.
@@ -24,20 +26,22 @@ if TYPE_CHECKING:
 
     from eeap.data import DataModule
     from eeap.task import Task
+    from eeap.training import TrainingModule
 
 __all__ = ["__version__", "ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
 
 
-def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> tuple[Task, DataModule]:
-    """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.load_config``) → (task module,
-    prepared data module), assembled as every run is (``eeap.experiment.Experiment``)."""
+def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> tuple[TrainingModule, DataModule]:
+    """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.load_config``) → (the task
+    wrapped for Lightning, prepared data module), assembled as every run is (``eeap.experiment.Experiment``)."""
     from eeap.experiment import Experiment
 
     return Experiment.from_config(config, overrides).build()
 
 
 def load(checkpoint: Union[str, Path], map_location: Any = "cpu") -> Task:
-    """A checkpoint written by ``eeap train`` → its task module, with its data state (vocabularies), in eval mode."""
+    """A checkpoint written by ``eeap train`` → its task (a plain ``nn.Module``), with its data state (vocabularies),
+    in eval mode; Lightning is not imported."""
     from eeap.checkpoints import load_task
 
     return load_task(checkpoint, map_location)

@@ -44,6 +44,22 @@ def check_weights(ours: Mapping[str, Any], theirs: Mapping[str, Any], where: str
             )
 
 
+PREFIX = "model."  # where a training checkpoint keeps the task's weights (``eeap.training.TrainingModule.model``)
+
+
+def model_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's weights as the task's own state dict: without the trainer's ``model.`` prefix (checkpoints
+    written before the trainer wrapped the task have none)."""
+    if state_dict and all(key.startswith(PREFIX) for key in state_dict):
+        return {key[len(PREFIX) :]: value for key, value in state_dict.items()}
+    return dict(state_dict)
+
+
+def training_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's weights as the trainer's state dict (``model.`` before each of the task's keys)."""
+    return {PREFIX + key: value for key, value in model_weights(state_dict).items()}
+
+
 def load_task(path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild a task from a checkpoint written by ``eeap train`` (config and vocabularies travel inside it)."""
     from eeap.errors import DataError
@@ -61,13 +77,14 @@ def restore_task(checkpoint: dict, config: dict, where: str) -> Any:
     in eval mode."""
     from eeap import kernels
     from eeap.errors import DataError
-    from eeap.registry import DATA, TASK
+    from eeap.registry import TASK
 
     kernels.use(config.get("kernels", "auto"))
     state = checkpoint["eeap"]["data_state"]
-    info = DATA.get(checkpoint["eeap"]["config"]["data"]["type"]).info_class.from_state(state)
+    info = TASK.get(config["model"]["type"], "model.type").info_class.from_state(state)  # not the data module's
     task = TASK.build(config["model"], "model", info=info)
-    check_weights(task.state_dict(), checkpoint["state_dict"], where, DataError)
-    task.load_state_dict(checkpoint["state_dict"])
+    weights = model_weights(checkpoint["state_dict"])
+    check_weights(task.state_dict(), weights, where, DataError)
+    task.load_state_dict(weights)
     task.eeap_config, task.eeap_data_state = config, state
     return task.eval()

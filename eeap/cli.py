@@ -123,6 +123,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
     from eeap.errors import DataError
     from eeap.experiment import Experiment
     from eeap.run import console_callbacks
+    from eeap.training import TrainingModule
 
     experiment = Experiment.from_checkpoint(checkpoint, overrides)
     task = experiment.trained_task()
@@ -146,7 +147,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
         limit_test_batches=run.trainer.limit_test_batches,
         callbacks=console_callbacks(run.trainer.enable_progress_bar),
     )
-    results = trainer.test(task, datamodule=data, verbose=False, weights_only=True)
+    results = trainer.test(TrainingModule(task), datamodule=data, verbose=False, weights_only=True)
     return {key: float(value) for key, value in results[0].items()}
 
 

@@ -19,6 +19,7 @@ from eeap.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from eeap.data import DataModule
     from eeap.task import Task
+    from eeap.training import TrainingModule
 
 
 class Experiment:
@@ -99,11 +100,13 @@ class Experiment:
         self.setup()
         return restore_task(self.checkpoint, self.container, f"{self.source}:")
 
-    def build(self) -> tuple[Task, DataModule]:
-        """The task and its prepared data; the task carries the config as built (``eeap_config``, every default
-        filled in: the run rebuilds from it) and the data state (vocabularies) it was built for."""
+    def build(self) -> tuple[TrainingModule, DataModule]:
+        """The task, wrapped for Lightning (``TrainingModule``; the task itself is its ``model``), and its prepared
+        data; the task carries the config as built (``eeap_config``, every default filled in: the run rebuilds from
+        it) and the data state (vocabularies) it was built for."""
         from eeap.registry import TASK, complete_config, recording_settings
         from eeap.task import Task
+        from eeap.training import TrainingModule
 
         data = self.data()
         with recording_settings() as record:
@@ -113,7 +116,7 @@ class Experiment:
         self.settings.update(record)
         task.eeap_config = complete_config(self.container, self.settings)
         task.eeap_data_state = data.info().state()
-        return task, data
+        return TrainingModule(task), data
 
 
 def build_callbacks(run: RunConfig) -> list:

@@ -181,7 +181,6 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
     out = Path(out)
     task = load_task(checkpoint)
     kernels.use("reference")  # plain operations in the graph
-    task._jit_is_scripting = True  # Lightning's flag: tracing may read a task's properties without a Trainer
     out.mkdir(parents=True, exist_ok=True)
     made = graphs(task)
     for graph in made:

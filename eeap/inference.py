@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import sys
@@ -91,7 +90,7 @@ def predict(args: Any) -> int:
     device = choose_device(args.device)
     threads.use(args.threads)
     task = load_task(args.checkpoint, map_location=device).to(device)
-    extra = {"out_dir": args.out_dir} if "out_dir" in inspect.signature(task.predict_lines).parameters else {}
+    extra = {"out_dir": args.out_dir} if task.writes_files else {}
     if args.out_dir and not extra:
         raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
     dtype = PRECISIONS[args.precision]

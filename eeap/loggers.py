@@ -268,13 +268,10 @@ def log_figure(module: Any, key: str, figure: Any) -> Path | None:
 
     Returns the PNG's path (None on other ranks).
     """
-    import matplotlib.pyplot as plt
-
     from eeap.plotting import save_figure
 
     trainer = module.trainer
-    if not trainer.is_global_zero:
-        plt.close(figure)
+    if not trainer.is_global_zero:  # figures are made outside pyplot: dropping one frees it
         return None
     step = logged_step(trainer)
     name = f"{key.replace('/', '_')}-step{step:07d}.png"
@@ -303,13 +300,8 @@ def log_examples(module: Any, examples: list[Example], key: str = "val") -> None
     """A validation's fixed examples: each figure as ``<key>/attention_<i>`` (a PNG in the run folder, an image in
     the loggers), and one table ``<key>/examples`` (example, input, output, reference, attention) at the step of the
     validation's metrics, so one example's attention can be followed through training. Rank 0 only."""
-    import matplotlib.pyplot as plt
-
     trainer = module.trainer
     if not trainer.is_global_zero:
-        for example in examples:
-            if example.figure is not None:
-                plt.close(example.figure)
         return
     step = logged_step(trainer)
     paths = [

@@ -1,19 +1,29 @@
-"""Attention figures shared by every task."""
+"""Attention figures shared by every task.
+
+Figures are matplotlib ``Figure`` objects made without pyplot: drawing one chooses no backend and registers nothing
+with pyplot, so a notebook's own plots keep their backend after ``eeap.load()``, and a figure is freed when it is no
+longer referenced. matplotlib is imported when the first figure is drawn, not with this module.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str], title: str = "") -> plt.Figure:
+def new_figure(**kwargs: Any) -> Figure:
+    """A matplotlib figure outside pyplot (``kwargs``: ``figsize`` and the rest of ``Figure``'s)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str], title: str = "") -> Figure:
     """A (target × source) heatmap of attention weights; weights (tgt_len, src_len), trimmed to the labels.
 
     The margins are worked out from the labels' lengths instead of measured by a layout pass: a validation plots
@@ -26,7 +36,7 @@ def attention_heatmap(weights: Any, source: Sequence[str], target: Sequence[str]
     top, right = (0.3 if title else 0.1), 0.65  # the title; the colour bar and its labels
     width = max(left + 0.3 * len(source) + right, 3.0, 0.62 * 8 / 72 * len(title) + 0.3)
     height = max(bottom + 0.3 * len(target) + top, 2.5)
-    figure = Figure(figsize=(width, height))
+    figure = new_figure(figsize=(width, height))
     box = (height - bottom - top) / height
     axis = figure.add_axes((left / width, bottom / height, (width - left - right) / width, box))
     bar = figure.add_axes(((width - right + 0.1) / width, bottom / height, 0.12 / width, box))
@@ -64,6 +74,8 @@ def overlay(axis: Any, image: np.ndarray, heat: np.ndarray, vmax: Optional[float
     image (H, W) or (H, W, 3) in [0, 1]; heat (rows, cols) at any resolution."""
     heat = np.asarray(heat, dtype=np.float32)
     top = vmax if vmax is not None else max(float(heat.max(initial=0.0)), 1e-6)
+    import matplotlib
+
     norm = matplotlib.colors.Normalize(vmin=0.0, vmax=top)
     cmap = matplotlib.colormaps[HEAT]
     rgba = cmap(norm(heat))  # (rows, cols, 4)
@@ -76,11 +88,11 @@ def overlay(axis: Any, image: np.ndarray, heat: np.ndarray, vmax: Optional[float
     return matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
 
 
-def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str = "") -> plt.Figure:
+def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str = "") -> Figure:
     """An image with attention over its grid of patches laid on top, translucent, and a colour bar of the weights;
     image (C, H, W) or (H, W), weights (rows·cols,)."""
     picture = display_image(image)
-    figure = Figure(figsize=(3.4, 3.0))
+    figure = new_figure(figsize=(3.4, 3.0))
     axis = figure.add_axes((0.03, 0.03, 0.72, 0.84 if title else 0.94))
     bar = figure.add_axes((0.8, 0.08, 0.05, 0.76 if title else 0.84))
     mappable = overlay(axis, picture, np.asarray(weights, dtype=np.float32).reshape(grid))
@@ -91,23 +103,22 @@ def attention_overlay(image: Any, weights: Any, grid: Sequence[int], title: str 
     return figure
 
 
-def save_figure(figure: plt.Figure, path: Path) -> Path:
-    """Write a figure as PNG (making its folder) and close it. Figures are laid out where they are made."""
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write a figure as PNG (making its folder). Figures are laid out where they are made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=80)
-    plt.close(figure)
     return path
 
 
-def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any]], num_classes: int) -> plt.Figure:
+def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any]], num_classes: int) -> Figure:
     """An image, each attention gate's coefficient map laid over it, then label masks side by side.
 
     image (C, H, W); gates [(h, w)] at any resolution (stretched over the image); masks [(title, (H, W) indices)].
     """
     shown = display_image(image)
     panels = 1 + len(gates) + len(masks)
-    figure, axes = plt.subplots(1, panels, figsize=(2.2 * panels + 0.6, 2.4), squeeze=False)
-    axes = axes[0]
+    figure = new_figure(figsize=(2.2 * panels + 0.6, 2.4))
+    axes = figure.subplots(1, panels, squeeze=False)[0]
     axes[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
     axes[0].set_title("image", fontsize=8)
     mappable = None
@@ -138,7 +149,7 @@ def caption_overlays(
     title: str = "",
     caption: Optional[str] = None,
     columns: int = 4,
-) -> plt.Figure:
+) -> Figure:
     """One panel per generated token: the image with that token's attention over its grid, translucent; the
     predicted caption (and ``title``, e.g. the true one) above, a colour bar beside. The figure is sized to the
     caption: as many panels as tokens (up to ``columns`` a row), each shaped as the image.
@@ -156,7 +167,7 @@ def caption_overlays(
     panel_h = panel_w / aspect + 0.25  # the token above each panel
     top, bar_w = 0.55, 0.7  # the caption lines; the colour bar and its labels
     width, height = columns * panel_w + bar_w, rows * panel_h + top
-    figure = Figure(figsize=(width, height))
+    figure = new_figure(figsize=(width, height))
     vmax = max(float(weights[:count].max(initial=0.0)), 1e-6)  # one scale for every panel
     mappable = None
     for k in range(count):
@@ -193,7 +204,7 @@ def learning_curve(
 
     train: [(step, train/loss)]; val: [(step, {val/<name>: value})]."""
     names = sorted({name for _, metrics in val for name in metrics if name != "val/loss"})
-    figure = Figure(figsize=(9.0 if names else 5.0, 3.4))
+    figure = new_figure(figsize=(9.0 if names else 5.0, 3.4))
     panels = figure.subplots(1, 2 if names else 1, squeeze=False)[0]
     loss = panels[0]
     if train:

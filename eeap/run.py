@@ -256,10 +256,10 @@ def check_resume(path: str, task: Any) -> tuple[Optional[str], Optional[int]]:
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries
     and the last step the loggers had recorded when it was written (``eeap.checkpoints``)."""
-    from eeap.checkpoints import check_weights, read_checkpoint
+    from eeap.checkpoints import check_weights, model_weights, read_checkpoint
 
     checkpoint = read_checkpoint(path, f"resume={path}:", ConfigError)
-    check_weights(task.state_dict(), checkpoint["state_dict"], f"resume={path}:", ConfigError)
+    check_weights(task.model.state_dict(), model_weights(checkpoint["state_dict"]), f"resume={path}:", ConfigError)
     loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     step = loop.get("_batches_that_stepped") if isinstance(loop, dict) else None
     return checkpoint["eeap"].get("wandb_id"), step if isinstance(step, int) else None
@@ -349,7 +349,7 @@ def build_trainer(
     loggers = build_loggers(run, run_dir, wandb_id, resume_step)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            task.eeap_wandb_id = logger._id  # the checkpoint carries it (Task.on_save_checkpoint)
+            task.eeap_wandb_id = logger._id  # the checkpoint carries it (TrainingModule.on_save_checkpoint)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks += console_callbacks(run.trainer.enable_progress_bar)

@@ -7,20 +7,20 @@ A task computes the memory from its own source (tokens, an image) and hands it h
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
-import torchmetrics
 from torch import Tensor, nn
 
 from eeap import threads
 from eeap.attend.base import Attention, head_mean
-from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses, beam_search
-from eeap.prediction import rounded
-from eeap.text import PAD, Tokenizer
+from eeap.prediction import DecodeOptions, Problems, rounded
+from eeap.task import Example, Task
+from eeap.text import PAD, Tokenizer, pad
 
 
 def auxiliary_attentions(module: nn.Module) -> list[Attention]:
@@ -65,19 +65,19 @@ class Seq2Seq(nn.Module):
         self.beam_size, self.length_penalty, self.attention_penalty = beam_size, length_penalty, attention_penalty
         self.bleu_tokenize = bleu_tokenize
         self.auxiliary = auxiliary_attentions(decoder)
-        self.metrics = nn.ModuleDict(
-            {
-                split: nn.ModuleDict(
-                    {
-                        "exact_match": torchmetrics.MeanMetric(),
-                        "token_accuracy": torchmetrics.MeanMetric(),
-                        "bleu": CorpusBLEU(tokenize=bleu_tokenize),
-                        "chrf": CorpusChrF(),
-                    }
-                )
-                for split in ("val", "test")
-            }
-        )
+
+    def new_metrics(self) -> dict[str, Any]:
+        """One split's metrics: exact match and token accuracy (means), BLEU and chrF (sacrebleu's corpus scores)."""
+        import torchmetrics
+
+        from eeap.metrics import CorpusBLEU, CorpusChrF
+
+        return {
+            "exact_match": torchmetrics.MeanMetric(),
+            "token_accuracy": torchmetrics.MeanMetric(),
+            "bleu": CorpusBLEU(tokenize=self.bleu_tokenize),
+            "chrf": CorpusChrF(),
+        }
 
     def metric_names(self) -> list[str]:
         """What ``evaluate`` logs: the loss and the scores."""
@@ -103,21 +103,21 @@ class Seq2Seq(nn.Module):
 
     def training_loss(self, memory: Tensor, mask: Tensor, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         """The training loss of a batch (``tgt_in``, ``tgt_out``) over memory (batch, src_len, dim) and its mask,
-        and the terms to log."""
+        and the terms to log (``loss``, ``attention_penalty``, ``attention_loss``)."""
         penalise = self.attention_penalty > 0
         logits, weights = self.decoder(batch["tgt_in"], memory, mask, need_weights=penalise)
         target = batch["tgt_out"]
         loss = self.loss(logits, target)
-        logs = {"train/loss": loss}
+        logs = {"loss": loss}
         if penalise and weights is not None:
             penalty = self.doubly_stochastic(weights, mask, target)
-            logs["train/attention_penalty"] = penalty
+            logs["attention_penalty"] = penalty
             loss = loss + penalty
         if self.auxiliary:
             nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")  # (batch, tgt)
             log_likelihood = -nll.sum(1)  # (batch,) the reward of hard attention's REINFORCE
             extra = torch.stack([m.auxiliary_loss(log_likelihood) for m in self.auxiliary]).sum()
-            logs["train/attention_loss"] = extra
+            logs["attention_loss"] = extra
             loss = loss + extra
         return loss, logs
 
@@ -147,12 +147,11 @@ class Seq2Seq(nn.Module):
             )
 
     def evaluate(
-        self, memory: Tensor, mask: Tensor, batch: dict, split: str, beam_size: int
-    ) -> tuple[Tensor, Hypotheses, dict[str, Any]]:
-        """Loss, decoded outputs, and this split's metrics updated with the batch (returned for logging)."""
+        self, memory: Tensor, mask: Tensor, batch: dict, metrics: dict[str, Any], beam_size: int
+    ) -> tuple[Tensor, Hypotheses]:
+        """Loss and decoded outputs of a batch; ``metrics`` (``new_metrics``' set) updated with it."""
         logits, _ = self.decoder(batch["tgt_in"], memory, mask)
         loss = self.loss(logits, batch["tgt_out"])
-        metrics: Any = self.metrics[split]
         real = batch["tgt_out"] != PAD
         correct = (logits.argmax(-1) == batch["tgt_out"]) & real
         metrics["token_accuracy"].update(correct.sum() / real.sum(), real.sum())
@@ -164,10 +163,12 @@ class Seq2Seq(nn.Module):
         )
         metrics["bleu"].update(outputs, references)
         metrics["chrf"].update(outputs, references)
-        return loss, hyps, dict(metrics.items())
+        return loss, hyps
 
     def bleu_signature(self) -> str:
         """The sacrebleu signature of the BLEU computed here, so scores compare across versions."""
+        from eeap.metrics import bleu_signature
+
         return bleu_signature(self.bleu_tokenize)
 
 
@@ -194,3 +195,227 @@ def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention
                 record["attention_heads"] = rounded(hyps.weights[row, :, :length].float().cpu().tolist())
         records.append(record)
     return records
+
+
+class Inputs(abc.ABC):
+    """The input side of a sequence-to-sequence task, the one thing translation and captioning do differently: how
+    a batch's source is masked, how ``predict`` reads a line, how an input is shown and its attention drawn."""
+
+    @abc.abstractmethod
+    def mask(self, source: Tensor, embedded: Tensor) -> Tensor:
+        """The valid positions (batch, src_len) of ``source`` once embedded (batch, src_len, dim)."""
+
+    @abc.abstractmethod
+    def example(self) -> tuple[Tensor, dict[int, str]]:
+        """An example source batch for ``eeap export``, with its dynamic axes."""
+
+    @abc.abstractmethod
+    def read(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        """One ``predict`` input from a line's text (numbered ``number``), or None with a message in ``problems``."""
+
+    @abc.abstractmethod
+    def collate(self, items: list) -> Tensor:
+        """A source batch from what ``read`` gave."""
+
+    @abc.abstractmethod
+    def shown(self, source: Tensor, text: Optional[str]) -> Any:
+        """An example's input as the loggers show it (its text, or the image), from its row of the batch."""
+
+    @abc.abstractmethod
+    def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
+        """The attention of each output piece over one source: weights (len(output), src_len), source its row of
+        the batch, ``text`` the output as text; a matplotlib figure."""
+
+
+class TokenInputs(Inputs):
+    """Sentences as token ids (translation): padding masked, lines over ``max_len`` tokens skipped, unknown words
+    warned of; attention drawn as a source × output heatmap.
+
+    # Parameters
+    tokenizer: the source tokenizer; max_len: the longest source the model takes.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_len: int) -> None:
+        self.tokenizer, self.max_len = tokenizer, max_len
+
+    def mask(self, source: Tensor, embedded: Tensor) -> Tensor:
+        return source != PAD  # (batch, src_len)
+
+    def example(self) -> tuple[Tensor, dict[int, str]]:
+        """Token ids (batch, src_len), batch and length dynamic."""
+        return torch.randint(PAD + 4, len(self.tokenizer), (3, 7)), {0: "batch", 1: "src"}
+
+    def read(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        ids = self.tokenizer.encode(text)
+        if len(ids) > self.max_len:
+            problems.skip(
+                f"line {number}: {len(ids)} tokens, longer than this model's max_src_len={self.max_len}; skipped"
+            )
+            return None
+        unknown = sorted(set(self.tokenizer.unknown(text)))
+        if unknown:
+            problems.warn(f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}")
+        return ids
+
+    def collate(self, items: list) -> Tensor:
+        return pad(items)  # (batch, longest)
+
+    def shown(self, source: Tensor, text: Optional[str]) -> Any:
+        return text if text is not None else self.tokenizer.decode(source.tolist())
+
+    def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
+        from eeap.plotting import attention_heatmap
+
+        return attention_heatmap(weights, self.tokenizer.pieces(source.tolist()), output, title=title)
+
+
+class ImageInputs(Inputs):
+    """Images (captioning): every grid cell valid; a line is an image file's path, of the model's size; attention
+    drawn over the image, one panel per output token.
+
+    # Parameters
+    channels, image_size: the images the model takes; grid: the embedding's grid (h, w).
+    """
+
+    def __init__(self, channels: int, image_size: tuple[int, int], grid: tuple[int, int]) -> None:
+        self.channels, self.image_size = channels, (int(image_size[0]), int(image_size[1]))
+        self.grid = (int(grid[0]), int(grid[1]))
+
+    def mask(self, source: Tensor, embedded: Tensor) -> Tensor:
+        return torch.ones(embedded.shape[:2], dtype=torch.bool, device=embedded.device)  # (batch, h·w)
+
+    def example(self) -> tuple[Tensor, dict[int, str]]:
+        """Images (batch, C, H, W) at the model's size, batch dynamic."""
+        return torch.rand(3, self.channels, *self.image_size), {0: "batch"}
+
+    def read(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        from pathlib import Path
+
+        from eeap.errors import DataError
+        from eeap.images import read_image
+
+        try:
+            return torch.as_tensor(read_image(Path(text), self.channels, self.image_size, resize=False))
+        except DataError as e:
+            problems.skip(f"line {number}: {e}")
+            return None
+
+    def collate(self, items: list) -> Tensor:
+        return torch.stack(items)  # (batch, C, H, W)
+
+    def shown(self, source: Tensor, text: Optional[str]) -> Any:
+        from eeap.plotting import display_image
+
+        return display_image(source.float().cpu())
+
+    def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
+        from eeap.plotting import caption_overlays
+
+        return caption_overlays(source.float().cpu(), weights, self.grid, output, title, text)
+
+
+class Seq2SeqTask(Task):
+    """The sequence-to-sequence task core that translation and captioning share: source → embed → encode → memory →
+    a decoder that attends (``Seq2Seq``) → tokens. What differs is composed in: the parts, and the input side
+    (``inputs``: tokens or images). A registered task gives its builder, its data (``info_class``) and ``monitor``.
+
+    # Parameters
+    info: the data's info (``target``: the output tokenizer), supplied by the framework.
+    embed: the source embedding; encoder: the sequence encoder over it.
+    seq2seq: the decoder with its attention, its loss, decoding and metrics.
+    inputs: the input side (``TokenInputs``, ``ImageInputs``).
+    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    plot_examples: validation examples whose attention is plotted each validation.
+    """
+
+    def __init__(
+        self,
+        info: Any,
+        embed: nn.Module,
+        encoder: nn.Module,
+        seq2seq: Seq2Seq,
+        inputs: Inputs,
+        optim: Optional[dict] = None,
+        plot_examples: int = 4,
+    ) -> None:
+        super().__init__(optim)
+        self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
+        self.inputs, self.plot_examples = inputs, plot_examples
+
+    def metric_names(self) -> list[str]:
+        return self.seq2seq.metric_names()
+
+    def new_metrics(self) -> dict[str, Any]:
+        return self.seq2seq.new_metrics()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"sacrebleu_signature": self.seq2seq.bleu_signature()}
+
+    def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """src (batch, src_len) token ids or (batch, C, H, W) images -> memory (batch, src_len, encoder_dim) and its
+        mask (batch, src_len)."""
+        x = self.embed(src)  # (batch, src_len, embed_dim)
+        mask = self.inputs.mask(src, x)  # (batch, src_len)
+        return self.encoder(x, mask), mask
+
+    def encode_inputs(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """What ``eeap export`` exports as the encoder: ``encode``."""
+        return self.encode(src)
+
+    def example_inputs(self) -> dict[str, tuple[Tensor, dict[int, str]]]:
+        """The input side's example source batch for ``encode_inputs``."""
+        return {"src": self.inputs.example()}
+
+    def forward(self, src: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Any:
+        """Teacher-forced logits (batch, tgt_len, vocab) and weights (batch, tgt_len, src_len) or None."""
+        return self.seq2seq.decoder(tgt_in, *self.encode(src), need_weights=need_weights)
+
+    def decode(self, src: Tensor, beam_size: Optional[int] = None, **options: Any) -> Hypotheses:
+        """Decode a batch: the best hypotheses with their attention weights (``options``: n_best, length_penalty,
+        coverage, as ``Seq2Seq.decode``)."""
+        return self.seq2seq.decode(*self.encode(src), beam_size, **options)
+
+    def training_loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.seq2seq.training_loss(*self.encode(batch["src"]), batch)
+
+    def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[Tensor, Hypotheses]:
+        """Validation decodes greedily, test with the model's beam."""
+        beam_size = 1 if split == "val" else self.seq2seq.beam_size
+        return self.seq2seq.evaluate(*self.encode(batch["src"]), batch, metrics, beam_size)
+
+    def validation_examples(self, batch: dict, outputs: Hypotheses) -> list[Example]:
+        return [self.example(outputs, row, batch) for row in range(min(self.plot_examples, len(batch["src"])))]
+
+    def example(self, hyps: Hypotheses, row: int, batch: dict) -> Example:
+        """Validation example ``row`` as the loggers show it: source, output, reference and attention figure."""
+        text = batch["src_text"][row] if "src_text" in batch else None
+        output = self.info.target.decode(hyps.tokens[row].tolist())
+        title = f"{text} → {output}" if text is not None else f"true: {batch['tgt_text'][row]}"
+        figure = self.figure(hyps, row, batch["src"][row], title)
+        return Example(self.inputs.shown(batch["src"][row], text), output, batch["tgt_text"][row], figure)
+
+    def figure(self, hyps: Hypotheses, row: int, source: Tensor, title: str) -> Any:
+        """One decoded example's attention (each output token, and the end, over the source; the mean over heads
+        where there are several), or None without attention."""
+        if hyps.weights is None:
+            return None
+        length = int(hyps.lengths[row])
+        output = self.info.target.pieces(hyps.tokens[row, :length].tolist()) + ["</s>"]
+        weights = head_mean(hyps.weights, 3)[row, : length + 1].float().cpu()  # (tokens + 1, src_len)
+        return self.inputs.figure(weights, source.cpu(), output, self.info.target.join(output[:-1]), title)
+
+    def read_input(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        return self.inputs.read(text, number, problems)
+
+    def predict_batch(
+        self, items: list, texts: list[str], options: DecodeOptions, figures: bool
+    ) -> tuple[list[dict], list[Any]]:
+        """Decode the batch: ``hypothesis_records``, and each one's attention figure when asked for."""
+        src = self.inputs.collate(items).to(self.device)
+        hyps = self.decode(src, options.beam_size, **options.search())
+        records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention)
+        shown = [
+            self.figure(hyps, row, src[row], f"{text} → {records[row]['output']}") if figures else None
+            for row, text in enumerate(texts)
+        ]
+        return records, shown

@@ -1,20 +1,20 @@
-"""The base of every task module: optimizer and schedule from config, exact resume, what a checkpoint carries."""
+"""The base of every task: a plain ``nn.Module`` built from the ``model`` section's parts, which trains through
+``eeap.training`` and predicts, exports and plots with torch alone (this module imports neither Lightning nor
+torchmetrics)."""
 
 from __future__ import annotations
 
 import abc
-import math
-import random
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union, cast
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
 
-import lightning as L
-import numpy as np
 import torch
-import torchmetrics
+from torch import nn
 
 from eeap.config import validate
 from eeap.errors import ConfigError
+from eeap.prediction import DecodeOptions, Problems
 from eeap.registry import ATTEND, PREDICT, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Role
 
 
@@ -50,12 +50,14 @@ class Example:
     classes: int = 0  # > 0: output and reference are label masks of this many classes
 
 
-class Task(L.LightningModule, Role):
-    """The task role: a LightningModule that a builder (``from_config``) wires from built parts; subclasses set
-    ``monitor`` (metric, mode) for checkpoints.
+class Task(nn.Module, Role):
+    """The task role: a plain ``nn.Module`` that a builder (``from_config``) wires from built parts, and that
+    predicts, exports and plots with torch alone; ``eeap.training.TrainingModule`` wraps it for Lightning. Subclasses
+    set ``monitor`` (metric, mode) for checkpoints and give their loss and their evaluation (``training_loss``,
+    ``new_metrics``, ``evaluate``).
 
     # Parameters
-    optim: the ``model.optim`` section (see OptimConfig).
+    optim: the ``model.optim`` section (see OptimConfig): how the model is trained, kept with it.
     """
 
     registry_kind = "task"
@@ -72,63 +74,38 @@ class Task(L.LightningModule, Role):
         self.eeap_data_state: dict = {}
 
     @property
-    def lr(self) -> float:
-        """The learning rate (``model.optim.lr``), under the name Lightning's learning-rate finder sets."""
-        return self.optim.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.optim.lr = float(value)
-
-    def configure_optimizers(self) -> Any:
-        o = self.optim
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer: torch.optim.Optimizer
-        if o.name == "sgd":
-            optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        else:
-            cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-            optimizer = cls(
-                params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=self.fused_optimizer(params)
-            )
-        if o.scheduler == "none":
-            return optimizer
-        if o.scheduler == "plateau":
-            metric, mode = self.monitor
-            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode=cast(Any, mode), factor=0.5, patience=o.patience
-            )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": metric}}
-        warmup = max(o.warmup_steps, 1)
-        total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
-        if o.scheduler == "cosine":
-
-            def factor(step: int) -> float:
-                if step < warmup:
-                    return (step + 1) / warmup
-                return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-        else:
-
-            def factor(step: int) -> float:
-                return min((step + 1) / warmup, (warmup / (step + 1)) ** 0.5)
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
-
-    def fused_optimizer(self, params: list) -> bool:
-        """Adam's fused kernel (one pass over all parameters instead of a loop over them; on the CPU a step takes
-        ~1 ms instead of ~3 ms for the date translator) where torch has it: float parameters on the CPU or a GPU.
-        Not under mixed or half precision: Lightning's precision plugins refuse to clip gradients for an optimizer
-        that can unscale them itself, as the fused ones can."""
-        trainer = self._trainer
-        if trainer is not None and not str(trainer.precision).startswith(("32", "64")):
-            return False
-        return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    def device(self) -> torch.device:
+        """Where the model's parameters are (the CPU for a model without any)."""
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
 
     @abc.abstractmethod
     def metric_names(self) -> list[str]:
         """The names this task logs for its validation and test splits (``loss``, ``exact_match``, ...); the run
         checks a ``monitor`` against them before training."""
+
+    @abc.abstractmethod
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A training batch's loss, and the terms logged as ``train/<name>`` (``loss`` first, the loss itself)."""
+
+    @abc.abstractmethod
+    def new_metrics(self) -> dict[str, Any]:
+        """A fresh set of this task's evaluation metrics for one split ({name: torchmetrics.Metric}, the names of
+        ``metric_names`` but the loss); the trainer makes one set per split. torchmetrics is imported here, so a
+        model that only predicts never imports it."""
+
+    @abc.abstractmethod
+    def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """A validation or test batch (``split``: ``val`` or ``test``): update ``metrics`` (``new_metrics``' set for
+        the split) and return the batch's loss and what ``validation_examples`` reads (outputs, weights)."""
+
+    def batch_size(self, batch: dict) -> int:
+        """The number of examples in a batch: the length of its first tensor."""
+        return len(next(v for v in batch.values() if isinstance(v, torch.Tensor)))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Values the loggers record with the run's config (e.g. sacrebleu's signature); none by default."""
+        return {}
 
     def example_inputs(self) -> dict[str, tuple[torch.Tensor, dict[int, str]]]:
         """What ``eeap export`` traces: example inputs by name, each with its dynamic axes ({axis: name}), of
@@ -141,28 +118,82 @@ class Task(L.LightningModule, Role):
 
     def validation_examples(self, batch: dict, outputs: Any) -> list[Example]:
         """The first validation batch's examples as the loggers show them (``plot_examples`` of them), from that
-        batch and what ``validation_step`` returned for it; the run's ``ExampleLog`` callback logs them."""
+        batch and what ``evaluate`` returned for it; the run's ``ExampleLog`` callback logs them."""
         return []
 
     def logged_metrics(self) -> set[str]:
         """Every metric a run of this task logs and a ``monitor`` may name: ``train/loss`` and ``val/<name>``."""
         return {"train/loss", *(f"val/{name}" for name in self.metric_names())}
 
-    def log_metrics(self, split: str, metrics: dict[str, Any], batch_size: int, prog_bar: str = "") -> None:
-        """Log ``{name: value or torchmetrics.Metric}`` as ``split/name``; ``prog_bar`` names the one shown."""
-        for name, value in metrics.items():
-            self.log(
-                f"{split}/{name}",
-                value,
-                batch_size=batch_size,
-                prog_bar=name == prog_bar,
-                sync_dist=split != "train" and not isinstance(value, torchmetrics.Metric),
+    # predict's protocol: one loop (``predict_lines``) over what each task reads, decodes and writes
+    batchable = True  # inputs of one form, run a batch at a time; False: one at a time (images of any size)
+    writes_files = False  # whether the outputs are files (``write_output``), written to predict's --out-dir
+
+    def check_options(self, options: DecodeOptions) -> None:
+        """Refuse, in one line, options this task cannot honour (``--n-best`` for segmentation, say)."""
+
+    def read_input(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        """One input from a line's text (not empty; numbered ``number``), or None with the reason in ``problems``."""
+        raise ConfigError(f"predict: task '{self.registered_name}' reads no input lines")
+
+    def predict_batch(
+        self, items: list, texts: list[str], options: DecodeOptions, figures: bool
+    ) -> tuple[list[dict], list[Any]]:
+        """The records of a batch of inputs (``read_input``'s, with their lines' texts), and each one's figure (an
+        attention plot; None for none) when ``figures``."""
+        raise ConfigError(f"predict: task '{self.registered_name}' predicts nothing")
+
+    def write_output(self, record: dict, out_dir: Path, number: int, text: str) -> dict:
+        """For a task whose outputs are files: write line ``number``'s into ``out_dir`` and return its record."""
+        return record
+
+    @torch.no_grad()
+    def predict_lines(
+        self,
+        lines: list[str],
+        options: DecodeOptions = DecodeOptions(),
+        plot_dir: Optional[str] = None,
+        first: int = 1,
+        out_dir: Optional[str] = None,
+    ) -> tuple[list[Optional[dict]], Problems]:
+        """Run the model on each line (numbered from ``first``): one record per line (``output`` and ``score``,
+        more on request), None for an empty or unreadable line, which gets a message instead, never an exception;
+        with ``plot_dir`` a PNG of each line's attention, with ``out_dir`` (tasks that write files) the outputs."""
+        self.check_options(options)
+        problems = Problems()
+        outputs: list[Optional[dict]] = [None] * len(lines)
+        todo: list[tuple[int, str, Any]] = []
+        for number, line in enumerate(lines, first):
+            text = line.strip()
+            if not text:
+                problems.skip(f"line {number}: empty input")
+                continue
+            item = self.read_input(text, number, problems)
+            if item is not None:
+                todo.append((number, text, item))
+        folder = Path(out_dir or "predictions")
+        if self.writes_files and todo:
+            folder.mkdir(parents=True, exist_ok=True)
+        size = options.batch_size if self.batchable else 1
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            records, figures = self.predict_batch(
+                [item for _, _, item in chunk], [text for _, text, _ in chunk], options, bool(plot_dir)
             )
+            for (number, text, _), record, figure in zip(chunk, records, figures):
+                if self.writes_files:
+                    record = self.write_output(record, folder, number, text)
+                outputs[number - first] = record
+                if plot_dir and figure is not None:
+                    from eeap.plotting import save_figure
+
+                    save_figure(figure, Path(plot_dir) / f"line{number:05d}.png")
+        return outputs, problems
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
-        """A trained task from a checkpoint written by ``eeap train``: its config rebuilds the model, its data state
-        (vocabularies) the data's side; Lightning's own classmethod, here through ``eeap.load``."""
+    def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu") -> Any:
+        """A trained model of this task from a checkpoint written by ``eeap train`` (as ``eeap.load``), refusing one
+        of another task; its config rebuilds the model, its data state (vocabularies) the data's side."""
         from eeap.checkpoints import load_task
         from eeap.errors import DataError
 
@@ -170,29 +201,6 @@ class Task(L.LightningModule, Role):
         if not isinstance(task, cls):
             raise DataError(f"{checkpoint_path} holds a {type(task).__name__}, not a {cls.__name__}")
         return task
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Store the run's config, the data state (vocabularies) and the random states, so a run resumes exactly."""
-        checkpoint["eeap"] = {
-            "config": self.eeap_config,
-            "data_state": self.eeap_data_state,
-            "rng": rng_state(),
-            "rng_ranks": ranks_rng_states(),  # under DDP, every rank's (each draws its own dropout)
-            "wandb_id": getattr(self, "eeap_wandb_id", None),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("eeap", {})
-        ranks, trainer = saved.get("rng_ranks"), self._trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        self._resume_rng = ranks[rank] if ranks and len(ranks) == world else saved.get("rng")
-
-    def on_train_start(self) -> None:
-        """Restore the checkpoint's random states here: after the sanity check (whose data loader draws a seed) and
-        before the first training batch, where an unbroken run stood when the checkpoint was written."""
-        if getattr(self, "_resume_rng", None):
-            set_rng_state(self._resume_rng)
-            self._resume_rng = None
 
 
 AttendSection = Union[dict, str, None]  # ``model.attend``: a section, or ``none`` / null for no attention
@@ -220,32 +228,3 @@ def build_predict(predict: dict, attend: AttendSection, role: type, **sizes: Any
     slots = cls.attention_slots(settings, **sizes) if section is not None else []
     attention = [ATTEND.build(section, "model.attend", role=cls.attention_role, **slot) for slot in slots]
     return PREDICT.build(predict, "model.predict", role=role, attention=attention, **sizes)
-
-
-def rng_state() -> dict:
-    """torch, numpy and Python random states in types torch.load(weights_only=True) accepts."""
-    kind, keys, position, has_gauss, cached = cast(tuple, np.random.get_state())
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
-        "python": random.getstate(),
-    }
-
-
-def ranks_rng_states() -> Optional[list]:
-    """Every DDP rank's ``rng_state`` (gathered: each rank saving a checkpoint calls this), or None in one process."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return None
-    states: list = [None] * dist.get_world_size()
-    dist.all_gather_object(states, rng_state())
-    return states
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what ``rng_state`` saved."""
-    torch.set_rng_state(state["torch"])
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    random.setstate(state["python"])

@@ -322,7 +322,7 @@ def test_a_task_logs_the_metrics_it_declares(name):
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=1)
     trainer.validate(task, datamodule=data, verbose=False)
     logged = {key for key in trainer.callback_metrics if key.startswith("val/")}
-    assert logged == {f"val/{metric}" for metric in task.metric_names()}
+    assert logged == {f"val/{metric}" for metric in task.model.metric_names()}
     assert task.monitor[0] in task.logged_metrics()
 
 

@@ -189,16 +189,16 @@ def image_folders(root, count=12, size=(20, 24)):
 
 def count_decodes(monkeypatch):
     """The paths of the images decoded from here on, in the order they are decoded (``read_image`` counted)."""
-    import eeap.data
+    import eeap.images
 
     decoded = []
-    real = eeap.data.read_image
+    real = eeap.images.read_image
 
     def counting(path, *args, **kwargs):
         decoded.append(path)
         return real(path, *args, **kwargs)
 
-    for module in ("data", "tasks.classification.data", "tasks.segmentation.data", "tasks.captioning.data"):
+    for module in ("tasks.classification.data", "tasks.segmentation.data", "tasks.captioning.data"):
         monkeypatch.setattr(f"eeap.{module}.read_image", counting)
     return decoded
 
@@ -214,7 +214,8 @@ def test_image_folders_decode_each_image_when_it_is_read(tmp_path, monkeypatch, 
     front would give."""
     import numpy as np
 
-    from eeap.data import DecodedOnRead, read_image
+    from eeap.data import DecodedOnRead
+    from eeap.images import read_image
 
     section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
     decoded = count_decodes(monkeypatch)

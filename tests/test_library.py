@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import lightning
 import pytest
 import torch
 
@@ -58,18 +59,22 @@ def test_console_script_is_installed():
 
 def test_build_train_test_and_load_through_the_api(tiny, tmp_path, capsys):
     from eeap.tasks.translation.module import TranslationTask
+    from eeap.training import TrainingModule
 
     cfg = tiny("trainer.max_epochs=1")
-    task, data = eeap.build(cfg)
-    assert isinstance(task, TranslationTask) and data.info() is task.info
+    module, data = eeap.build(cfg)  # the task wrapped for Lightning
+    task = module.model
+    assert isinstance(module, TrainingModule) and isinstance(task, TranslationTask) and data.info() is task.info
     assert task.eeap_config["model"]["predict"]["type"] == "rnn_decoder"
     metrics = eeap.train(cfg)
     checkpoint = metrics["best_checkpoint"]
     loaded = eeap.load(checkpoint)
-    again = TranslationTask.load_from_checkpoint(checkpoint)  # Lightning's own classmethod
-    assert not loaded.training and type(again) is TranslationTask
-    for a, b in zip(loaded.state_dict().values(), again.state_dict().values()):
-        assert torch.equal(a, b)
+    again = TranslationTask.load_from_checkpoint(checkpoint)
+    wrapped = TrainingModule.load_from_checkpoint(checkpoint)  # Lightning's own classmethod, to test or fine-tune
+    assert not loaded.training and type(again) is TranslationTask and type(wrapped.model) is TranslationTask
+    assert isinstance(loaded, torch.nn.Module) and not isinstance(loaded, lightning.LightningModule)
+    for a, b, c in zip(loaded.state_dict().values(), again.state_dict().values(), wrapped.model.state_dict().values()):
+        assert torch.equal(a, b) and torch.equal(a, c)
     from eeap.tasks.segmentation.module import SegmentationTask
 
     with pytest.raises(DataError, match="holds a TranslationTask, not a SegmentationTask"):
@@ -101,3 +106,38 @@ def test_a_demo_source_without_its_extra_says_which(monkeypatch):
     assert str(e.value) == (
         "data 'dates' needs the package 'babel', which comes with EEAP's demo data extra: pip install 'eeap[demos]'"
     )
+
+
+@pytest.mark.parametrize("name", ["translation-rnn", "classification-text", "captioning", "segmentation"])
+def test_a_trained_model_loads_predicts_and_exports_without_lightning(tmp_path, name):
+    """A checkpoint loads to a plain ``nn.Module`` that predicts (and a translator exports, and ``eeap predict``
+    runs) in a process that never imports Lightning, torchmetrics or the data modules."""
+    from tests.test_export import checkpoint
+
+    path, data = checkpoint(tmp_path, name)
+    text = data.splits["test"][0]["text"] if name == "classification-text" else "March 3, 1999"
+    code = f"""
+import sys
+import eeap
+model = eeap.load({str(path)!r})
+import torch
+print(isinstance(model, torch.nn.Module), any("lightning" in c.__module__ for c in type(model).__mro__))
+if {name!r} == "translation-rnn":
+    outputs, problems = model.predict_lines([{text!r}, ""])
+    assert outputs[0]["output"] and outputs[1] is None and problems.skipped == 1
+    from eeap.cli import main
+    assert main(["predict", {str(path)!r}, "--input", {str(tmp_path / "in.txt")!r}]) == 0
+    from eeap.export import export
+    export({str(path)!r}, "onnx", {str(tmp_path / "onnx")!r})
+if {name!r} == "classification-text":
+    outputs, _ = model.predict_lines([{text!r}])
+    assert outputs[0]["output"] in model.info.classes
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning", "torchmetrics")
+             or m.startswith(("eeap.training", "eeap.experiment", "eeap.prepared")) or m == "eeap.data"
+             or (m.startswith("eeap.tasks.") and m.endswith(".data"))))
+"""
+    (tmp_path / "in.txt").write_text("March 3, 1999\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "True False" and lines[-1] == "[]"

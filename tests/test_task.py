@@ -1,24 +1,44 @@
-"""The task base: the optimizer built from ``model.optim``."""
+"""The task base and its trainer: the optimizer built from ``model.optim``; the task a plain module that the
+trainer wraps."""
 
 from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 
 from eeap.task import Task
+from eeap.training import TrainingModule
 
 
 class Linear(Task):
-    """The smallest task: one layer, a loss."""
+    """The smallest task: one layer, a loss, a mean-error metric."""
+
+    def __init__(self, optim):
+        super().__init__(optim)
+        self.layer = torch.nn.Linear(3, 2)
 
     def metric_names(self):
-        return ["loss"]
+        return ["loss", "error"]
+
+    def training_loss(self, batch):
+        loss = F.mse_loss(self.layer(batch["x"]), batch["y"])
+        return loss, {"loss": loss}
+
+    def new_metrics(self):
+        import torchmetrics
+
+        return {"error": torchmetrics.MeanAbsoluteError()}
+
+    def evaluate(self, batch, split, metrics):
+        out = self.layer(batch["x"])
+        metrics["error"].update(out, batch["y"])
+        return F.mse_loss(out, batch["y"]), out
 
 
 def build(optim, precision="32-true"):
-    task = Linear(optim)
-    task.layer = torch.nn.Linear(3, 2)
-    task._trainer = SimpleNamespace(precision=precision, estimated_stepping_batches=100)
-    return task
+    module = TrainingModule(Linear(optim))
+    module._trainer = SimpleNamespace(precision=precision, estimated_stepping_batches=100)
+    return module
 
 
 def test_adam_is_fused_on_the_cpu_but_not_under_mixed_precision():
@@ -27,6 +47,25 @@ def test_adam_is_fused_on_the_cpu_but_not_under_mixed_precision():
     assert optimizer.defaults["lr"] == 0.01 and optimizer.defaults["weight_decay"] == 0.1
     for precision in ("16-mixed", "bf16-mixed", "bf16-true"):
         assert not build({"name": "adam"}, precision=precision).configure_optimizers().defaults["fused"]
+
+
+def test_the_trainer_wraps_the_task_its_weights_under_model_and_its_metrics_per_split():
+    module = build({"name": "adam", "lr": 0.5})
+    assert set(module.state_dict()) == {"model.layer.weight", "model.layer.bias"}  # metric states are not saved
+    assert (
+        set(module.metrics) == {"val", "test"} and module.metrics["val"]["error"] is not module.metrics["test"]["error"]
+    )
+    assert module.lr == 0.5 and module.monitor == ("val/loss", "min")
+    module.lr = 0.1  # Lightning's learning-rate finder sets it here
+    assert module.model.optim.lr == 0.1
+    batch = {"x": torch.ones(4, 3), "y": torch.zeros(4, 2)}
+    assert module.model.batch_size(batch) == 4
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, (value, kw))
+    module.validation_step(batch, 0)
+    assert set(logged) == {"val/loss", "val/error"} and logged["val/loss"][1]["batch_size"] == 4
+    out = module.model.layer(batch["x"]).detach()
+    assert float(module.metrics["val"]["error"].compute()) == float(out.abs().mean())  # by hand: |out − 0|
 
 
 def test_fused_adam_steps_like_the_plain_loop():

@@ -134,8 +134,9 @@ class ExampleLog(Callback):
     def on_validation_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        if batch_idx == 0 and dataloader_idx == 0 and pl_module.plot_examples and not trainer.sanity_checking:
-            log_examples(pl_module, pl_module.validation_examples(batch, outputs))
+        model = pl_module.model  # the task inside the TrainingModule
+        if batch_idx == 0 and dataloader_idx == 0 and model.plot_examples and not trainer.sanity_checking:
+            log_examples(pl_module, model.validation_examples(batch, outputs))
 
 
 class BestValue(Callback):

@@ -7,55 +7,22 @@ import functools
 import random
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
 
-from eeap.data import (
-    CachedFiles,
-    DataInfo,
-    DataModule,
-    DecodedOnRead,
-    check_image,
-    folder_files,
-    image_file_size,
-    read_image,
-    read_rows,
-)
+from eeap.data import CachedFiles, DataModule, DecodedOnRead, folder_files, read_rows
 from eeap.errors import DataError
+from eeap.images import check_image, image_file_size, read_image
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
-from eeap.text import BOS, EOS, Tokenizer, fit_tokenizer, pad
+from eeap.tasks.captioning.info import CaptioningInfo
+from eeap.text import BOS, EOS, fit_tokenizer, pad
 
 LETTERS = list("abcnxyz")
 GREEK = [r"\alpha", r"\beta", r"\pi", r"\theta"]
 OPERATORS = ["+", "-", "=", r"\times"]
-
-
-@dataclass
-class CaptioningInfo(DataInfo):
-    """What the model needs from the data: the caption tokenizer, the image form and the longest caption."""
-
-    target: Tokenizer
-    channels: int
-    image_size: tuple[int, int]
-    max_tgt_len: int
-
-    def state(self) -> dict:
-        return {
-            "target": self.target.state(),
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "max_tgt_len": self.max_tgt_len,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> CaptioningInfo:
-        return cls(
-            Tokenizer.from_state(state["target"]), state["channels"], tuple(state["image_size"]), state["max_tgt_len"]
-        )
 
 
 class CaptioningData(DataModule):

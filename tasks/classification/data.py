@@ -6,63 +6,18 @@ from __future__ import annotations
 import functools
 import random
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
 
-from eeap.data import (
-    CachedFiles,
-    DataInfo,
-    DataModule,
-    DecodedOnRead,
-    check_image,
-    demo_import,
-    folder_files,
-    image_file_size,
-    read_image,
-    read_rows,
-)
+from eeap.data import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files, read_rows
 from eeap.errors import DataError
+from eeap.images import check_image, image_file_size, read_image
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
-from eeap.text import PAD, Tokenizer, fit_tokenizer
-
-
-@dataclass
-class ClassificationInfo(DataInfo):
-    """What the model needs from the data: the class names and the input's form (a tokenizer, or an image size)."""
-
-    classes: list[str]
-    tokenizer: Optional[Tokenizer] = None
-    channels: int = 1
-    image_size: tuple[int, int] = (0, 0)
-    max_len: int = 0
-
-    @property
-    def is_text(self) -> bool:
-        return self.tokenizer is not None
-
-    def embed_inputs(self) -> dict:
-        """What an embedding of these inputs is built with."""
-        if self.is_text:
-            return {"vocab_size": len(cast(Tokenizer, self.tokenizer))}
-        return {"in_channels": self.channels, "image_size": list(self.image_size)}
-
-    def state(self) -> dict:
-        return {
-            "classes": self.classes,
-            "tokenizer": self.tokenizer.state() if self.tokenizer else None,
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "max_len": self.max_len,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> ClassificationInfo:
-        tokenizer = Tokenizer.from_state(state["tokenizer"]) if state["tokenizer"] else None
-        return cls(state["classes"], tokenizer, state["channels"], tuple(state["image_size"]), state["max_len"])
+from eeap.tasks.classification.info import ClassificationInfo, collate_text
+from eeap.text import PAD, fit_tokenizer
 
 
 def split(items: list, labels: list[int], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list]:
@@ -85,19 +40,6 @@ def collate_images(examples: list) -> dict:
     return {
         "inputs": torch.stack([torch.as_tensor(x) for x, _ in examples]),
         "labels": torch.tensor([y for _, y in examples]),
-    }
-
-
-def collate_text(examples: list) -> dict:
-    """Text examples (``{"ids", "text", "label"}``) → inputs (batch, longest) padded with PAD, labels, texts."""
-    longest = max(len(e["ids"]) for e in examples)
-    inputs = torch.full((len(examples), longest), PAD, dtype=torch.long)
-    for i, example in enumerate(examples):
-        inputs[i, : len(example["ids"])] = torch.tensor(example["ids"])
-    return {
-        "inputs": inputs,
-        "labels": torch.tensor([e["label"] for e in examples]),
-        "texts": [e["text"] for e in examples],
     }
 
 

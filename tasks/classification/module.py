@@ -7,20 +7,19 @@ from typing import Any, Optional, cast
 
 import torch
 import torch.nn.functional as F
-import torchmetrics
 from torch import Tensor, nn
 
 from eeap.attend.base import head_mean
-from eeap.data import read_image
 from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.plotting import attention_heatmap, attention_overlay, display_image, save_figure
+from eeap.images import read_image
+from eeap.plotting import attention_heatmap, attention_overlay, display_image
 from eeap.predict.base import ClassifierHead
 from eeap.prediction import DecodeOptions, Problems, rounded
 from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
 from eeap.task import AttendSection, Example, Task, build_predict
-from eeap.tasks.classification.data import ClassificationInfo, collate_text
+from eeap.tasks.classification.info import ClassificationInfo, collate_text
 from eeap.text import PAD
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -78,10 +77,6 @@ class ClassificationTask(Task):
         super().__init__(optim)
         self.info, self.embed, self.encoder, self.head, self.cls_token = info, embed, encoder, head, cls_token
         self.label_smoothing, self.plot_examples = label_smoothing, plot_examples
-        classes = len(info.classes)
-        for split in ("val", "test"):
-            setattr(self, f"{split}_accuracy", torchmetrics.classification.MulticlassAccuracy(classes, average="micro"))
-            setattr(self, f"{split}_f1", torchmetrics.classification.MulticlassF1Score(classes, average="macro"))
 
     @classmethod
     def from_config(
@@ -149,31 +144,29 @@ class ClassificationTask(Task):
             x, mask = self.cls_token(x, mask)  # (batch, 1 + len, dim)
         return self.head(self.encoder(x, mask), mask)
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def training_loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         logits, _ = self(batch["inputs"])
         loss = F.cross_entropy(logits, batch["labels"], label_smoothing=self.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
-        return loss
+        return loss, {"loss": loss}
 
-    def evaluate(self, batch: dict, split: str) -> Optional[Tensor]:
+    def new_metrics(self) -> dict[str, Any]:
+        """Accuracy (micro) and F1 (macro over the classes), torchmetrics'."""
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+        classes = len(self.info.classes)
+        return {
+            "accuracy": MulticlassAccuracy(classes, average="micro"),
+            "f1": MulticlassF1Score(classes, average="macro"),
+        }
+
+    def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[Tensor, dict]:
         logits, weights = self(batch["inputs"])
-        metrics = {name: getattr(self, f"{split}_{name}") for name in self.metric_names()[1:]}
         for metric in metrics.values():
             metric.update(logits, batch["labels"])
-        self.log_metrics(
-            split,
-            {"loss": F.cross_entropy(logits, batch["labels"]), **metrics},
-            len(batch["labels"]),
-            prog_bar="accuracy",
-        )
-        return weights
-
-    def validation_step(self, batch: dict, batch_idx: int) -> dict:
-        return {"weights": self.evaluate(batch, "val")}
+        return F.cross_entropy(logits, batch["labels"]), {"logits": logits, "weights": weights}
 
     def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
-        weights = outputs["weights"]
-        predictions = self(batch["inputs"])[0].argmax(-1)
+        weights, predictions = outputs["weights"], outputs["logits"].argmax(-1)
         count = min(self.plot_examples, len(batch["labels"]))
         return [self.example(batch, i, weights, int(predictions[i])) for i in range(count)]
 
@@ -189,9 +182,6 @@ class ClassificationTask(Task):
         truth = self.info.classes[int(batch["labels"][i])]
         return Example(shown, self.info.classes[predicted], truth, figure)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "test")
-
     def figure(self, batch: dict, i: int, weights: Tensor, predicted: int) -> Any:
         """Attention of example i, weights (len,): a heatmap over its tokens, or an overlay on its image. Figures
         and tables show the mean over heads where the attention has several."""
@@ -204,64 +194,49 @@ class ClassificationTask(Task):
             return attention_heatmap(weights[None, : len(pieces)], pieces, ["pool"], title)
         return attention_overlay(batch["inputs"][i].cpu(), weights, cast(ImageEmbedder, self.embed).grid, title)
 
-    @torch.no_grad()
-    def predict_lines(
-        self, lines: list[str], options: DecodeOptions = DecodeOptions(), plot_dir: Optional[str] = None, first: int = 1
-    ) -> tuple[list[Optional[dict]], Problems]:
-        """Classify each line (numbered from ``first``): a text, or the path of an image file. One record per line:
-        the class and its probability, the ``n_best`` classes with theirs, on request the pooling weights
-        (``attention``: the mean over heads where there are several, and each head's as ``attention_heads``); None for
-        a bad line, which gets a message."""
-        problems = Problems()
-        outputs: list[Optional[dict]] = [None] * len(lines)
-        todo: list[tuple[int, Any]] = []
-        for number, line in enumerate(lines, first):
-            text = line.strip()
-            if not text:
-                problems.skip(f"line {number}: empty input")
-                continue
-            if self.info.is_text:
-                unknown = sorted(set(self.info.tokenizer.unknown(text)))
-                if unknown:
-                    problems.warn(
-                        f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}"
-                    )
-                ids = self.info.tokenizer.encode(text)
-                if len(ids) > self.info.max_len:
-                    problems.warn(f"line {number}: {len(ids)} tokens, cut to max_len={self.info.max_len}")
-                todo.append((number - first, {"ids": ids[: self.info.max_len], "text": text, "label": 0}))
-                continue
-            try:
-                image = read_image(Path(text), self.info.channels, self.info.image_size, resize=False)
-            except DataError as e:
-                problems.skip(f"line {number}: {e}")
-                continue
-            todo.append((number - first, (torch.as_tensor(image), 0)))
+    def read_input(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        """A text (its token ids, cut to ``max_len``; unknown words warned of), or an image file's path."""
+        if self.info.is_text:
+            unknown = sorted(set(self.info.tokenizer.unknown(text)))
+            if unknown:
+                problems.warn(
+                    f"line {number}: not in the vocabulary, read as <unk>: {', '.join(repr(u) for u in unknown)}"
+                )
+            ids = self.info.tokenizer.encode(text)
+            if len(ids) > self.info.max_len:
+                problems.warn(f"line {number}: {len(ids)} tokens, cut to max_len={self.info.max_len}")
+            return {"ids": ids[: self.info.max_len], "text": text, "label": 0}
+        try:
+            return torch.as_tensor(read_image(Path(text), self.info.channels, self.info.image_size, resize=False))
+        except DataError as e:
+            problems.skip(f"line {number}: {e}")
+            return None
+
+    def predict_batch(
+        self, items: list, texts: list[str], options: DecodeOptions, figures: bool
+    ) -> tuple[list[dict], list[Any]]:
+        """The class and its probability, the ``n_best`` classes with theirs, on request the pooling weights
+        (``attention``: the mean over heads where there are several, and each head's as ``attention_heads``)."""
+        batch = collate_text(items) if self.info.is_text else {"inputs": torch.stack(items)}
+        logits, weights = self(batch["inputs"].to(self.device))
         n = min(options.n_best, len(self.info.classes))
-        for start in range(0, len(todo), options.batch_size):
-            chunk = todo[start : start + options.batch_size]
-            if self.info.is_text:
-                batch = collate_text([example for _, example in chunk])
-            else:
-                batch = {"inputs": torch.stack([image for _, (image, _) in chunk])}
-            logits, weights = self(batch["inputs"].to(self.device))
-            probabilities, ranked = torch.softmax(logits.float(), -1).topk(n, -1)  # (batch, n)
-            for row, (index, _) in enumerate(chunk):
-                record: dict[str, Any] = {
-                    "output": self.info.classes[int(ranked[row, 0])],
-                    "score": round(float(probabilities[row, 0]), 6),
-                }
-                if n > 1:
-                    record["n_best"] = [
-                        {"output": self.info.classes[int(c)], "score": round(float(p), 6)}
-                        for c, p in zip(ranked[row], probabilities[row])
-                    ]
-                if options.attention and weights is not None:
-                    record["attention"] = rounded(head_mean(weights, 2)[row].float().cpu().tolist())
-                    if weights.dim() == 3:
-                        record["attention_heads"] = rounded(weights[row].float().cpu().tolist())
-                outputs[index] = record
-                if plot_dir and weights is not None:
-                    figure = self.figure(batch, row, head_mean(weights, 2)[row], int(ranked[row, 0]))
-                    save_figure(figure, Path(plot_dir) / f"line{index + first:05d}.png")
-        return outputs, problems
+        probabilities, ranked = torch.softmax(logits.float(), -1).topk(n, -1)  # (batch, n)
+        records, shown = [], []
+        for row in range(len(items)):
+            record: dict[str, Any] = {
+                "output": self.info.classes[int(ranked[row, 0])],
+                "score": round(float(probabilities[row, 0]), 6),
+            }
+            if n > 1:
+                record["n_best"] = [
+                    {"output": self.info.classes[int(c)], "score": round(float(p), 6)}
+                    for c, p in zip(ranked[row], probabilities[row])
+                ]
+            if options.attention and weights is not None:
+                record["attention"] = rounded(head_mean(weights, 2)[row].float().cpu().tolist())
+                if weights.dim() == 3:
+                    record["attention_heads"] = rounded(weights[row].float().cpu().tolist())
+            records.append(record)
+            draw = figures and weights is not None
+            shown.append(self.figure(batch, row, head_mean(weights, 2)[row], int(ranked[row, 0])) if draw else None)
+        return records, shown

@@ -6,48 +6,19 @@ from __future__ import annotations
 import abc
 import functools
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
 
-from eeap.data import (
-    CachedFiles,
-    DataInfo,
-    DataModule,
-    DecodedOnRead,
-    check_image,
-    demo_import,
-    folder_files,
-    image_file_size,
-    read_image,
-)
+from eeap.data import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files
 from eeap.errors import DataError
+from eeap.images import check_image, image_file_size, read_image
 from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
+from eeap.tasks.segmentation.info import SegmentationInfo
 
 SHAPES = ("circle", "rectangle", "triangle", "ellipse")
-
-
-@dataclass
-class SegmentationInfo(DataInfo):
-    """What the model needs from the data: class names (background first) and the images' channels and size."""
-
-    classes: list[str]
-    channels: int = 3
-    image_size: tuple[int, int] = (0, 0)
-
-    @property
-    def binary(self) -> bool:
-        return len(self.classes) == 2
-
-    def state(self) -> dict:
-        return {"classes": self.classes, "channels": self.channels, "image_size": list(self.image_size)}
-
-    @classmethod
-    def from_state(cls, state: dict) -> SegmentationInfo:
-        return cls(state["classes"], state["channels"], tuple(state["image_size"]))
 
 
 def collate(examples: list) -> dict:

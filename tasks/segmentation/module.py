@@ -8,20 +8,17 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchmetrics
-import torchmetrics.segmentation
 from torch import Tensor
 
-from eeap.data import read_image
 from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
-from eeap.metrics import ForegroundIoU
-from eeap.plotting import display_image, gate_figure, save_figure
+from eeap.images import read_image
+from eeap.plotting import display_image, gate_figure
 from eeap.predict.base import SegmentationHead
 from eeap.prediction import DecodeOptions, Problems
 from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
 from eeap.task import AttendSection, Example, Task, build_predict
-from eeap.tasks.segmentation.data import SegmentationInfo
+from eeap.tasks.segmentation.info import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
 
@@ -73,16 +70,6 @@ class SegmentationTask(Task):
         self.ce_loss = smp.losses.SoftBCEWithLogitsLoss() if info.binary else torch.nn.CrossEntropyLoss()
         self.dice_weight, self.ce_weight, self.aux_weight = dice_weight, ce_weight, aux_weight
         self.plot_examples = plot_examples
-        classes = len(info.classes)
-        for split in ("val", "test"):  # over the foreground classes, pooled over the whole split
-            setattr(
-                self,
-                f"{split}_dice",
-                torchmetrics.segmentation.DiceScore(
-                    classes, include_background=False, average="macro", aggregation_level="global", input_format="index"
-                ),
-            )
-            setattr(self, f"{split}_iou", ForegroundIoU(classes))
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -160,28 +147,33 @@ class SegmentationTask(Task):
         """Per-pixel class indices (batch, H, W) from logits (batch, outputs, H, W)."""
         return (logits[:, 0] > 0).long() if self.info.binary else logits.argmax(1)
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def training_loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         logits, _, aux = self(batch["images"])
         loss = self.loss(logits, batch["masks"])
         for extra in aux:
             loss = loss + self.aux_weight * self.loss(extra, batch["masks"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["masks"]))
-        return loss
+        return loss, {"loss": loss}
 
-    def evaluate(self, batch: dict, split: str) -> tuple[Tensor, list[Tensor]]:
+    def new_metrics(self) -> dict[str, Any]:
+        """Dice (torchmetrics') and IoU over the foreground classes, each pooled over the whole split."""
+        from torchmetrics.segmentation import DiceScore
+
+        from eeap.metrics import ForegroundIoU
+
+        classes = len(self.info.classes)
+        return {
+            "dice": DiceScore(
+                classes, include_background=False, average="macro", aggregation_level="global", input_format="index"
+            ),
+            "iou": ForegroundIoU(classes),
+        }
+
+    def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[Tensor, dict]:
         logits, gates, _ = self(batch["images"])
         predicted = self.classes_of(logits)
-        metrics = {name: getattr(self, f"{split}_{name}") for name in self.metric_names()[1:]}
         for metric in metrics.values():
             metric.update(predicted, batch["masks"])
-        self.log_metrics(
-            split, {"loss": self.loss(logits, batch["masks"]), **metrics}, len(batch["masks"]), prog_bar="dice"
-        )
-        return predicted, gates
-
-    def validation_step(self, batch: dict, batch_idx: int) -> dict:
-        predicted, gates = self.evaluate(batch, "val")
-        return {"predicted": predicted, "gates": gates}
+        return self.loss(logits, batch["masks"]), {"predicted": predicted, "gates": gates}
 
     def validation_examples(self, batch: dict, outputs: dict) -> list[Example]:
         predicted, gates = outputs["predicted"], outputs["gates"]
@@ -198,9 +190,6 @@ class SegmentationTask(Task):
             classes=len(self.info.classes),
         )
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "test")
-
     def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None) -> Any:
         """The image, each gate's coefficients laid over it (finest first), the prediction and the true mask."""
         masks = [("predicted", predicted)] + ([("true mask", mask)] if mask is not None else [])
@@ -211,49 +200,44 @@ class SegmentationTask(Task):
             len(self.info.classes),
         )
 
-    @torch.no_grad()
-    def predict_lines(
-        self,
-        lines: list[str],
-        options: DecodeOptions = DecodeOptions(),
-        plot_dir: Optional[str] = None,
-        first: int = 1,
-        out_dir: Optional[str] = None,
-    ) -> tuple[list[Optional[dict]], Problems]:
-        """Segment the image at each line's path (lines numbered from ``first``): write its mask PNG (class indices;
-        0/255 for binary) to ``out_dir`` and report the mask's path; with ``plot_dir``, also a PNG of the gate maps.
-        None for a bad line, which gets a message."""
+    batchable = False  # images of any size, one at a time
+    writes_files = True  # a mask PNG per image
+
+    def check_options(self, options: DecodeOptions) -> None:
         if options.n_best > 1 or options.attention:
             raise DataError(
                 "--n-best and --attention: a segmentation model gives one mask per image, and its gates are maps "
                 "(see them with --plot-attention)"
             )
-        problems = Problems()
-        outputs: list[Optional[dict]] = [None] * len(lines)
-        out = Path(out_dir or "predictions")
-        out.mkdir(parents=True, exist_ok=True)
-        for number, line in enumerate(lines, first):  # one image at a time: sizes may differ
-            path = Path(line.strip())
-            if not line.strip():
-                problems.skip(f"line {number}: empty input")
-                continue
-            try:
-                image = torch.as_tensor(read_image(path, self.info.channels, None, resize=False))
-            except DataError as e:
-                problems.skip(f"line {number}: {e}")
-                continue
+
+    def read_input(self, text: str, number: int, problems: Problems) -> Optional[Any]:
+        """The image at the line's path, of any size."""
+        try:
+            return torch.as_tensor(read_image(Path(text), self.info.channels, None, resize=False))
+        except DataError as e:
+            problems.skip(f"line {number}: {e}")
+            return None
+
+    def predict_batch(
+        self, items: list, texts: list[str], options: DecodeOptions, figures: bool
+    ) -> tuple[list[dict], list[Any]]:
+        """Each image's mask (class indices, (H, W)) and, when asked for, the figure of its gate maps."""
+        records, shown = [], []
+        for image in items:
             logits, gates, _ = self(image[None].to(self.device))
             predicted = self.classes_of(logits)[0].cpu()  # (H, W)
-            scale = 255 if self.info.binary else 1
-            target = out / f"{number:05d}_{path.stem}.png"
-            from PIL import Image
+            records.append({"mask": predicted})
+            shown.append(self.figure(image, predicted, [g[0] for g in gates]) if figures else None)
+        return records, shown
 
-            Image.fromarray((predicted.numpy() * scale).astype(np.uint8)).save(target)
-            outputs[number - first] = {"output": str(target)}
-            if plot_dir:
-                figure = self.figure(image, predicted, [g[0] for g in gates])
-                save_figure(figure, Path(plot_dir) / f"line{number:05d}.png")
-        return outputs, problems
+    def write_output(self, record: dict, out_dir: Path, number: int, text: str) -> dict:
+        """The mask as a PNG (class indices; 0/255 for binary) named for the line and the image; its path reported."""
+        from PIL import Image
+
+        scale = 255 if self.info.binary else 1
+        target = out_dir / f"{number:05d}_{Path(text).stem}.png"
+        Image.fromarray((record["mask"].numpy() * scale).astype(np.uint8)).save(target)
+        return {"output": str(target)}
 
 
 def crop_like(gate: Tensor, padded: Tensor, height: int, width: int) -> Tensor:

@@ -5,46 +5,19 @@ from __future__ import annotations
 import random
 import shutil
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union, cast
 
-from eeap.data import CachedFiles, DataInfo, DataModule, demo_import
+from eeap.data import CachedFiles, DataModule, demo_import
 from eeap.errors import DataError
 from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
-from eeap.text import BOS, EOS, PAD, Tokenizer, fit_tokenizer, pad
+from eeap.tasks.translation.info import TranslationInfo
+from eeap.text import BOS, EOS, PAD, fit_tokenizer, pad
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-@dataclass
-class TranslationInfo(DataInfo):
-    """What the model needs from the data: the two tokenizers and the length limits."""
-
-    source: Tokenizer
-    target: Tokenizer
-    max_src_len: int
-    max_tgt_len: int
-
-    def state(self) -> dict:
-        return {
-            "source": self.source.state(),
-            "target": self.target.state(),
-            "max_src_len": self.max_src_len,
-            "max_tgt_len": self.max_tgt_len,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> TranslationInfo:
-        return cls(
-            Tokenizer.from_state(state["source"]),
-            Tokenizer.from_state(state["target"]),
-            state["max_src_len"],
-            state["max_tgt_len"],
-        )
 
 
 def target_batch(examples: list[dict]) -> dict:

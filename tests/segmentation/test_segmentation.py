@@ -295,16 +295,19 @@ def test_loss_and_metrics_by_hand():
     torch.testing.assert_close(task.loss(logits, masks), dice + bce)
     predicted = task.classes_of(logits)  # [[1, 0], [1, 0]]: 1 true positive, 1 false positive
     assert predicted.tolist() == [[[1, 0], [1, 0]]]
-    task.val_dice.update(predicted, masks)
-    task.val_iou.update(predicted, masks)
-    assert task.val_dice.compute().item() == pytest.approx(2 / 3)  # 2·1 / (2 + 1)
-    assert task.val_iou.compute().item() == pytest.approx(1 / 2)  # 1 / (2 + 1 − 1)
+    metrics = task.new_metrics()  # one split's, as the trainer makes them
+    assert list(metrics) == task.metric_names()[1:]
+    metrics["dice"].update(predicted, masks)
+    metrics["iou"].update(predicted, masks)
+    assert metrics["dice"].compute().item() == pytest.approx(2 / 3)  # 2·1 / (2 + 1)
+    assert metrics["iou"].compute().item() == pytest.approx(1 / 2)  # 1 / (2 + 1 − 1)
 
     multi = build_task()  # three classes: softmax, Dice over the two foreground classes
     predicted = torch.tensor([[[1, 1, 2, 0]]])
     truth = torch.tensor([[[1, 2, 2, 0]]])
-    multi.test_dice.update(predicted, truth)
-    assert multi.test_dice.compute().item() == pytest.approx((2 / 3 + 2 / 3) / 2)
+    dice = multi.new_metrics()["dice"]
+    dice.update(predicted, truth)
+    assert dice.compute().item() == pytest.approx((2 / 3 + 2 / 3) / 2)
 
 
 def test_iou_is_pooled_over_the_split_like_dice():
@@ -413,7 +416,7 @@ def test_cluttered_config_trains_with_and_without_gates(tiny, tmp_path):
 
     cluttered = ROOT / "configs" / "segmentation" / "cluttered.yaml"
     task, data = build(tiny(*TINY, config=cluttered))
-    assert data.info().classes == ["background", "circle"] and len(task.decoder.gates) == 2
+    assert data.info().classes == ["background", "circle"] and len(task.model.decoder.gates) == 2
     for attend in ("{type: attention_gate}", "none"):
         keys = [*TINY, "trainer.max_epochs=1", f"model.attend={attend}", f"run_dir={tmp_path / attend[:4]}"]
         metrics = train(tiny(*keys, config=cluttered))

@@ -2,7 +2,7 @@
 
 import sys
 
-from eeap.inference import main
+from eeap.serving.inference import main
 
 if __name__ == "__main__":
     sys.exit(main())

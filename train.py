@@ -2,7 +2,7 @@
 
 import sys
 
-from eeap.run import main
+from eeap.training.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -91,9 +91,9 @@ def child(kind: str, source: str, cache: str, full_pass: str = "0", ranks: str =
     sys.path.insert(0, str(ROOT))
     from lightning.pytorch.callbacks import Callback
 
-    from eeap.config import load_config
-    from eeap.experiment import Experiment
-    from eeap.run import train
+    from eeap.config.loader import load_config
+    from eeap.training.experiment import Experiment
+    from eeap.training.run import train
 
     started = time.perf_counter()
 
@@ -188,8 +188,8 @@ def dates_child(mode: str, steps: str) -> None:
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
-    from eeap.experiment import Experiment
-    from eeap.prepared import read, write
+    from eeap.data.prepared import read, write
+    from eeap.training.experiment import Experiment
 
     task, data = Experiment.from_config(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"]).build()
     if mode == "arrow":

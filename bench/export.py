@@ -31,8 +31,8 @@ def main() -> None:
         sys.exit(f"{checkpoint} is missing: run bench/decode.py first (it trains the model and writes the input)")
 
     import eeap
-    from eeap.export import Runner, export
-    from eeap.text import pad
+    from eeap.data.text import pad
+    from eeap.serving.export import Runner, export
 
     task = eeap.load(checkpoint)
     lines = (work / "dates.src").read_text().splitlines()

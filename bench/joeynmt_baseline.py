@@ -36,7 +36,7 @@ def date_splits(test_size: int | None = None) -> tuple[dict, list[list[tuple[str
     from omegaconf import OmegaConf
 
     import eeap  # noqa: F401
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
     from eeap.tasks.translation.dates import DateGenerator
 
     cfg = OmegaConf.to_container(load_config(ROOT / "configs" / "translation" / "dates.yaml", ["logger=none"]))

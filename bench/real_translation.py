@@ -10,7 +10,7 @@ JoeyNMT runs from its own virtual environment (it is no dependency of EEAP; it c
 
 Both get the same things:
 - **data**: the splits EEAP's ``gettext`` data makes (``GettextData.corpus``), written as JoeyNMT's plain text files;
-- **tokenization**: the sentencepiece models EEAP fits (``eeap.text.fit_tokenizer``, the same inputs and settings),
+- **tokenization**: the sentencepiece models EEAP fits (``eeap.data.text.fit_tokenizer``, the same inputs and settings),
   written to files for JoeyNMT with their pieces as its vocabularies; the bench checks that EEAP's run fitted the
   same models;
 - **model**: the config's sizes mapped onto JoeyNMT's recurrent model (biGRU encoder, GRU decoder with Bahdanau
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def load(config: str, overrides: list[str]) -> Any:
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
 
     return load_config(config, ["logger=none", *overrides])
 
@@ -58,9 +58,9 @@ def write_data(cfg: Any, folder: Path) -> dict:
     """The config's splits as <split>.en / <split>.de and the sentencepiece models and vocabularies EEAP fits."""
     from omegaconf import OmegaConf
 
-    from eeap.data import DataModule
-    from eeap.registry import DATA
-    from eeap.text import fit_tokenizer
+    from eeap.config.registry import DATA
+    from eeap.data.base import DataModule
+    from eeap.data.text import fit_tokenizer
 
     section = OmegaConf.to_container(cfg.data, resolve=True)
     data = DATA.build(section, where="data", role=DataModule, seed=cfg.seed)
@@ -279,8 +279,8 @@ def run_eeap(cfg: Any, budget: float, run_dir: Path, models: dict) -> dict:
     from lightning.pytorch.callbacks import Callback
     from omegaconf import OmegaConf
 
-    from eeap.run import train
-    from eeap.text import PAD
+    from eeap.data.text import PAD
+    from eeap.training.run import train
 
     class Meter(Callback):
         def __init__(self) -> None:

@@ -54,8 +54,8 @@ def run_eeap(config: Path, overrides: list[str], seed: int) -> dict:
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from eeap.config import load_config
-    from eeap.run import train
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
 
     class Meter(Callback):
         """Times training batches; scores the final weights on the test split."""

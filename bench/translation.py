@@ -31,9 +31,9 @@ def main() -> None:
     from lightning.pytorch.callbacks import Callback
 
     from eeap import kernels
-    from eeap.config import load_config
-    from eeap.run import train
-    from eeap.text import PAD
+    from eeap.config.loader import load_config
+    from eeap.data.text import PAD
+    from eeap.training.run import train
 
     overrides = [
         "logger=none",

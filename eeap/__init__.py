@@ -4,7 +4,7 @@
 only when it is built. The Python API:
 
 - ``eeap.build(config)`` → ``(module, data)``: a config file's path (or a loaded config) built into the task wrapped
-  for Lightning (``eeap.training.TrainingModule``; the task itself is ``module.model``) and its data module, ready for
+  for Lightning (``eeap.training.module.TrainingModule``; the task itself is ``module.model``) and its data module, ready for
   a Lightning ``Trainer``;
 - ``eeap.load(checkpoint)`` → the trained task, a plain ``torch.nn.Module`` in evaluation mode, loaded without
   Lightning (``TaskClass.load_from_checkpoint`` does the same; ``TrainingModule.load_from_checkpoint`` wraps it);
@@ -18,23 +18,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
-from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
+from eeap.config.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, TASK, Registry
 from eeap.version import __version__
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from eeap.data import DataModule
-    from eeap.task import Task
-    from eeap.training import TrainingModule
+    from eeap.data.base import DataModule
+    from eeap.model.task import Task
+    from eeap.training.module import TrainingModule
 
 __all__ = ["__version__", "ATTEND", "DATA", "EMBED", "ENCODE", "PREDICT", "TASK", "Registry", "build", "load", "train"]
 
 
 def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> tuple[TrainingModule, DataModule]:
-    """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.load_config``) → (the task
-    wrapped for Lightning, prepared data module), assembled as every run is (``eeap.experiment.Experiment``)."""
-    from eeap.experiment import Experiment
+    """A config (a YAML path, a shipped config's name, or a config from ``eeap.config.loader.load_config``) → (the task
+    wrapped for Lightning, prepared data module), assembled as every run is (``eeap.training.experiment.Experiment``)."""
+    from eeap.training.experiment import Experiment
 
     return Experiment.from_config(config, overrides).build()
 
@@ -42,14 +42,14 @@ def build(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -
 def load(checkpoint: Union[str, Path], map_location: Any = "cpu") -> Task:
     """A checkpoint written by ``eeap train`` → its task (a plain ``nn.Module``), with its data state (vocabularies),
     in eval mode; Lightning is not imported."""
-    from eeap.checkpoints import load_task
+    from eeap.model.checkpoints import load_task
 
     return load_task(checkpoint, map_location)
 
 
 def train(config: Union[str, Path, DictConfig], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train and test the run a config describes; returns the final metrics (also in the run's metrics.json)."""
-    from eeap.experiment import Experiment
-    from eeap.run import train as run
+    from eeap.training.experiment import Experiment
+    from eeap.training.run import train as run
 
     return run(Experiment.from_config(config, overrides))

@@ -5,9 +5,9 @@
   without training;
 - ``eeap predict CHECKPOINT [--input FILE] ...``: run a trained model on new input (``predict.py`` is the same);
 - ``eeap prepare CONFIG [key=value ...]``: prepare a config's data ahead of training into its cache
-  (``eeap.prepared``);
+  (``eeap.data.prepared``);
 - ``eeap export CHECKPOINT --out DIR``: ONNX or TorchScript files of a trained model;
-- ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.sweep``);
+- ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.training.sweep``);
 - ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults;
 - ``eeap configs`` lists the configs that ship with EEAP, ``eeap configs copy NAME DEST`` copies one to edit;
 - ``eeap --version``.
@@ -64,31 +64,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def train_command(args: list[str]) -> int:
-    from eeap.run import main as train_main
+    from eeap.training.run import main as train_main
 
     return train_main(args, prog="eeap train")
 
 
 def predict_command(args: list[str]) -> int:
-    from eeap.inference import main as predict_main
+    from eeap.serving.inference import main as predict_main
 
     return predict_main(args, prog="eeap predict")
 
 
 def export_command(args: list[str]) -> int:
-    from eeap.export import main as export_main
+    from eeap.serving.export import main as export_main
 
     return export_main(args)
 
 
 def prepare_command(args: list[str]) -> int:
-    from eeap.run import prepare_main
+    from eeap.training.run import prepare_main
 
     return prepare_main(args)
 
 
 def sweep_command(args: list[str]) -> int:
-    from eeap.sweep import main as sweep_main
+    from eeap.training.sweep import main as sweep_main
 
     return sweep_main(args)
 
@@ -121,9 +121,9 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
     import lightning as L
 
     from eeap.errors import DataError
-    from eeap.experiment import Experiment
-    from eeap.run import console_callbacks
-    from eeap.training import TrainingModule
+    from eeap.training.experiment import Experiment
+    from eeap.training.module import TrainingModule
+    from eeap.training.run import console_callbacks
 
     experiment = Experiment.from_checkpoint(checkpoint, overrides)
     task = experiment.trained_task()
@@ -153,8 +153,8 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
 
 def components_command(args: list[str]) -> int:
     """``eeap components [KIND [NAME]]``: every kind's names; a kind's components with their keys; one in full."""
+    from eeap.config.registry import REGISTRIES
     from eeap.errors import ArgumentParser, guarded
-    from eeap.registry import REGISTRIES
 
     parser = ArgumentParser(prog="eeap components", description="List what a config can name.")
     parser.add_argument("kind", nargs="?", help=f"one of {', '.join(REGISTRIES)}")
@@ -200,7 +200,7 @@ def configs_command(args: list[str]) -> int:
 
 def list_configs() -> str:
     """What ``eeap configs`` prints: each shipped config's name and the first line of its opening comment."""
-    from eeap.config import shipped_configs, shipped_folder
+    from eeap.config.loader import shipped_configs, shipped_folder
 
     lines = []
     for name in shipped_configs():
@@ -216,7 +216,7 @@ def copy_config(name: str, dest: str, force: bool = False) -> Any:
     is kept unless ``force``. Returns the path written."""
     from pathlib import Path
 
-    from eeap.config import shipped_config, unknown_config
+    from eeap.config.loader import shipped_config, unknown_config
     from eeap.errors import ConfigError
     from eeap.paths import writable_file, write_atomically
 
@@ -235,8 +235,8 @@ def copy_config(name: str, dest: str, force: bool = False) -> Any:
 
 def describe(kind: str | None = None, name: str | None = None) -> str:
     """The text ``eeap components`` prints. Without a kind it reads the sources only (no component is imported)."""
+    from eeap.config.registry import REGISTRIES
     from eeap.errors import ConfigError
-    from eeap.registry import REGISTRIES
 
     if kind is None:
         lines = []
@@ -255,7 +255,7 @@ def describe(kind: str | None = None, name: str | None = None) -> str:
 def describe_component(registry: Any, name: str, full: bool = False) -> str:
     """A component's name, role, first docstring line and keys (``key: type = default``); ``full`` adds its
     whole docstring."""
-    from eeap.registry import accepted_parameters, parameter_types, role_of, type_name
+    from eeap.config.registry import accepted_parameters, parameter_types, role_of, type_name
 
     cls = registry.get(name, where=f"{registry.kind}")
     supplied = supplied_parameters(cls)

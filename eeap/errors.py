@@ -53,13 +53,24 @@ def os_error_line(error: OSError) -> str:
 
 def guarded(command: Callable[[], int], prog: str) -> int:
     """Run a command's body: user errors and file-system errors become one ``error:`` line and exit 2; a signal
-    that stopped it, one line saying how to continue and exit 128 + the signal's number."""
+    that stopped it, one line saying how to continue and exit 128 + the signal's number; a closed standard output
+    (a pipe into ``head``) ends it silently with 128 + SIGPIPE, as a Unix tool ends."""
+    import sys
+
     from eeap.faults import Stopped
 
     try:
-        return command()
+        code = command()
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's flush at exit
+        return code
     except EEAPError as e:
         return fail(str(e))
+    except BrokenPipeError:  # the reader went away (eeap components | head): stop quietly, as Unix tools do
+        import os
+        import signal
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit writes nowhere
+        return 128 + signal.SIGPIPE
     except OSError as e:  # the file system: permission denied, no space left, a file where a folder should be
         return fail(os_error_line(e))
     except Stopped as e:

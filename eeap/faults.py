@@ -1,7 +1,7 @@
-"""Stops a command survives: ``Stopped`` and the signal handlers (light; the Lightning side is ``eeap.callbacks``).
+"""Stops a command survives: ``Stopped`` and the signal handlers (light; the Lightning side is ``eeap.training.callbacks``).
 
 ``Stopped`` is raised when SIGINT or SIGTERM stops a command. Outside training (reading data, testing) the first
-signal stops at once; during training (``eeap.callbacks.StopOnSignal``) the run finishes the batch it is on, writes
+signal stops at once; during training (``eeap.training.callbacks.StopOnSignal``) the run finishes the batch it is on, writes
 ``last.ckpt`` and stops, and a second signal stops at once. Either way the command exits 128 + the signal's number
 (130 for Ctrl-C, 143 for SIGTERM) with one ``error:`` line that says how to continue.
 """

@@ -46,7 +46,7 @@ def kernels_backend():
 @pytest.fixture
 def tiny(tmp_path):
     """Load a config quietly under tmp_path (the dates config also shrunk to seconds); extra overrides on top."""
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
 
     def load(*overrides, config=DATES):
         base = TINY_DATES if config == DATES else QUIET

@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eeap.config import load_config  # noqa: E402
-from eeap.run import train  # noqa: E402
+from eeap.config.loader import load_config  # noqa: E402
+from eeap.training.run import train  # noqa: E402
 
 
 class SaveRankWeights(Callback):

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import eeap.run  # noqa: E402
+import eeap.training.run  # noqa: E402
 
 ACTIONS = {"kill": [signal.SIGKILL], "sigint": [signal.SIGINT], "sigterm": [signal.SIGTERM]}
 ACTIONS["sigint2"] = [signal.SIGINT, signal.SIGINT]
@@ -78,6 +78,6 @@ if __name__ == "__main__":
     else:
         hook, _, step = point.partition("=")
         callbacks.append(Fault(action, hook, int(step) if step else -1))
-    train = eeap.run.train
-    eeap.run.train = lambda cfg: train(cfg, callbacks=callbacks)  # type: ignore[assignment]
-    sys.exit(eeap.run.main(argv))
+    train = eeap.training.run.train
+    eeap.training.run.train = lambda cfg: train(cfg, callbacks=callbacks)  # type: ignore[assignment]
+    sys.exit(eeap.training.run.main(argv))

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from eeap.cli import main
-from eeap.config import load_config
-from eeap.run import train
+from eeap.config.loader import load_config
+from eeap.training.run import train
 from tests.conftest import DATES, QUIET, ROOT, TINY_DATES
 
 CONFIGS = ROOT / "configs"
@@ -512,7 +512,7 @@ def test_bad_input_gives_one_line_and_its_exit_code(w, capsys, monkeypatch, name
 
 def test_the_whole_config_is_checked_before_any_data_is_read(tmp_path, capsys):
     """A typo in a model key fails in one line before the data: the data file named here does not even exist."""
-    from eeap.run import main
+    from eeap.training.run import main
 
     parallel = ROOT / "configs" / "translation" / "parallel.yaml"
     for key, message in [

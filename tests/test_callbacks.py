@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from eeap.errors import ConfigError
-from eeap.run import train
+from eeap.training.run import train
 
 
 class EpochWeights(Callback):
@@ -112,7 +112,7 @@ def test_the_profiler_by_name_writes_its_report_in_the_run_folder(tiny, tmp_path
     ],
 )
 def test_bad_callback_sections_fail_in_one_line_before_the_data(tiny, override, message, monkeypatch):
-    from eeap.data import DataModule
+    from eeap.data.base import DataModule
 
     def never(self):
         raise AssertionError("data prepared before the config was checked")

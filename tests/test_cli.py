@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from eeap.run import main
+from eeap.training.run import main
 from tests.conftest import DATES, ROOT
 
 
@@ -107,8 +107,8 @@ def test_real_command_line_prints_no_traceback(tmp_path):
 
 
 def test_early_stopping_fires_on_reaching_the_threshold(tmp_path):
-    from eeap.config import RunConfig, validate
-    from eeap.run import build_trainer
+    from eeap.config.loader import RunConfig, validate
+    from eeap.training.run import build_trainer
 
     class Task:
         monitor = ("val/exact_match", "max")
@@ -134,7 +134,7 @@ def test_a_run_folder_below_a_file_is_refused_before_training(capsys, tmp_path):
 
 
 def test_predict_batch_size_must_be_positive(capsys, tmp_path):
-    from eeap.inference import main as predict_main
+    from eeap.serving.inference import main as predict_main
 
     assert predict_main([str(tmp_path / "any.ckpt"), "--batch-size", "0"]) == 2
     assert capsys.readouterr().err == "error: --batch-size must be at least 1, got 0\n"
@@ -152,9 +152,9 @@ def test_eeap_debug_shows_the_traceback_above_the_error_line():
 
 
 def test_lightning_trainer_arguments_beyond_eeaps_are_checked_by_lightnings_signature_and_passed_on(tmp_path, capsys):
-    from eeap.config import RunConfig, validate
-    from eeap.registry import recording_settings
-    from eeap.run import build_trainer
+    from eeap.config.loader import RunConfig, validate
+    from eeap.config.registry import recording_settings
+    from eeap.training.run import build_trainer
 
     class Task:
         monitor = ("val/exact_match", "max")

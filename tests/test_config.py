@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from eeap.config import apply_overrides, compose, load_config
+from eeap.config.loader import apply_overrides, compose, load_config
 from eeap.errors import ConfigError
 from tests.conftest import DATES
 

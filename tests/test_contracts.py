@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from eeap.attend.base import Attention, SkipGate
-from eeap.callbacks import RunCallback
-from eeap.data import DataInfo, DataModule
+from eeap.config.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, REGISTRIES, TASK, Registry
+from eeap.data.base import DataInfo, DataModule
 from eeap.embed.base import ImageEmbedder, TokenEmbedder
 from eeap.encode.base import PyramidEncoder, SequenceEncoder
 from eeap.errors import ConfigError
+from eeap.model.task import Task, build_predict
 from eeap.predict.base import ClassifierHead, SegmentationHead, SequenceDecoder
-from eeap.registry import ATTEND, DATA, EMBED, ENCODE, PREDICT, REGISTRIES, TASK, Registry
-from eeap.task import Task, build_predict
+from eeap.training.callbacks import RunCallback
 
 DIM = 8
 ROLES = {
@@ -222,10 +222,10 @@ def test_segmentation_head_contract(name):
 def test_every_task_says_what_export_traces(name):
     """``eeap export`` asks the task for its example inputs (and a task exported whole for its outputs): it never
     branches on a task's name."""
-    import eeap.export
+    import eeap.serving.export
 
     assert TASK.get(name).example_inputs is not Task.example_inputs
-    assert f'"{name}"' not in inspect.getsource(eeap.export)
+    assert f'"{name}"' not in inspect.getsource(eeap.serving.export)
 
 
 @pytest.mark.parametrize("name", TASK.names())
@@ -314,7 +314,7 @@ def test_a_task_logs_the_metrics_it_declares(name):
     import lightning as L
 
     from eeap import build
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
     from tests.conftest import QUIET, ROOT
 
     config, overrides = SMALL_RUNS[name]
@@ -329,8 +329,8 @@ def test_a_task_logs_the_metrics_it_declares(name):
 @pytest.mark.parametrize("name", TASK.names())
 def test_every_task_logs_a_table_of_examples_with_attention_images(name, tmp_path):
     """Each validation's W&B table: input, output and reference of a few fixed examples, and the attention figure."""
-    from eeap.config import load_config
-    from eeap.run import train
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
     from tests.conftest import QUIET, ROOT
     from tests.translation.test_train import history, logged_tables
 
@@ -369,9 +369,9 @@ def test_per_head_attention_trains_plots_and_predicts_in_every_task(name, tmp_pa
     from PIL import Image
 
     from eeap import load
-    from eeap.config import load_config
-    from eeap.inference import main as predict_main
-    from eeap.run import train
+    from eeap.config.loader import load_config
+    from eeap.serving.inference import main as predict_main
+    from eeap.training.run import train
     from tests.conftest import QUIET, ROOT
 
     config, overrides = SMALL_RUNS[name]

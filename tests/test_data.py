@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from eeap.data import EpochShuffle, make_loader
+from eeap.config.registry import DATA
+from eeap.data.base import EpochShuffle, make_loader
 from eeap.errors import DataError
-from eeap.registry import DATA
 
 
 def test_same_seed_and_epoch_same_order():
@@ -92,7 +92,7 @@ def test_predict_skips_an_input_line_that_is_not_utf8_with_one_warning(tmp_path,
     import subprocess
     import sys
 
-    from eeap.run import train
+    from eeap.training.run import train
     from tests.conftest import ROOT
 
     checkpoint = train(tiny("trainer.max_epochs=1", "test=false"))["best_checkpoint"]
@@ -145,8 +145,8 @@ def test_skip_leaves_bad_lines_out_counts_them_and_shows_the_first_few(tmp_path)
 
 
 def test_text_file_classification_reads_rows_with_the_same_bad_line_modes(tmp_path):
+    from eeap.config.registry import DATA
     from eeap.errors import DataError
-    from eeap.registry import DATA
 
     path = tmp_path / "texts.tsv"
     path.write_bytes(b"".join(f"text {i}\tlabel{i % 2}\n".encode() for i in range(40)) + b"no label\n")
@@ -189,10 +189,10 @@ def image_folders(root, count=12, size=(20, 24)):
 
 def count_decodes(monkeypatch):
     """The paths of the images decoded from here on, in the order they are decoded (``read_image`` counted)."""
-    import eeap.images
+    import eeap.data.images
 
     decoded = []
-    real = eeap.images.read_image
+    real = eeap.data.images.read_image
 
     def counting(path, *args, **kwargs):
         decoded.append(path)
@@ -214,8 +214,8 @@ def test_image_folders_decode_each_image_when_it_is_read(tmp_path, monkeypatch, 
     front would give."""
     import numpy as np
 
-    from eeap.data import DecodedOnRead
-    from eeap.images import read_image
+    from eeap.data.base import DecodedOnRead
+    from eeap.data.images import read_image
 
     section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
     decoded = count_decodes(monkeypatch)
@@ -259,7 +259,7 @@ def test_a_rank_draws_the_share_that_lightnings_distributed_wrapper_gives_it(siz
     the same indices in the same order on every rank and epoch (padded by repeating the start)."""
     from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
-    from eeap.data import RankShuffle
+    from eeap.data.base import RankShuffle
 
     lengths = torch.randint(1, 40, (size,), generator=torch.Generator().manual_seed(0)).tolist()
     for epoch in (0, 2):

@@ -1,16 +1,16 @@
-"""One assembly for every entry point (``eeap.experiment.Experiment``): a config checked once, the process set up in
+"""One assembly for every entry point (``eeap.training.experiment.Experiment``): a config checked once, the process set up in
 one place, the named callbacks built once; ``eeap test`` assembles its run as training did."""
 
 import pytest
 import torch
 
-import eeap.config
-import eeap.experiment
+import eeap.config.loader
+import eeap.training.experiment
 from eeap import threads
 from eeap.cli import evaluate
 from eeap.cli import main as cli_main
 from eeap.errors import ConfigError, DataError
-from eeap.experiment import Experiment
+from eeap.training.experiment import Experiment
 from tests.conftest import DATES, TINY_DATES
 
 
@@ -27,9 +27,9 @@ def counting(monkeypatch, module, name):
 
 
 def test_eeap_train_checks_the_config_once_and_builds_the_callbacks_once(tmp_path, monkeypatch, capsys):
-    checks = counting(monkeypatch, eeap.experiment, "check_config")
-    loads = counting(monkeypatch, eeap.config, "check_config")  # load_config's check, which a run does not use
-    built = counting(monkeypatch, eeap.experiment, "build_callbacks")
+    checks = counting(monkeypatch, eeap.training.experiment, "check_config")
+    loads = counting(monkeypatch, eeap.config.loader, "check_config")  # load_config's check, which a run does not use
+    built = counting(monkeypatch, eeap.training.experiment, "build_callbacks")
     argv = ["train", str(DATES), *TINY_DATES, "trainer.max_epochs=1", "test=false", f"run_dir={tmp_path / 'run'}"]
     assert cli_main([*argv, "trainer.callbacks=[swa]"]) == 0
     assert (len(checks), len(loads), len(built)) == (1, 0, 1)

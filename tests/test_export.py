@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from eeap import build
-from eeap.config import load_config
-from eeap.export import Runner, export
+from eeap.config.loader import load_config
+from eeap.serving.export import Runner, export
 from tests.conftest import QUIET, ROOT
 
 MODELS = {  # shipped configs, shrunk
@@ -41,7 +41,7 @@ def checkpoint(tmp_path, name):
 @pytest.mark.parametrize("form", ["torchscript", "onnx"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
-    from eeap.checkpoints import load_task
+    from eeap.model.checkpoints import load_task
 
     path, data = checkpoint(tmp_path, name)
     task = load_task(path)
@@ -112,7 +112,7 @@ def test_eeap_export_command_and_its_refusals(tmp_path, capsys):
 
 
 def test_a_deep_bidirectional_encoder_exports_to_onnx(tmp_path):
-    from eeap.checkpoints import load_task
+    from eeap.model.checkpoints import load_task
 
     config, overrides = MODELS["translation-rnn"]
     task, data = build(load_config(ROOT / "configs" / config, [*QUIET, *overrides, "model.encode.layers=2"]))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from eeap.config import load_config
+from eeap.config.loader import load_config
 from eeap.errors import guarded, stopped_line
 from eeap.faults import Stopped, stop_on_signals
-from eeap.run import train
+from eeap.training.run import train
 from tests.conftest import DATES, ROOT, TINY_DATES
 
 NOISY = [  # dropout and teacher forcing draw random numbers every step: a resumed run must draw the same ones

@@ -10,12 +10,12 @@ from torch import nn
 
 import eeap  # noqa: F401
 from eeap import kernels
+from eeap.config.registry import ATTEND, ENCODE
 from eeap.errors import ConfigError
 from eeap.kernels import gru as fused_gru
 from eeap.kernels.additive import additive_scores
+from eeap.model.task import build_predict
 from eeap.predict.base import SequenceDecoder
-from eeap.registry import ATTEND, ENCODE
-from eeap.task import build_predict
 
 pytestmark = pytest.mark.skipif(kernels.extension() is None, reason="the fused kernels could not be built here")
 

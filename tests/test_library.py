@@ -26,7 +26,7 @@ def test_import_eeap_loads_no_framework_and_no_component():
 
 def test_components_lists_every_kind_and_each_components_keys(capsys):
     overview = describe()
-    for kind, registry in eeap.registry.REGISTRIES.items():
+    for kind, registry in eeap.config.registry.REGISTRIES.items():
         assert f"{kind}:" in overview and all(f"  {name} " in overview for name in registry.names())
     attend = describe("attend")
     assert len([line for line in attend.splitlines() if line and not line.startswith(" ")]) == len(eeap.ATTEND.names())
@@ -59,7 +59,7 @@ def test_console_script_is_installed():
 
 def test_build_train_test_and_load_through_the_api(tiny, tmp_path, capsys):
     from eeap.tasks.translation.module import TranslationTask
-    from eeap.training import TrainingModule
+    from eeap.training.module import TrainingModule
 
     cfg = tiny("trainer.max_epochs=1")
     module, data = eeap.build(cfg)  # the task wrapped for Lightning
@@ -127,13 +127,13 @@ if {name!r} == "translation-rnn":
     assert outputs[0]["output"] and outputs[1] is None and problems.skipped == 1
     from eeap.cli import main
     assert main(["predict", {str(path)!r}, "--input", {str(tmp_path / "in.txt")!r}]) == 0
-    from eeap.export import export
+    from eeap.serving.export import export
     export({str(path)!r}, "onnx", {str(tmp_path / "onnx")!r})
 if {name!r} == "classification-text":
     outputs, _ = model.predict_lines([{text!r}])
     assert outputs[0]["output"] in model.info.classes
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning", "torchmetrics")
-             or m.startswith(("eeap.training", "eeap.experiment", "eeap.prepared")) or m == "eeap.data"
+             or m.startswith(("eeap.training.module", "eeap.training.experiment", "eeap.data.prepared")) or m == "eeap.data.base"
              or (m.startswith("eeap.tasks.") and m.endswith(".data"))))
 """
     (tmp_path / "in.txt").write_text("March 3, 1999\n")
@@ -141,3 +141,20 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "True False" and lines[-1] == "[]"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """``eeap components attend | head -1``: when the pipe's reader has gone, the command ends with no error line and
+    exits as a Unix tool does, 128 + SIGPIPE (it printed ``error: Broken pipe`` and exited 2)."""
+    import signal
+
+    code = "import sys; sys.stdin.readline(); from eeap.cli import main; sys.exit(main(['components', 'attend']))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader goes away before the command writes
+    process.stdin.write(b"go\n")
+    process.stdin.close()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert process.stderr.read() == b""

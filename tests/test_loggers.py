@@ -3,7 +3,7 @@
 import pytest
 
 from eeap.errors import ConfigError
-from eeap.run import train
+from eeap.training.run import train
 
 KEYS = ["trainer.max_epochs=1", "model.plot_examples=2", "early_stopping.stopping_threshold=null", "test=false"]
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 import eeap
 from eeap.cli import main
-from eeap.config import compose, load_config, shipped_configs, shipped_folder
+from eeap.config.loader import compose, load_config, shipped_configs, shipped_folder
 from eeap.errors import ConfigError
 from tests.conftest import ROOT
 

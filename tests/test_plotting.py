@@ -3,7 +3,7 @@
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from eeap.plotting import attention_overlay, caption_overlays, gate_figure
+from eeap.model.plotting import attention_overlay, caption_overlays, gate_figure
 
 
 def pixels(figure):
@@ -50,7 +50,7 @@ def test_gate_maps_share_one_colour_bar_from_zero_to_one():
 
 
 def test_the_learning_curve_shows_losses_metrics_and_the_best_validation():
-    from eeap.plotting import learning_curve
+    from eeap.model.plotting import learning_curve
 
     train = [(0, 3.0), (5, 2.0), (10, 1.0)]
     val = [(4, {"val/loss": 2.5, "val/exact_match": 0.2}), (9, {"val/loss": 1.5, "val/exact_match": 0.6})]

@@ -1,4 +1,4 @@
-"""Prepare once, reuse: the cache of prepared data (eeap.prepared), counted, not clocked."""
+"""Prepare once, reuse: the cache of prepared data (eeap.data.prepared), counted, not clocked."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eeap.registry import DATA, recording_settings
+from eeap.config.registry import DATA, recording_settings
 from tests.conftest import ROOT
 
 
@@ -95,7 +95,7 @@ def test_a_changed_file_or_setting_prepares_again(tmp_path, tokenizer_fits):
 
 
 def test_training_on_cached_data_equals_training_on_fresh_data(tiny, tmp_path):
-    from eeap.run import train
+    from eeap.training.run import train
 
     data = corpus(tmp_path / "train.tsv", lines=300)
     keys = [
@@ -137,7 +137,7 @@ def test_ranks_that_start_together_prepare_once(tmp_path):
 
 
 def test_generated_data_has_nothing_to_prepare(capsys):
-    from eeap.run import prepare_main
+    from eeap.training.run import prepare_main
 
     assert prepare_main([str(ROOT / "configs" / "translation" / "dates.yaml")]) == 0
     assert capsys.readouterr().out == "data 'dates' is made in memory on each run; there is nothing to prepare ahead\n"
@@ -148,7 +148,7 @@ def test_a_cached_split_reads_its_rows_from_the_file_in_any_order_without_mappin
     indices in any order, a pickled copy that reopens the file, and no memory map of it in this process."""
     import pickle
 
-    from eeap.prepared import ROWS_PER_BATCH, ArrowRows, column_lengths, write_rows
+    from eeap.data.prepared import ROWS_PER_BATCH, ArrowRows, column_lengths, write_rows
 
     examples = [{"src": list(range(i % 7 + 1)), "text": f"row {i}", "n": i} for i in range(3 * ROWS_PER_BATCH + 5)]
     chunks = [examples[:10], examples[10:150], examples[150:]]  # tables of odd sizes are cut into whole batches
@@ -177,7 +177,7 @@ def test_a_cached_split_reads_its_rows_from_the_file_in_any_order_without_mappin
 def test_labelled_texts_are_prepared_once_and_again_when_the_file_or_a_setting_changes(tmp_path, monkeypatch, capsys):
     """text_file classification: the tokenizer is trained once; the cached examples and batches are the fresh ones."""
     import eeap.tasks.classification.data as classification_data
-    from eeap.run import prepare_main
+    from eeap.training.run import prepare_main
 
     calls = []
     real = classification_data.fit_tokenizer
@@ -230,7 +230,7 @@ def test_a_run_on_cached_data_resumes_exactly(tiny, tmp_path):
     """Bucketing, the seeded epoch order and the mid-epoch skip work on the memory-mapped splits as on lists."""
     import torch
 
-    from eeap.run import train
+    from eeap.training.run import train
 
     data = corpus(tmp_path / "train.tsv", lines=300)
     keys = [
@@ -331,11 +331,11 @@ def test_the_streamed_preparation_gives_exactly_the_examples_of_the_in_memory_on
     """Held-out shares, tokenizers, dropped pairs and orders: the cache's splits equal make_splits' lists, for a TSV
     file and for two aligned text files (both streamed: make_splits is never called for the cache), each split
     sorted on disk through several runs."""
-    import eeap.prepared
+    import eeap.data.prepared
     from eeap.tasks.translation.data import ParallelData
 
-    monkeypatch.setattr(eeap.prepared, "RUN_ROWS", 37)  # train: ~12 sorted runs, merged 5 rows of each at a time
-    monkeypatch.setattr(eeap.prepared, "MERGE_ROWS", 5)
+    monkeypatch.setattr(eeap.data.prepared, "RUN_ROWS", 37)  # train: ~12 sorted runs, merged 5 rows of each at a time
+    monkeypatch.setattr(eeap.data.prepared, "MERGE_ROWS", 5)
 
     rows_ = [f"the {i} cat{'s' * (i % 3)} sat\tdie {i} katze{'n' * (i % 3)} sass" for i in range(500)]
     rows_[7] = "\tempty source"  # left out: an empty side
@@ -375,11 +375,11 @@ def test_sorted_rows_come_back_in_key_order_through_many_runs(tmp_path, monkeypa
     time, come back whole and in key order (the key column left out)."""
     import random
 
-    import eeap.prepared
-    from eeap.prepared import SortedRows
+    import eeap.data.prepared
+    from eeap.data.prepared import SortedRows
 
-    monkeypatch.setattr(eeap.prepared, "RUN_ROWS", 10)
-    monkeypatch.setattr(eeap.prepared, "MERGE_ROWS", 3)
+    monkeypatch.setattr(eeap.data.prepared, "RUN_ROWS", 10)
+    monkeypatch.setattr(eeap.data.prepared, "MERGE_ROWS", 3)
     keys = random.Random(0).sample(range(10_000), 95)  # unique keys, any spread
     rows_ = SortedRows(tmp_path / "runs")
     for key in keys:
@@ -412,7 +412,7 @@ def test_records_give_back_the_examples_they_were_made_of():
     other array as it is; tuples and dicts come back as they were, to the bit."""
     import numpy as np
 
-    from eeap.prepared import from_record, record_kind, to_record
+    from eeap.data.prepared import from_record, record_kind, to_record
 
     pixels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4).astype(np.float32) / 255.0
     mask = np.array([[0, 1], [2, 255]], dtype=np.int64)
@@ -441,8 +441,8 @@ def test_image_folders_are_decoded_once_into_the_cache_and_read_back_as_decoded(
     import torch
     from PIL import Image
 
-    from eeap.data import make_loader
-    from eeap.prepared import ArrowRows
+    from eeap.data.base import make_loader
+    from eeap.data.prepared import ArrowRows
     from tests.test_data import count_decodes, image_folders, image_of
 
     section = {"type": name, **image_folders(tmp_path)[name], "image_size": [16, 16], "resize": True}
@@ -489,7 +489,7 @@ def test_image_folders_are_decoded_once_into_the_cache_and_read_back_as_decoded(
 
 def test_a_split_of_large_rows_is_written_in_small_record_batches(tmp_path):
     """Reading a row reads its record batch: rows of tens of KB (an image's pixels) go a few to a batch."""
-    from eeap.prepared import BATCH_BYTES, ArrowRows, write_rows
+    from eeap.data.prepared import BATCH_BYTES, ArrowRows, write_rows
 
     rows_ = [{"pixels": bytes([i % 256]) * 20_000, "label": i} for i in range(50)]
     write_rows(tmp_path / "big.arrow", iter(rows_))
@@ -501,14 +501,14 @@ def test_a_split_of_large_rows_is_written_in_small_record_batches(tmp_path):
 def test_a_small_split_keeps_the_record_batches_it_reads_and_a_large_one_none(tmp_path, monkeypatch):
     """A split file of at most KEPT_BYTES reads each record batch from the file once; a larger one every time (its
     memory stays the same at any size); both give what was written."""
-    import eeap.prepared
-    from eeap.prepared import ArrowRows, write_rows
+    import eeap.data.prepared
+    from eeap.data.prepared import ArrowRows, write_rows
 
     rows_ = [{"ids": [i, i + 1, i + 2], "n": i} for i in range(640)]  # 10 record batches of 64
     write_rows(tmp_path / "s.arrow", iter(rows_))
     size = (tmp_path / "s.arrow").stat().st_size
     for budget, keeps in ((size, True), (size - 1, False)):
-        monkeypatch.setattr(eeap.prepared, "KEPT_BYTES", budget)
+        monkeypatch.setattr(eeap.data.prepared, "KEPT_BYTES", budget)
         split = ArrowRows(tmp_path / "s.arrow")
         reads = []
         real = split.reader.get_batch

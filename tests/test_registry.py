@@ -3,8 +3,7 @@
 import pytest
 
 import eeap  # noqa: F401
-from eeap.errors import ConfigError
-from eeap.registry import (
+from eeap.config.registry import (
     ATTEND,
     DATA,
     ENCODE,
@@ -16,6 +15,7 @@ from eeap.registry import (
     Registry,
     type_matches,
 )
+from eeap.errors import ConfigError
 
 
 def test_unknown_name_lists_choices_and_suggests():

@@ -1,4 +1,4 @@
-"""Signatures read from the sources (``eeap.sources``) against the real classes, for every registered name; and a
+"""Signatures read from the sources (``eeap.config.sources``) against the real classes, for every registered name; and a
 config checked whole without importing torch."""
 
 import subprocess
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from eeap.registry import REGISTRIES, accepted_parameters, parameter_types, part_parameters, type_name
-from eeap.sources import stand_in
+from eeap.config.registry import REGISTRIES, accepted_parameters, parameter_types, part_parameters, type_name
+from eeap.config.sources import stand_in
 from tests.conftest import ROOT
 
 NAMES = [(kind, name) for kind, registry in REGISTRIES.items() for name in registry.names()]
@@ -36,14 +36,14 @@ def test_the_stand_in_has_the_real_classes_parameters_defaults_and_types(kind, n
 
 def test_a_class_whose_parameters_pass_on_to_a_foreign_base_is_not_read(tmp_path, monkeypatch):
     """A ``**kwargs`` that passes on to a class of another package cannot be read: None, and the caller imports."""
-    from eeap import sources
+    from eeap.config import sources
 
     path = tmp_path / "wrapper.py"
     path.write_text(
         textwrap.dedent(
             """
             from torch import nn
-            from eeap.registry import PositiveInt
+            from eeap.config.registry import PositiveInt
 
             class Wrapper(nn.Linear):
                 def __init__(self, width: PositiveInt = 3, **kwargs):
@@ -85,7 +85,7 @@ def test_a_bad_config_is_refused_without_importing_torch_or_reading_the_data(tmp
     script = textwrap.dedent(
         f"""
         import sys
-        from eeap.run import main
+        from eeap.training.run import main
         code = main([{str(ROOT / "configs" / "translation" / "parallel.yaml")!r}, {f"data.train={tmp_path}/big.tsv"!r},
                      {override!r}, {f"run_dir={tmp_path}/run"!r}])
         print("imported:", sorted(m for m in ("torch", "lightning") if m in sys.modules))

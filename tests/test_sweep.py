@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from eeap.errors import ConfigError
-from eeap.sweep import load_sweep
-from eeap.sweep import main as sweep_main
+from eeap.training.sweep import load_sweep
+from eeap.training.sweep import main as sweep_main
 from tests.conftest import ROOT, TINY_DATES
 
 SWEEP = ROOT / "configs" / "sweeps" / "dates.yaml"
@@ -165,7 +165,7 @@ def test_a_swept_key_that_does_not_exist_fails_before_any_trial(tmp_path, capsys
 
 
 def test_a_run_started_by_the_wandb_agent_takes_the_run_id_the_agent_gave(tiny, tmp_path, monkeypatch):
-    from eeap.run import train
+    from eeap.training.run import train
     from tests.wandb_records import of_type, run_files
 
     monkeypatch.setenv("WANDB_SWEEP_ID", "sweep42")

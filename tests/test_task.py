@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from eeap.task import Task
-from eeap.training import TrainingModule
+from eeap.model.task import Task
+from eeap.training.module import TrainingModule
 
 
 class Linear(Task):

@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from eeap import kernels
 from eeap.attend.base import ScoreAttention
+from eeap.config.registry import ATTEND, PositiveInt
 from eeap.kernels.additive import additive_scores
-from eeap.registry import ATTEND, PositiveInt
 
 
 @ATTEND.register("additive")

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from eeap.registry import Role
+from eeap.config.registry import Role
 
 
 def masked_softmax(scores: Tensor, mask: Optional[Tensor], dim: int = -1) -> Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import ScoreAttention, require_same_size
-from eeap.registry import ATTEND, PositiveFloat
+from eeap.config.registry import ATTEND, PositiveFloat
 
 
 @ATTEND.register("cosine")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import SkipGate
-from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
+from eeap.config.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
 @ATTEND.register("attention_gate")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention
-from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
+from eeap.config.registry import ATTEND, NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 
 
 @ATTEND.register("gated")

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import ScoreAttention
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 @ATTEND.register("general")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, masked_softmax
-from eeap.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
+from eeap.config.registry import ATTEND, NonNegativeFloat, PositiveFloat, Probability
 
 
 @ATTEND.register("hard")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 def feature_map(x: Tensor) -> Tensor:

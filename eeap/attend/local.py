@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention, masked_softmax
-from eeap.registry import ATTEND, NonNegativeInt, PositiveInt
+from eeap.config.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
 @ATTEND.register("local")

@@ -7,8 +7,8 @@ from typing import Optional
 from torch import Tensor, nn
 
 from eeap.attend.base import ScoreAttention
+from eeap.config.registry import ATTEND, PositiveInt
 from eeap.errors import DataError
-from eeap.registry import ATTEND, PositiveInt
 
 
 @ATTEND.register("location")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention, expand_mask, masked_softmax
-from eeap.registry import ATTEND, Fraction, PositiveInt
+from eeap.config.registry import ATTEND, Fraction, PositiveInt
 
 
 @ATTEND.register("multihead")

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from eeap.attend.base import ScoreAttention, require_same_size
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 @ATTEND.register("scaled_dot")

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from eeap.attend.base import DEFAULT_SCORE, ScoreAttention, WrappedAttention
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 def sparsemax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:

@@ -7,8 +7,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from eeap.config.registry import EMBED, PositiveInt
 from eeap.embed.base import ImageEmbedder
-from eeap.registry import EMBED, PositiveInt
 
 
 @EMBED.register("cnn")

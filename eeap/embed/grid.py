@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from eeap.config.registry import EMBED, NonNegativeInt
 from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import PyramidEncoder
-from eeap.registry import EMBED, NonNegativeInt
 
 DEFAULT_ENCODER = {"type": "smp", "name": "resnet18", "depth": 5, "weights": None}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from eeap.config.registry import EMBED, Fraction, PositiveInt
 from eeap.embed.base import ImageEmbedder
-from eeap.registry import EMBED, Fraction, PositiveInt
 
 
 @EMBED.register("patch")

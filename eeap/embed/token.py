@@ -8,10 +8,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from eeap.config.registry import EMBED, Fraction, PositiveInt
+from eeap.data.text import PAD
 from eeap.embed.base import TokenEmbedder
 from eeap.errors import DataError
-from eeap.registry import EMBED, Fraction, PositiveInt
-from eeap.text import PAD
 
 
 def sinusoidal_positions(max_len: int, dim: int) -> Tensor:

@@ -6,7 +6,7 @@ import abc
 
 from torch import Tensor, nn
 
-from eeap.registry import Role
+from eeap.config.registry import Role
 
 
 class SequenceEncoder(nn.Module, Role):

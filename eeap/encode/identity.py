@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from eeap.config.registry import ENCODE
 from eeap.encode.base import SequenceEncoder
-from eeap.registry import ENCODE
 
 
 @ENCODE.register("identity")

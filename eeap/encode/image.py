@@ -11,8 +11,8 @@ from typing import Annotated, Literal, Optional, Sequence
 
 from torch import Tensor, nn
 
+from eeap.config.registry import ENCODE, PositiveInt, Range
 from eeap.encode.base import PyramidEncoder
-from eeap.registry import ENCODE, PositiveInt, Range
 
 
 def double_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:

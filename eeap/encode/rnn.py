@@ -9,9 +9,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from eeap import kernels
+from eeap.config.registry import ENCODE, Fraction, PositiveInt
 from eeap.encode.base import SequenceEncoder
 from eeap.kernels import gru as fused_gru
-from eeap.registry import ENCODE, Fraction, PositiveInt
 
 
 @ENCODE.register("rnn")

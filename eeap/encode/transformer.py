@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from eeap.attend.multihead import MultiHeadAttention
+from eeap.config.registry import ENCODE, Fraction, PositiveInt
 from eeap.encode.base import SequenceEncoder
-from eeap.registry import ENCODE, Fraction, PositiveInt
 
 
 class FeedForward(nn.Sequential):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention, SkipGate
-from eeap.registry import Role
+from eeap.config.registry import Role
 
 State = dict[str, Any]
 

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from eeap.attend.base import Attention
+from eeap.config.registry import PREDICT, Fraction, NonNegativeInt
 from eeap.predict.base import ClassifierHead, masked_mean
-from eeap.registry import PREDICT, Fraction, NonNegativeInt
 
 
 @PREDICT.register("classifier")

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from eeap import kernels
 from eeap.attend.base import Attention
+from eeap.config.registry import PREDICT, Fraction, PositiveInt, Probability
+from eeap.data.text import PAD
 from eeap.kernels import gru as fused_gru
 from eeap.predict.base import SequenceDecoder, State, masked_mean, no_attention, stack_weights
-from eeap.registry import PREDICT, Fraction, PositiveInt, Probability
-from eeap.text import PAD
 
 
 @PREDICT.register("rnn_decoder")

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from eeap.attend.base import head_mean
+from eeap.data.text import BOS, EOS, PAD
 from eeap.predict.base import SequenceDecoder, reorder
-from eeap.text import BOS, EOS, PAD
 
 
 @dataclass

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from eeap.attend.base import Attention
 from eeap.attend.multihead import MultiHeadAttention
+from eeap.config.registry import PREDICT, Fraction, PositiveInt
 from eeap.embed.token import TokenEmbedding
 from eeap.encode.transformer import FeedForward
 from eeap.predict.base import SequenceDecoder, State
-from eeap.registry import PREDICT, Fraction, PositiveInt
 
 
 class DecoderLayer(nn.Module):

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import SkipGate
+from eeap.config.registry import PREDICT, PositiveInt
 from eeap.encode.image import double_conv
 from eeap.predict.base import SegmentationHead
-from eeap.registry import PREDICT, PositiveInt
 
 
 @PREDICT.register("attention_unet")

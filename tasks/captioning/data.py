@@ -13,12 +13,12 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import CachedFiles, DataModule, DecodedOnRead, folder_files, read_rows
+from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveInt
+from eeap.data.base import CachedFiles, DataModule, DecodedOnRead, folder_files, read_rows
+from eeap.data.images import check_image, image_file_size, read_image
+from eeap.data.text import BOS, EOS, fit_tokenizer, pad
 from eeap.errors import DataError
-from eeap.images import check_image, image_file_size, read_image
-from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.tasks.captioning.info import CaptioningInfo
-from eeap.text import BOS, EOS, fit_tokenizer, pad
 
 LETTERS = list("abcnxyz")
 GREEK = [r"\alpha", r"\beta", r"\pi", r"\theta"]
@@ -65,7 +65,7 @@ class CaptioningData(DataModule):
         }
 
     def lengths(self, split: str) -> Optional[list[int]]:
-        from eeap.prepared import column_lengths
+        from eeap.data.prepared import column_lengths
 
         return column_lengths(self.splits[split], "tgt").tolist()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eeap.info import DataInfo
-from eeap.text import Tokenizer
+from eeap.data.info import DataInfo
+from eeap.data.text import Tokenizer
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The captioning task (Show, Attend and Tell): image → Embed (a grid of feature vectors) → Encode → memory →
 Predict (a decoder that Attends over the grid) → caption tokens.
 
-It is the sequence-to-sequence core translation uses too (``eeap.seq2seq.Seq2SeqTask``): the same decoders, beam
+It is the sequence-to-sequence core translation uses too (``eeap.model.seq2seq.Seq2SeqTask``): the same decoders, beam
 search, losses (hard attention's REINFORCE term, the doubly stochastic regularisation), metrics and predict loop; its
 input side is images (``ImageInputs``: masks, reading a line, figures), and its builder and data are its own.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+from eeap.config.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.embed.base import ImageEmbedder
 from eeap.encode.base import SequenceEncoder
+from eeap.model.seq2seq import ImageInputs, Seq2Seq, Seq2SeqTask
+from eeap.model.task import AttendSection, build_predict
 from eeap.predict.base import SequenceDecoder
-from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from eeap.seq2seq import ImageInputs, Seq2Seq, Seq2SeqTask
-from eeap.task import AttendSection, build_predict
 from eeap.tasks.captioning.info import CaptioningInfo
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -24,7 +24,7 @@ DEFAULT_ATTEND = {"type": "additive"}
 @TASK.register("captioning")
 class CaptioningTask(Seq2SeqTask):
     """Caption images with an attention decoder; BLEU-4 over the caption's tokens, chrF and exact match. The
-    sequence-to-sequence core (``eeap.seq2seq.Seq2SeqTask``) with image inputs (``ImageInputs``): what is this task's
+    sequence-to-sequence core (``eeap.model.seq2seq.Seq2SeqTask``) with image inputs (``ImageInputs``): what is this task's
     own is its builder and its data.
     """
 

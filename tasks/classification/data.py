@@ -12,12 +12,12 @@ from typing import Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files, read_rows
+from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveInt
+from eeap.data.base import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files, read_rows
+from eeap.data.images import check_image, image_file_size, read_image
+from eeap.data.text import PAD, fit_tokenizer
 from eeap.errors import DataError
-from eeap.images import check_image, image_file_size, read_image
-from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.tasks.classification.info import ClassificationInfo, collate_text
-from eeap.text import PAD, fit_tokenizer
 
 
 def split(items: list, labels: list[int], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list]:

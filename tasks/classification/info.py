@@ -8,8 +8,8 @@ from typing import Optional, cast
 
 import torch
 
-from eeap.info import DataInfo
-from eeap.text import PAD, Tokenizer
+from eeap.data.info import DataInfo
+from eeap.data.text import PAD, Tokenizer
 
 
 @dataclass

@@ -10,17 +10,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import head_mean
+from eeap.config.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
+from eeap.data.images import read_image
+from eeap.data.text import PAD
 from eeap.embed.base import Embedding, ImageEmbedder, TokenEmbedder
 from eeap.encode.base import SequenceEncoder
 from eeap.errors import DataError
-from eeap.images import read_image
-from eeap.plotting import attention_heatmap, attention_overlay, display_image
+from eeap.model.plotting import attention_heatmap, attention_overlay, display_image
+from eeap.model.prediction import DecodeOptions, Problems, rounded
+from eeap.model.task import AttendSection, Example, Task, build_predict
 from eeap.predict.base import ClassifierHead
-from eeap.prediction import DecodeOptions, Problems, rounded
-from eeap.registry import EMBED, ENCODE, TASK, NonNegativeInt, Probability
-from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.classification.info import ClassificationInfo, collate_text
-from eeap.text import PAD
 
 DEFAULT_ATTEND = {"type": "additive"}
 
@@ -51,7 +51,7 @@ class ClassificationTask(Task):
     encoder: the sequence encoder over the embedded inputs.
     head: the classifier head (with its pooling attention).
     cls_token: the learned token put first for a head that reads position 0, or None.
-    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    optim: optimizer section (see ``eeap.model.task.OptimConfig``).
     label_smoothing: cross-entropy label smoothing.
     plot_examples: validation examples whose attention is plotted each validation.
     """

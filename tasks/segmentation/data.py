@@ -12,10 +12,10 @@ from typing import Any, Literal, Optional, Sequence, cast
 import numpy as np
 import torch
 
-from eeap.data import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files
+from eeap.config.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
+from eeap.data.base import CachedFiles, DataModule, DecodedOnRead, demo_import, folder_files
+from eeap.data.images import check_image, image_file_size, read_image
 from eeap.errors import DataError
-from eeap.images import check_image, image_file_size, read_image
-from eeap.registry import DATA, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 from eeap.tasks.segmentation.info import SegmentationInfo
 
 SHAPES = ("circle", "rectangle", "triangle", "ellipse")

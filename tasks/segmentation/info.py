@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eeap.info import DataInfo
+from eeap.data.info import DataInfo
 
 
 @dataclass

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from eeap.config.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
+from eeap.data.images import read_image
 from eeap.encode.base import PyramidEncoder
 from eeap.errors import DataError
-from eeap.images import read_image
-from eeap.plotting import display_image, gate_figure
+from eeap.model.plotting import display_image, gate_figure
+from eeap.model.prediction import DecodeOptions, Problems
+from eeap.model.task import AttendSection, Example, Task, build_predict
 from eeap.predict.base import SegmentationHead
-from eeap.prediction import DecodeOptions, Problems
-from eeap.registry import ENCODE, TASK, NonNegativeFloat, NonNegativeInt
-from eeap.task import AttendSection, Example, Task, build_predict
 from eeap.tasks.segmentation.info import SegmentationInfo
 
 DEFAULT_GATE = {"type": "attention_gate"}
@@ -35,7 +35,7 @@ class SegmentationTask(Task):
     info: the data's classes and image form, supplied by the framework.
     encoder: the image pyramid encoder.
     decoder: the segmentation head (with its skip gates).
-    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    optim: optimizer section (see ``eeap.model.task.OptimConfig``).
     dice_weight, ce_weight: the loss is dice_weight · Dice loss + ce_weight · cross-entropy (smp's losses).
     aux_weight: weight of each deep-supervision output's loss (with ``predict.deep_supervision``).
     plot_examples: validation images whose gate maps are plotted each validation.
@@ -158,7 +158,7 @@ class SegmentationTask(Task):
         """Dice (torchmetrics') and IoU over the foreground classes, each pooled over the whole split."""
         from torchmetrics.segmentation import DiceScore
 
-        from eeap.metrics import ForegroundIoU
+        from eeap.model.metrics import ForegroundIoU
 
         classes = len(self.info.classes)
         return {

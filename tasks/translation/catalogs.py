@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from eeap.data import demo_import
+from eeap.data.base import demo_import
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]

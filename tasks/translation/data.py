@@ -8,13 +8,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence, Union, cast
 
-from eeap.data import CachedFiles, DataModule, demo_import
+from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveInt
+from eeap.data.base import CachedFiles, DataModule, demo_import
+from eeap.data.text import BOS, EOS, PAD, fit_tokenizer, pad
 from eeap.errors import DataError
-from eeap.registry import DATA, Fraction, NonNegativeInt, PositiveInt
 from eeap.tasks.translation.catalogs import CatalogSplit
 from eeap.tasks.translation.files import Pairs, read_pairs, stream_pairs
 from eeap.tasks.translation.info import TranslationInfo
-from eeap.text import BOS, EOS, PAD, fit_tokenizer, pad
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,7 +133,7 @@ class TranslationData(DataModule):
         }
 
     def lengths(self, split: str) -> Optional[np.ndarray]:
-        from eeap.prepared import column_lengths
+        from eeap.data.prepared import column_lengths
 
         return column_lengths(self.splits[split], "src") if self.bucket else None
 
@@ -266,7 +266,7 @@ class ParallelData(CachedFiles, TranslationData):
         import numpy as np
         import torch
 
-        from eeap.prepared import SortedRows, release_freed_memory, write_rows
+        from eeap.data.prepared import SortedRows, release_freed_memory, write_rows
 
         spec = cast(Union[str, dict], self.paths["train"])  # train is required
         if not isinstance(spec, dict) and Path(spec).suffix.lower() not in (".tsv", ".csv", ".txt"):

@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 from typing import Iterator, Union
 
-from eeap.data import BadLines, demo_import, read_rows
+from eeap.data.base import BadLines, demo_import, read_rows
 from eeap.errors import DataError
 
 Pairs = list[tuple[str, str]]

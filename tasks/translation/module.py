@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+from eeap.config.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from eeap.embed.base import TokenEmbedder
 from eeap.encode.base import SequenceEncoder
+from eeap.model.seq2seq import Seq2Seq, Seq2SeqTask, TokenInputs
+from eeap.model.task import AttendSection, build_predict
 from eeap.predict.base import SequenceDecoder
-from eeap.registry import EMBED, ENCODE, TASK, NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
-from eeap.seq2seq import Seq2Seq, Seq2SeqTask, TokenInputs
-from eeap.task import AttendSection, build_predict
 from eeap.tasks.translation.info import TranslationInfo
 
 DEFAULT_ATTEND = {"type": "additive"}
@@ -18,7 +18,7 @@ DEFAULT_ATTEND = {"type": "additive"}
 @TASK.register("translation")
 class TranslationTask(Seq2SeqTask):
     """Sequence-to-sequence translation with attention; exact match, BLEU and chrF (sacrebleu), attention heatmaps.
-    The sequence-to-sequence core (``eeap.seq2seq.Seq2SeqTask``) with token inputs (``TokenInputs``): what is this
+    The sequence-to-sequence core (``eeap.model.seq2seq.Seq2SeqTask``) with token inputs (``TokenInputs``): what is this
     task's own is its builder and its data.
     """
 
@@ -53,7 +53,7 @@ class TranslationTask(Seq2SeqTask):
 
         # Parameters
         embed, encode, predict, attend: the four parts' sections (``attend: none`` for no attention).
-        optim: optimizer section (see ``eeap.task.OptimConfig``).
+        optim: optimizer section (see ``eeap.model.task.OptimConfig``).
         label_smoothing: cross-entropy label smoothing.
         beam_size, length_penalty: decoding at test time (validation decodes greedily).
         max_output_len: longest output (default max_tgt_len).

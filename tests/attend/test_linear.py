@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 def build(dim=2):

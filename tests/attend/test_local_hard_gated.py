@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import eeap  # noqa: F401
+from eeap.config.registry import ATTEND
 from eeap.errors import ConfigError
-from eeap.registry import ATTEND
 
 
 def build(section, dim=4):

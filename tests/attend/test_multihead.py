@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import eeap  # noqa: F401
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 def pair(dim=16, heads=4, causal=False):

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 import eeap  # noqa: F401
 from eeap.attend.base import Attention, masked_softmax
+from eeap.config.registry import ATTEND
 from eeap.errors import ConfigError
-from eeap.registry import ATTEND
 
 
 def build(name, query_dim=2, key_dim=2, **kw):

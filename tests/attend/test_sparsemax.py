@@ -4,7 +4,7 @@ contract tests (tests/test_contracts.py) without an edit anywhere else."""
 import torch
 
 from eeap.attend.sparsemax import sparsemax
-from eeap.registry import ATTEND
+from eeap.config.registry import ATTEND
 
 
 def test_sparsemax_by_hand():

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from eeap.config.registry import DATA
 from eeap.errors import DataError
+from eeap.model.task import build_predict
 from eeap.predict.base import SequenceDecoder
-from eeap.registry import DATA
-from eeap.task import build_predict
 from eeap.tasks.captioning.data import compact, random_formula, render_formula
 from tests.conftest import ROOT
 
@@ -117,8 +117,8 @@ def test_context_gate_and_lstm_start_by_hand():
 def test_doubly_stochastic_penalty_by_hand(tiny):
     from omegaconf import OmegaConf
 
-    from eeap.config import load_config
-    from eeap.registry import TASK
+    from eeap.config.loader import load_config
+    from eeap.config.registry import TASK
 
     cfg = OmegaConf.to_container(load_config(FORMULAS, ["logger=none", *TINY, "model.attention_penalty=0.5"]))
     data = DATA.build(cfg["data"], "data", seed=0)
@@ -156,14 +156,14 @@ def test_doubly_stochastic_penalty_by_hand(tiny):
     ids=["soft", "hard", "none", "transformer", "smp_grid", "timm_grid"],
 )
 def test_captioning_trains_with_each_attention(tiny, tmp_path, overrides):
-    from eeap.run import train
+    from eeap.training.run import train
 
     metrics = train(tiny(*TINY, "trainer.max_epochs=1", *overrides, config=FORMULAS))
     assert 0.0 <= metrics["test/bleu"] <= 1.0 and metrics["steps"] == 4
 
 
 def test_train_plot_then_predict_captions(tiny, tmp_path):
-    from eeap.run import train
+    from eeap.training.run import train
 
     metrics = train(tiny(*TINY, "trainer.max_epochs=1", "model.plot_examples=1", config=FORMULAS))
     assert list((tmp_path / "run" / "figures").glob("val_attention_0-*.png"))
@@ -194,7 +194,7 @@ def test_train_plot_then_predict_captions(tiny, tmp_path):
 
 def test_image_grid_needs_sides_divisible_by_the_stride(tiny):
     from eeap.errors import ConfigError
-    from eeap.run import train
+    from eeap.training.run import train
 
     with pytest.raises(ConfigError, match="images of 40×160 do not divide by the encoder's stride 16"):
         train(
@@ -205,7 +205,7 @@ def test_image_grid_needs_sides_divisible_by_the_stride(tiny):
 
 
 def test_caption_folder_config_trains_on_a_users_folder(tiny, tmp_path):
-    from eeap.run import train
+    from eeap.training.run import train
 
     words = ["red square", "blue square", "red dot", "blue dot"]
     lines = []

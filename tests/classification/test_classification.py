@@ -9,14 +9,14 @@ import torch
 from PIL import Image
 
 import eeap  # noqa: F401
-from eeap.checkpoints import load_task
+from eeap.config.registry import DATA, EMBED
 from eeap.errors import ConfigError, DataError
-from eeap.inference import main as predict_main
+from eeap.model.checkpoints import load_task
+from eeap.model.task import build_predict
 from eeap.predict.base import ClassifierHead
-from eeap.registry import DATA, EMBED
-from eeap.run import train
-from eeap.task import build_predict
+from eeap.serving.inference import main as predict_main
 from eeap.tasks.classification.module import ClsToken
+from eeap.training.run import train
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs" / "classification"
@@ -150,7 +150,7 @@ def test_po_language_reads_translations(tmp_path):
 
 
 def test_digits_config_reaches_97_percent_and_predicts_images(tmp_path, capsys):
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
 
     metrics = train(
         load_config(
@@ -187,7 +187,7 @@ def test_digits_config_reaches_97_percent_and_predicts_images(tmp_path, capsys):
     ],
 )
 def test_other_classification_configs(tmp_path, config, extra):
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
 
     write_locale(tmp_path / "locale")
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
@@ -213,8 +213,8 @@ def test_other_classification_configs(tmp_path, config, extra):
 
 
 def test_text_predict_lines(tmp_path):
-    from eeap.config import load_config
-    from eeap.prediction import DecodeOptions
+    from eeap.config.loader import load_config
+    from eeap.model.prediction import DecodeOptions
 
     (tmp_path / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
     cfg = load_config(

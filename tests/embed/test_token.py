@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import eeap  # noqa: F401
+from eeap.config.registry import EMBED
 from eeap.embed.token import sinusoidal_positions
 from eeap.errors import DataError
-from eeap.registry import EMBED
 
 
 def test_sinusoidal_table_by_hand():

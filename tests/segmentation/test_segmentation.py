@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from eeap.config.registry import DATA, TASK
 from eeap.errors import ConfigError, DataError
-from eeap.metrics import ForegroundIoU
-from eeap.registry import DATA, TASK
+from eeap.model.metrics import ForegroundIoU
 from eeap.tasks.segmentation.data import SegmentationInfo, collate, flip, make_cluttered, make_shapes
 from tests.conftest import QUIET, ROOT
 
@@ -95,7 +95,7 @@ def test_flips_move_image_and_mask_together():
 def test_augmentation_draws_depend_on_seed_epoch_and_index_only():
     """An example's flips are the same in the same epoch whatever was drawn before (a resumed run, another worker)
     and change from epoch to epoch."""
-    from eeap.data import Augmented, EpochShuffle
+    from eeap.data.base import Augmented, EpochShuffle
 
     examples = [(np.arange(16, dtype=np.float32).reshape(1, 4, 4), np.arange(16).reshape(4, 4))] * 8
     sampler = EpochShuffle(8, seed=3)
@@ -194,7 +194,7 @@ def test_unet_variants_keep_the_contract(encode, predict, attend):
 def test_strided_encoder_levels_are_their_convolutions_by_hand():
     """``downsample: conv``: level i is conv(stride 2) → BN → ReLU → conv → BN → ReLU of level i − 1, no pooling;
     ``maxpool``: the same convolutions (stride 1) after 2×2 max pooling."""
-    from eeap.registry import ENCODE
+    from eeap.config.registry import ENCODE
 
     F = torch.nn.functional
     torch.manual_seed(0)
@@ -228,7 +228,7 @@ def test_transposed_upsampling_spreads_each_pixel_over_its_kernel_by_hand():
     expected[1:4, 1:4] = torch.arange(1.0, 10.0).view(3, 3)
     scale = 1 / (1 + up[1].eps) ** 0.5
     torch.testing.assert_close(up(x)[0, 0], expected * scale)
-    from eeap.registry import PREDICT
+    from eeap.config.registry import PREDICT
 
     sizes = {"encoder_channels": [8, 16, 32], "num_classes": 1}  # a pyramid that skips a resolution
     with pytest.raises(ConfigError, match=r"upsample: 'transposed' .* encoder's strides are \[2, 8, 16\]"):
@@ -327,7 +327,7 @@ def test_iou_is_pooled_over_the_split_like_dice():
 
 
 def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
-    from eeap.run import train
+    from eeap.training.run import train
 
     metrics = train(tiny(*TINY, "data.binary=false", "trainer.max_epochs=2", "model.plot_examples=1", config=SHAPES))
     assert 0.0 <= metrics["test/dice"] <= 1.0 and "test/iou" in metrics
@@ -367,7 +367,7 @@ def test_train_then_predict_masks_and_gate_maps(tiny, tmp_path):
 
 def test_shapes_config_learns(tiny):
     """A shrunk shapes.yaml: binary masks of two shapes on 32×32 images, a few epochs, well above chance."""
-    from eeap.run import train
+    from eeap.training.run import train
 
     metrics = train(
         tiny(
@@ -386,7 +386,7 @@ def test_shapes_config_learns(tiny):
 
 
 def test_folder_config_trains_on_a_users_folder(tiny, tmp_path):
-    from eeap.run import train
+    from eeap.training.run import train
 
     rng = np.random.default_rng(0)
     for i in range(6):
@@ -412,7 +412,7 @@ def test_folder_config_trains_on_a_users_folder(tiny, tmp_path):
 def test_cluttered_config_trains_with_and_without_gates(tiny, tmp_path):
     """configs/segmentation/cluttered.yaml, shrunk: one epoch with the attention gates and one without."""
     from eeap import build
-    from eeap.run import train
+    from eeap.training.run import train
 
     cluttered = ROOT / "configs" / "segmentation" / "cluttered.yaml"
     task, data = build(tiny(*TINY, config=cluttered))

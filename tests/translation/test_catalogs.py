@@ -5,10 +5,10 @@ from pathlib import Path
 import polib
 import pytest
 
+from eeap.config.registry import DATA
 from eeap.errors import DataError
-from eeap.registry import DATA
-from eeap.run import main
 from eeap.tasks.translation.catalogs import Catalog, find_catalogs, near_key, split_catalogs
+from eeap.training.run import main
 from tests.conftest import ROOT
 
 PO_DE = ROOT / "configs" / "translation" / "po_de.yaml"
@@ -169,7 +169,7 @@ def test_po_de_transformer_config_is_whole():
     """The Transformer variant's every section checks out before any data is read."""
     from omegaconf import OmegaConf
 
-    from eeap.config import check_config, load_config
+    from eeap.config.loader import check_config, load_config
 
     cfg = load_config(ROOT / "configs" / "translation" / "po_de_transformer.yaml", ["logger=none"])
     run = check_config(OmegaConf.to_container(cfg, resolve=True))

@@ -9,10 +9,10 @@ from babel.dates import format_date
 from num2words import num2words
 
 import eeap  # noqa: F401
+from eeap.config.registry import DATA
+from eeap.data.text import Tokenizer, fit_tokenizer
 from eeap.errors import DataError
-from eeap.registry import DATA
 from eeap.tasks.translation.dates import LOCALES, DateGenerator, cldr_patterns, numeric_order, read_numeric
-from eeap.text import Tokenizer, fit_tokenizer
 
 
 @pytest.mark.parametrize("locale", LOCALES)

@@ -5,10 +5,10 @@ import torch
 
 from eeap import kernels
 from eeap.attend.base import Attention
+from eeap.config.registry import ATTEND
 from eeap.errors import ConfigError
+from eeap.model.task import build_predict
 from eeap.predict.base import SequenceDecoder
-from eeap.registry import ATTEND
-from eeap.task import build_predict
 
 
 def build(section, attend):

@@ -3,7 +3,7 @@
 import sacrebleu
 import torchmetrics
 
-from eeap.metrics import CorpusBLEU, CorpusChrF, bleu_signature
+from eeap.model.metrics import CorpusBLEU, CorpusChrF, bleu_signature
 
 BLEU_TOKENIZE = "13a"  # translation's
 

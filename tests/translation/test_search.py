@@ -5,9 +5,9 @@ import itertools
 import pytest
 import torch
 
+from eeap.data.text import BOS, EOS
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import beam_search, length_penalty
-from eeap.text import BOS, EOS
 
 VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4 and 5 words
 
@@ -100,8 +100,8 @@ def test_finished_beams_are_padded():
 def previous_beam_search(decoder, memory, mask, max_len, beam_size=1, alpha=0.0):
     """The beam search before back-pointers (it re-indexed the whole token and weight history every step and
     reordered the memory): the reference the new one must equal, output for output."""
+    from eeap.data.text import PAD
     from eeap.predict.base import reorder
-    from eeap.text import PAD
 
     batch, k = memory.shape[0], beam_size
     expand = torch.arange(batch).repeat_interleave(k)
@@ -150,8 +150,8 @@ def previous_beam_search(decoder, memory, mask, max_len, beam_size=1, alpha=0.0)
 )
 @pytest.mark.parametrize("beam", [1, 4])
 def test_outputs_equal_the_previous_search_on_real_decoders(predict, beam):
+    from eeap.model.task import build_predict
     from eeap.predict.base import SequenceDecoder
-    from eeap.task import build_predict
 
     torch.manual_seed(beam)
     attend = {"type": "multihead", "num_heads": 2} if predict["type"] == "transformer_decoder" else {"type": "additive"}

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from eeap.attend.base import Attention
-from eeap.checkpoints import load_task
-from eeap.inference import main as predict_main
-from eeap.registry import ATTEND
-from eeap.run import train
+from eeap.config.registry import ATTEND
+from eeap.model.checkpoints import load_task
+from eeap.serving.inference import main as predict_main
+from eeap.training.run import train
 from tests.conftest import DATES, ROOT, TINY_DATES
 
 HUMAN = ROOT / "tests" / "data" / "human_dates.tsv"
@@ -23,7 +23,7 @@ HUMAN = ROOT / "tests" / "data" / "human_dates.tsv"
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     """The README's default model, as configured, trained to early stopping (100% validation exact match)."""
-    from eeap.config import load_config
+    from eeap.config.loader import load_config
 
     run_dir = tmp_path_factory.mktemp("dates") / "run"
     cfg = load_config(DATES, [f"run_dir={run_dir}", "logger=none", "trainer.enable_progress_bar=false"])

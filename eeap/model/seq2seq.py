@@ -16,11 +16,11 @@ from torch import Tensor, nn
 
 from eeap import threads
 from eeap.attend.base import Attention, head_mean
+from eeap.data.text import PAD, Tokenizer, pad
+from eeap.model.prediction import DecodeOptions, Problems, rounded
+from eeap.model.task import Example, Task
 from eeap.predict.base import SequenceDecoder
 from eeap.predict.search import Hypotheses, beam_search
-from eeap.prediction import DecodeOptions, Problems, rounded
-from eeap.task import Example, Task
-from eeap.text import PAD, Tokenizer, pad
 
 
 def auxiliary_attentions(module: nn.Module) -> list[Attention]:
@@ -70,7 +70,7 @@ class Seq2Seq(nn.Module):
         """One split's metrics: exact match and token accuracy (means), BLEU and chrF (sacrebleu's corpus scores)."""
         import torchmetrics
 
-        from eeap.metrics import CorpusBLEU, CorpusChrF
+        from eeap.model.metrics import CorpusBLEU, CorpusChrF
 
         return {
             "exact_match": torchmetrics.MeanMetric(),
@@ -167,7 +167,7 @@ class Seq2Seq(nn.Module):
 
     def bleu_signature(self) -> str:
         """The sacrebleu signature of the BLEU computed here, so scores compare across versions."""
-        from eeap.metrics import bleu_signature
+        from eeap.model.metrics import bleu_signature
 
         return bleu_signature(self.bleu_tokenize)
 
@@ -264,7 +264,7 @@ class TokenInputs(Inputs):
         return text if text is not None else self.tokenizer.decode(source.tolist())
 
     def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
-        from eeap.plotting import attention_heatmap
+        from eeap.model.plotting import attention_heatmap
 
         return attention_heatmap(weights, self.tokenizer.pieces(source.tolist()), output, title=title)
 
@@ -291,8 +291,8 @@ class ImageInputs(Inputs):
     def read(self, text: str, number: int, problems: Problems) -> Optional[Any]:
         from pathlib import Path
 
+        from eeap.data.images import read_image
         from eeap.errors import DataError
-        from eeap.images import read_image
 
         try:
             return torch.as_tensor(read_image(Path(text), self.channels, self.image_size, resize=False))
@@ -304,12 +304,12 @@ class ImageInputs(Inputs):
         return torch.stack(items)  # (batch, C, H, W)
 
     def shown(self, source: Tensor, text: Optional[str]) -> Any:
-        from eeap.plotting import display_image
+        from eeap.model.plotting import display_image
 
         return display_image(source.float().cpu())
 
     def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
-        from eeap.plotting import caption_overlays
+        from eeap.model.plotting import caption_overlays
 
         return caption_overlays(source.float().cpu(), weights, self.grid, output, title, text)
 
@@ -324,7 +324,7 @@ class Seq2SeqTask(Task):
     embed: the source embedding; encoder: the sequence encoder over it.
     seq2seq: the decoder with its attention, its loss, decoding and metrics.
     inputs: the input side (``TokenInputs``, ``ImageInputs``).
-    optim: optimizer section (see ``eeap.task.OptimConfig``).
+    optim: optimizer section (see ``eeap.model.task.OptimConfig``).
     plot_examples: validation examples whose attention is plotted each validation.
     """
 

@@ -87,7 +87,7 @@ class Sweep:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a W&B sweep file (a path, or a shipped one's name: ``sweeps/dates``); every problem is one
     ConfigError line naming the key."""
-    from eeap.config import find_config, load_yaml
+    from eeap.config.loader import find_config, load_yaml
 
     path = find_config(path)
     spec = load_yaml(path)
@@ -264,8 +264,8 @@ def run_sweep(sweep: Sweep, out: Path, trials: Optional[int] = None, seed: int =
 
 def check_point(config_path: Path, fixed: list[str], sweep: Sweep) -> None:
     """Check the config with the sweep's first point before any trial runs, so a swept key that does not exist,
-    or a value of the wrong type, fails at once in one line (``eeap.config.check_config``)."""
-    from eeap.config import load_config
+    or a value of the wrong type, fails at once in one line (``eeap.config.loader.check_config``)."""
+    from eeap.config.loader import load_config
 
     first = {p.key: p.values[0] if p.values else p.low for p in sweep.parameters}
     for p in sweep.parameters:
@@ -295,8 +295,8 @@ def run_trial(sweep: Sweep, config_path: Path, fixed: list[str], trial: Trial, o
     one-line reason recorded."""
     import optuna
 
-    from eeap.config import load_config
-    from eeap.run import train
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
 
     overrides = [*fixed, *(override(k, v) for k, v in trial.params.items()), f"run_dir={trial.run_dir}"]
     overrides.append(f"logger.wandb.name={sweep.name}-{Path(trial.run_dir).name}")

@@ -1,6 +1,6 @@
-"""What a config value may be and what a component is, below the registry and the source reader (``eeap.sources``),
+"""What a config value may be and what a component is, below the registry and the source reader (``eeap.config.sources``),
 which both read them: ``Range`` and the number types built on it (``PositiveInt``, ``Fraction``, ...), and ``Role``,
-the marker of the abstract classes that components fill. ``eeap.registry`` offers them to components too."""
+the marker of the abstract classes that components fill. ``eeap.config.registry`` offers them to components too."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Lightning callbacks and plugins of every run: stop cleanly on a signal, write checkpoints atomically; the role
-of the callbacks a config names (``RunCallback``, registered in ``eeap.callbacks.named``).
+of the callbacks a config names (``RunCallback``, registered in ``eeap.training.callbacks.named``).
 
 - ``StopOnSignal``: the first SIGINT or SIGTERM during training stops the run at the next batch boundary with a
   checkpoint it resumes from exactly;
@@ -18,13 +18,13 @@ from typing import Any, Optional
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
+from eeap.config.registry import Role
 from eeap.faults import STOP_SIGNALS, Stopped, in_main_thread
-from eeap.loggers import log_examples
-from eeap.registry import Role
+from eeap.training.loggers import log_examples
 
 
 class RunCallback(Callback, Role):
-    """The callback role: a Lightning callback a config names in ``trainer.callbacks`` (``eeap.callbacks.named``).
+    """The callback role: a Lightning callback a config names in ``trainer.callbacks`` (``eeap.training.callbacks.named``).
 
     ``replaces_weights``: the callback leaves the model with other weights when training ends than any checkpoint
     holds (weight averaging), so the run saves and tests those."""
@@ -129,7 +129,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class ExampleLog(Callback):
     """Each validation (not the sanity check), the task's examples of the first batch (``Task.validation_examples``):
-    their figures and one table, through ``eeap.loggers.log_examples``."""
+    their figures and one table, through ``eeap.training.loggers.log_examples``."""
 
     def on_validation_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -184,7 +184,7 @@ class LearningCurve(Callback):
         self.val: list[tuple[int, dict[str, float]]] = []  # (step, {val/<name>: value})
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        from eeap.loggers import logged_step
+        from eeap.training.loggers import logged_step
 
         step = logged_step(trainer)
         loss = trainer.callback_metrics.get("train/loss")
@@ -196,7 +196,7 @@ class LearningCurve(Callback):
             self.train.append((step, float(loss)))
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        from eeap.loggers import logged_step
+        from eeap.training.loggers import logged_step
 
         if trainer.sanity_checking:
             return
@@ -205,8 +205,8 @@ class LearningCurve(Callback):
             self.val.append((logged_step(trainer), metrics))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        from eeap.loggers import logged_step, send_image
-        from eeap.plotting import learning_curve, save_figure
+        from eeap.model.plotting import learning_curve, save_figure
+        from eeap.training.loggers import logged_step, send_image
 
         if not trainer.is_global_zero or not (self.train or self.val):
             return

@@ -1,6 +1,6 @@
 """Prepare once, reuse: a data module's expensive work (tokenizer training, encoding, image decoding) cached on disk.
 
-A data module that reads files (``DataModule.data_files``, ``eeap.data.CachedFiles``) keeps what ``make_splits``
+A data module that reads files (``DataModule.data_files``, ``eeap.data.base.CachedFiles``) keeps what ``make_splits``
 made in a folder keyed by the files' identity (path, size, modification time) and every setting that changes the
 result (the data section as built, less batch sizes and workers): the info (``info.pt``, the vocabularies) and each
 split as an Arrow IPC file (``<split>.arrow``, record batches of ``ROWS_PER_BATCH`` rows or about ``BATCH_BYTES``;

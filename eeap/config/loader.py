@@ -22,8 +22,16 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from eeap.config.registry import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    Range,
+    check_arguments,
+    join,
+    record_settings,
+)
 from eeap.errors import ConfigError, one_line
-from eeap.registry import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, check_arguments, join, record_settings
 
 
 @dataclass
@@ -63,7 +71,7 @@ class TrainerConfig:
     limit_val_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     limit_test_batches: Union[NonNegativeInt, Annotated[float, Range(0, 1)]] = 1.0
     enable_progress_bar: bool = True
-    # named callbacks (eeap.callbacks.named): [swa, {type: lr_finder, max_lr: 0.1}, {type: accumulate, ...}]
+    # named callbacks (eeap.training.callbacks.named): [swa, {type: lr_finder, max_lr: 0.1}, {type: accumulate, ...}]
     callbacks: list = field(default_factory=list)
     profiler: Optional[Literal["simple", "advanced", "pytorch"]] = None  # its report goes in the run folder
 
@@ -320,10 +328,15 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
 
 def check_config(container: dict) -> RunConfig:
     """Check a whole config without reading data, building the model or importing torch (the components'
-    signatures are read from their sources, ``eeap.sources``): the run's sections, the named callbacks, the data
+    signatures are read from their sources, ``eeap.config.sources``): the run's sections, the named callbacks, the data
     section's keys and every component section of the model (names, keys, types, ranges); what needs the data
     (sizes, vocabularies) or a built part is checked when the model is built."""
-    from eeap.registry import CALLBACK, DATA, TASK, check_sections  # the registries read sources; nothing imported
+    from eeap.config.registry import (  # the registries read sources; nothing imported
+        CALLBACK,
+        DATA,
+        TASK,
+        check_sections,
+    )
 
     run = validate(container, RunConfig)
     for i, section in enumerate(run.trainer.callbacks):

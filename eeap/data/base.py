@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from eeap.config.registry import NonNegativeInt, PositiveInt, Role
+from eeap.data.images import IMAGE_SUFFIXES
+from eeap.data.info import DataInfo
+from eeap.data.prepared import DecodedOnRead as DecodedOnRead
 from eeap.errors import DataError
-from eeap.images import IMAGE_SUFFIXES
-from eeap.info import DataInfo
 from eeap.paths import decode_text
-from eeap.prepared import DecodedOnRead as DecodedOnRead
-from eeap.registry import NonNegativeInt, PositiveInt, Role
 
 
 def ignore_interrupts(worker_id: int) -> None:
@@ -76,11 +76,11 @@ class DataModule(L.LightningDataModule, Role):
 
     def data_files(self) -> list[Path]:
         """The files the splits are made from; a module that names some and whose ``cache_dir()`` is not None keeps
-        what it prepares in a cache (``eeap.prepared``). None (the default): generated data, made in memory."""
+        what it prepares in a cache (``eeap.data.prepared``). None (the default): generated data, made in memory."""
         return []
 
     def cache_dir(self) -> Optional[str]:
-        """Where prepared data is cached (``eeap.prepared.cache_root``); None: not cached (the default)."""
+        """Where prepared data is cached (``eeap.data.prepared.cache_root``); None: not cached (the default)."""
         return None
 
     def prepare(self) -> None:
@@ -91,7 +91,7 @@ class DataModule(L.LightningDataModule, Role):
         folder = self.cache_dir()
         splits: Mapping[str, Sequence]
         if folder is not None and self.cache_settings is not None and self.data_files():
-            from eeap.prepared import cache_root, load_or_prepare
+            from eeap.data.prepared import cache_root, load_or_prepare
 
             splits, info, self.prepared_here = load_or_prepare(self, self.cache_settings, cache_root(folder))
         else:
@@ -156,7 +156,7 @@ class DataModule(L.LightningDataModule, Role):
 
 
 class CachedFiles:
-    """A data source of the user's files that keeps its prepared splits in a cache (``eeap.prepared``) and reuses
+    """A data source of the user's files that keeps its prepared splits in a cache (``eeap.data.prepared``) and reuses
     them on the next run and on every rank, until a file or a setting changes; it names the files the cache is
     keyed by (``data_files``). Put it before the task's data class: ``class ImageFolderData(CachedFiles,
     ClassificationData)``.

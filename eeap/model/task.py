@@ -1,5 +1,5 @@
 """The base of every task: a plain ``nn.Module`` built from the ``model`` section's parts, which trains through
-``eeap.training`` and predicts, exports and plots with torch alone (this module imports neither Lightning nor
+``eeap.training.module`` and predicts, exports and plots with torch alone (this module imports neither Lightning nor
 torchmetrics)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Literal, Optional, Union
 import torch
 from torch import nn
 
-from eeap.config import validate
+from eeap.config.loader import validate
+from eeap.config.registry import ATTEND, PREDICT, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Role
 from eeap.errors import ConfigError
-from eeap.prediction import DecodeOptions, Problems
-from eeap.registry import ATTEND, PREDICT, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Role
+from eeap.model.prediction import DecodeOptions, Problems
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Example:
 
 class Task(nn.Module, Role):
     """The task role: a plain ``nn.Module`` that a builder (``from_config``) wires from built parts, and that
-    predicts, exports and plots with torch alone; ``eeap.training.TrainingModule`` wraps it for Lightning. Subclasses
+    predicts, exports and plots with torch alone; ``eeap.training.module.TrainingModule`` wraps it for Lightning. Subclasses
     set ``monitor`` (metric, mode) for checkpoints and give their loss and their evaluation (``training_loss``,
     ``new_metrics``, ``evaluate``).
 
@@ -185,7 +185,7 @@ class Task(nn.Module, Role):
                     record = self.write_output(record, folder, number, text)
                 outputs[number - first] = record
                 if plot_dir and figure is not None:
-                    from eeap.plotting import save_figure
+                    from eeap.model.plotting import save_figure
 
                     save_figure(figure, Path(plot_dir) / f"line{number:05d}.png")
         return outputs, problems
@@ -194,8 +194,8 @@ class Task(nn.Module, Role):
     def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu") -> Any:
         """A trained model of this task from a checkpoint written by ``eeap train`` (as ``eeap.load``), refusing one
         of another task; its config rebuilds the model, its data state (vocabularies) the data's side."""
-        from eeap.checkpoints import load_task
         from eeap.errors import DataError
+        from eeap.model.checkpoints import load_task
 
         task = load_task(checkpoint_path, map_location)
         if not isinstance(task, cls):

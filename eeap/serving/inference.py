@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from eeap.checkpoints import load_task
 from eeap.errors import DataError
-from eeap.prediction import DecodeOptions
+from eeap.model.checkpoints import load_task
+from eeap.model.prediction import DecodeOptions
 
 PRECISIONS = {"32": None, "bf16": "bfloat16", "16": "float16"}
 

@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import (
     StochasticWeightAveraging,
 )
 
-from eeap.callbacks import RunCallback
-from eeap.registry import CALLBACK, Fraction, PositiveFloat, PositiveInt
+from eeap.config.registry import CALLBACK, Fraction, PositiveFloat, PositiveInt
+from eeap.training.callbacks import RunCallback
 
 
 @CALLBACK.register("swa")
@@ -39,7 +39,7 @@ class SWA(StochasticWeightAveraging, RunCallback):
     annealing_strategy: ``cos`` or ``linear``.
     """
 
-    replaces_weights = True  # the run tests the weights it ends with (eeap.run)
+    replaces_weights = True  # the run tests the weights it ends with (eeap.training.run)
 
     def __init__(
         self,
@@ -115,8 +115,8 @@ class LRFinder(LearningRateFinder, RunCallback):
             logger.log_hyperparams({"lr_finder/suggestion": self.suggestion})
 
     def save(self, finder: Any, run_dir: Path) -> None:
+        from eeap.model.plotting import save_figure
         from eeap.paths import write_atomically
-        from eeap.plotting import save_figure
 
         results = finder.results
         record = {"suggestion": self.suggestion, "lr": list(results["lr"]), "loss": list(results["loss"])}

@@ -1,9 +1,9 @@
-"""Training a task with Lightning: ``TrainingModule`` wraps a task (a plain ``nn.Module``, ``eeap.task.Task``) and
+"""Training a task with Lightning: ``TrainingModule`` wraps a task (a plain ``nn.Module``, ``eeap.model.task.Task``) and
 gives Lightning what it asks for: the steps (the task's loss and evaluation, logged under ``train/``, ``val/`` and
 ``test/``), the optimizer and schedule from ``model.optim``, and checkpoints that carry the run's config, the data
 state and the random states, so a run resumes exactly and a checkpoint loads without Lightning (``eeap.load``).
 
-The task's weights sit under ``model.`` in a checkpoint's ``state_dict``; ``eeap.checkpoints`` reads both that and
+The task's weights sit under ``model.`` in a checkpoint's ``state_dict``; ``eeap.model.checkpoints`` reads both that and
 the unprefixed keys of checkpoints written before the wrapper.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from eeap.task import Task
+from eeap.model.task import Task
 
 PREFIX = "model."  # where the task's weights sit in a training checkpoint's state_dict
 
@@ -27,7 +27,7 @@ class TrainingModule(L.LightningModule):
     """The Lightning side of a task.
 
     # Parameters
-    model: the task (``eeap.task.Task``), built by ``TASK.build``.
+    model: the task (``eeap.model.task.Task``), built by ``TASK.build``.
     """
 
     def __init__(self, model: Task) -> None:
@@ -153,7 +153,7 @@ class TrainingModule(L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: Any, map_location: Any = "cpu", **kwargs: Any) -> Any:  # type: ignore[override]
         """The trained task of a checkpoint written by ``eeap train``, wrapped for Lightning (to test or fine-tune
         it); Lightning's own classmethod, here through ``eeap.load``."""
-        from eeap.checkpoints import load_task
+        from eeap.model.checkpoints import load_task
 
         return cls(load_task(checkpoint_path, map_location))
 
@@ -168,7 +168,7 @@ class TrainingModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        from eeap.checkpoints import training_weights
+        from eeap.model.checkpoints import training_weights
 
         checkpoint["state_dict"] = training_weights(checkpoint["state_dict"])  # one written before the wrapper
         saved = checkpoint.get("eeap", {})

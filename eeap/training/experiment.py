@@ -13,25 +13,25 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from eeap.config import RunConfig, apply_overrides, check_config, resolve_config
+from eeap.config.loader import RunConfig, apply_overrides, check_config, resolve_config
 from eeap.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from eeap.data import DataModule
-    from eeap.task import Task
-    from eeap.training import TrainingModule
+    from eeap.data.base import DataModule
+    from eeap.model.task import Task
+    from eeap.training.module import TrainingModule
 
 
 class Experiment:
     """A checked run config and what it builds.
 
     # Parameters
-    config: the config, loaded (``eeap.config.load_config``: composed, overridden, resolved and checked).
+    config: the config, loaded (``eeap.config.loader.load_config``: composed, overridden, resolved and checked).
     """
 
     def __init__(self, config: DictConfig) -> None:
         self.config = config
-        from eeap.registry import recording_settings
+        from eeap.config.registry import recording_settings
 
         self.container = cast(dict, OmegaConf.to_container(config, resolve=True))
         with recording_settings() as record:
@@ -51,7 +51,7 @@ class Experiment:
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, Path], overrides: Sequence[str] = ()) -> Experiment:
         """The run a checkpoint was trained by (its config as built), with ``overrides`` (``data.test_file=...``)."""
-        from eeap.checkpoints import read_checkpoint
+        from eeap.model.checkpoints import read_checkpoint
 
         path = Path(checkpoint)
         if not path.is_file():
@@ -78,8 +78,8 @@ class Experiment:
         """The data module, built once (not prepared: ``prepare`` reads, or makes, its cache); checked to fit the
         task before any data is read."""
         if self._data is None:
-            from eeap.data import DataModule
-            from eeap.registry import DATA, recording_settings
+            from eeap.config.registry import DATA, recording_settings
+            from eeap.data.base import DataModule
 
             self.setup()
             with recording_settings() as record:
@@ -93,7 +93,7 @@ class Experiment:
     def trained_task(self) -> Task:
         """The task of a checkpoint's experiment (``from_checkpoint``), built from this config (overrides of the model
         section apply, ``model.beam_size=5``) with the checkpoint's vocabularies and weights; in eval mode."""
-        from eeap.checkpoints import restore_task
+        from eeap.model.checkpoints import restore_task
 
         if self.checkpoint is None:
             raise ConfigError("this experiment was not made from a checkpoint (Experiment.from_checkpoint)")
@@ -104,9 +104,9 @@ class Experiment:
         """The task, wrapped for Lightning (``TrainingModule``; the task itself is its ``model``), and its prepared
         data; the task carries the config as built (``eeap_config``, every default filled in: the run rebuilds from
         it) and the data state (vocabularies) it was built for."""
-        from eeap.registry import TASK, complete_config, recording_settings
-        from eeap.task import Task
-        from eeap.training import TrainingModule
+        from eeap.config.registry import TASK, complete_config, recording_settings
+        from eeap.model.task import Task
+        from eeap.training.module import TrainingModule
 
         data = self.data()
         with recording_settings() as record:
@@ -120,9 +120,9 @@ class Experiment:
 
 
 def build_callbacks(run: RunConfig) -> list:
-    """The callbacks named in ``trainer.callbacks`` (``eeap.callbacks.named``), each from its section."""
-    from eeap.callbacks import RunCallback
-    from eeap.registry import CALLBACK
+    """The callbacks named in ``trainer.callbacks`` (``eeap.training.callbacks.named``), each from its section."""
+    from eeap.config.registry import CALLBACK
+    from eeap.training.callbacks import RunCallback
 
     return [
         CALLBACK.build(section, f"trainer.callbacks.{i}", role=RunCallback)
@@ -132,8 +132,8 @@ def build_callbacks(run: RunConfig) -> list:
 
 def check_pairing(model: Any, data: Any) -> None:
     """Refuse in one line a task given data of another task (a translation model on images, say)."""
-    from eeap.registry import DATA, TASK
-    from eeap.task import Task
+    from eeap.config.registry import DATA, TASK
+    from eeap.model.task import Task
 
     task_cls, _ = TASK.settings(model, "model", role=Task, wired=["info"])
     wanted = task_cls.info_class

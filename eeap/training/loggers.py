@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from eeap.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eeap.task import Example
+    from eeap.model.task import Example
 
 LOGGERS = ("wandb", "csv", "tensorboard", "mlflow")
 EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}  # logger: (module, extra)
@@ -268,7 +268,7 @@ def log_figure(module: Any, key: str, figure: Any) -> Path | None:
 
     Returns the PNG's path (None on other ranks).
     """
-    from eeap.plotting import save_figure
+    from eeap.model.plotting import save_figure
 
     trainer = module.trainer
     if not trainer.is_global_zero:  # figures are made outside pyplot: dropping one frees it

@@ -4,8 +4,8 @@ Checking a config's keys, types and ranges needs each named component's paramete
 component's module for them imports torch and Lightning, seconds before the first word of an error. ``stand_in``
 reads the same from the source with ``ast``: it follows the class's bases and the names its annotations use through
 EEAP's own modules, imports only the light modules that annotations are written with (``typing``,
-``collections.abc``, ``eeap.registry``), and returns a class with the real one's parameters, defaults and
-annotations, which ``eeap.registry``'s checks take as they take the real class. A class it cannot read (a base from
+``collections.abc``, ``eeap.config.registry``), and returns a class with the real one's parameters, defaults and
+annotations, which ``eeap.config.registry``'s checks take as they take the real class. A class it cannot read (a base from
 another package whose ``__init__`` it would need, an annotation it cannot evaluate) gives None, and the caller
 imports the real class. ``tests/test_sources.py`` checks every registered component's stand-in against the real one.
 """
@@ -23,14 +23,14 @@ import typing
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from eeap.schema import Range, Role
+from eeap.config.schema import Range, Role
 
 LIGHT = (
     "typing",
     "typing_extensions",
     "collections.abc",
-    "eeap.schema",
-    "eeap.registry",
+    "eeap.config.schema",
+    "eeap.config.registry",
 )  # imported for real: no torch, no Lightning
 OWN = "eeap"  # modules read from their sources
 

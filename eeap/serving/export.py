@@ -47,7 +47,7 @@ def graphs(task: Any) -> list[Graph]:
     """The graphs of a trained task (see the module's docstring)."""
     import torch
 
-    from eeap.text import PAD
+    from eeap.data.text import PAD
 
     info = task.info
     example = task.example_inputs()  # {name: (tensor, dynamic axes)}: of forward, or of encode_inputs
@@ -172,7 +172,7 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
     import torch
 
     from eeap import kernels
-    from eeap.checkpoints import load_task
+    from eeap.model.checkpoints import load_task
 
     if form not in FORMATS:
         raise ConfigError(f"--format: unknown format '{form}'. Valid options: {', '.join(FORMATS)}")
@@ -269,7 +269,7 @@ class Runner:
     """
 
     def __init__(self, folder: str | Path) -> None:
-        from eeap.registry import DATA
+        from eeap.config.registry import DATA
 
         folder = Path(folder)
         meta_file = folder / "export.json"

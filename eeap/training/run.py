@@ -13,11 +13,11 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from eeap.config import RunConfig, to_yaml
+from eeap.config.loader import RunConfig, to_yaml
 from eeap.errors import ConfigError, one_line
-from eeap.experiment import Experiment
 from eeap.faults import Stopped
 from eeap.paths import writable_folder, write_atomically
+from eeap.training.experiment import Experiment
 
 RUN_DIR_ENV = "EEAP_RUN_DIR"  # passed from the launching process to the DDP worker processes
 
@@ -138,12 +138,12 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
     check_monitors(run, task)
     named = experiment.callbacks
     trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id, resume_step)
-    # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data)
+    # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data.base)
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(run_dir / "config.yaml", to_yaml(OmegaConf.create(task.eeap_config)))
-    from eeap.loggers import record_config
+    from eeap.training.loggers import record_config
 
     record_config(trainer, task.eeap_config, run_dir / "config.yaml", resuming=ckpt_path is not None)
     owns_env = RUN_DIR_ENV not in os.environ
@@ -159,7 +159,7 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
             tested = str(run_dir / "checkpoints" / "swa.ckpt")
             trainer.save_checkpoint(tested, weights_only=True)
         if run.logger.wandb.log_model:
-            from eeap.loggers import log_checkpoints
+            from eeap.training.loggers import log_checkpoints
 
             log_checkpoints(trainer, best, run_dir / "checkpoints" / "last.ckpt")
         try:
@@ -170,7 +170,7 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
             )
         except Stopped as stop:
             raise Stopped(stop.signum, Path(tested) if tested else None, phase="testing") from None
-        from eeap.callbacks import BestValue
+        from eeap.training.callbacks import BestValue
 
         metrics: dict[str, Any] = {k: float(v) for k, v in results[0].items()}
         tracker = next(c for c in trainer.callbacks if isinstance(c, BestValue))
@@ -255,8 +255,8 @@ def check_resume(path: str, task: Any) -> tuple[Optional[str], Optional[int]]:
     """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says, so a crafted file cannot run code. Returns the W&B run id it carries
-    and the last step the loggers had recorded when it was written (``eeap.checkpoints``)."""
-    from eeap.checkpoints import check_weights, model_weights, read_checkpoint
+    and the last step the loggers had recorded when it was written (``eeap.model.checkpoints``)."""
+    from eeap.model.checkpoints import check_weights, model_weights, read_checkpoint
 
     checkpoint = read_checkpoint(path, f"resume={path}:", ConfigError)
     check_weights(task.model.state_dict(), model_weights(checkpoint["state_dict"]), f"resume={path}:", ConfigError)
@@ -296,8 +296,8 @@ def build_trainer(
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
-    from eeap.callbacks import AtomicCheckpointIO, BestValue, ExampleLog, LearningCurve, StopOnSignal
-    from eeap.loggers import build_loggers
+    from eeap.training.callbacks import AtomicCheckpointIO, BestValue, ExampleLog, LearningCurve, StopOnSignal
+    from eeap.training.loggers import build_loggers
 
     monitor, mode = task.monitor
     ck = run.checkpoint

@@ -44,7 +44,9 @@ def check_weights(ours: Mapping[str, Any], theirs: Mapping[str, Any], where: str
             )
 
 
-PREFIX = "model."  # where a training checkpoint keeps the task's weights (``eeap.training.TrainingModule.model``)
+PREFIX = (
+    "model."  # where a training checkpoint keeps the task's weights (``eeap.training.module.TrainingModule.model``)
+)
 
 
 def model_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,8 +78,8 @@ def restore_task(checkpoint: dict, config: dict, where: str) -> Any:
     data state (vocabularies: read by the checkpoint's own data type), with the checkpoint's weights, checked to fit;
     in eval mode."""
     from eeap import kernels
+    from eeap.config.registry import TASK
     from eeap.errors import DataError
-    from eeap.registry import TASK
 
     kernels.use(config.get("kernels", "auto"))
     state = checkpoint["eeap"]["data_state"]

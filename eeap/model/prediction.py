@@ -1,6 +1,6 @@
 """What a trained model's ``predict_lines`` takes and gives, for every task: the decoding options, the problems of
 particular input lines, and numbers rounded for JSON records. Model side: the ``predict`` command
-(``eeap.inference``) and the tasks both use it; it imports nothing of EEAP."""
+(``eeap.serving.inference``) and the tasks both use it; it imports nothing of EEAP."""
 
 from __future__ import annotations
 

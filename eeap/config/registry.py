@@ -23,15 +23,15 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
+from eeap.config.schema import Fraction as Fraction
+from eeap.config.schema import NonNegativeFloat as NonNegativeFloat
+from eeap.config.schema import NonNegativeInt as NonNegativeInt
+from eeap.config.schema import PositiveFloat as PositiveFloat
+from eeap.config.schema import PositiveInt as PositiveInt
+from eeap.config.schema import Probability as Probability
+from eeap.config.schema import Range, Role
+from eeap.config.sources import package_modules
 from eeap.errors import ConfigError, one_line
-from eeap.schema import Fraction as Fraction
-from eeap.schema import NonNegativeFloat as NonNegativeFloat
-from eeap.schema import NonNegativeInt as NonNegativeInt
-from eeap.schema import PositiveFloat as PositiveFloat
-from eeap.schema import PositiveInt as PositiveInt
-from eeap.schema import Probability as Probability
-from eeap.schema import Range, Role
-from eeap.sources import package_modules
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ class Registry:
 
     # Parameters
     kind: the kind's name, used in error messages and as the config section's word.
-    variable: the name this registry is bound to in ``eeap.registry`` (what the decorators in the sources say).
+    variable: the name this registry is bound to in ``eeap.config.registry`` (what the decorators in the sources say).
     packages: dotted packages whose modules hold this kind's components.
     """
 
@@ -102,10 +102,10 @@ class Registry:
 
     def described(self, name: str, where: str = "") -> Any:
         """For checking a config without importing: the class registered under ``name`` if its module is
-        imported, else a stand-in read from its source (``eeap.sources``: the same parameters, defaults and
+        imported, else a stand-in read from its source (``eeap.config.sources``: the same parameters, defaults and
         annotations); the class itself where the source cannot be read. An unknown name is refused as in ``get``."""
         if name not in self._classes and isinstance(name, str) and name in self.index():
-            from eeap.sources import stand_in
+            from eeap.config.sources import stand_in
 
             module, cls, _ = self.index()[name]
             found = stand_in(module, cls, name, self.kind)
@@ -206,7 +206,7 @@ _recording: contextvars.ContextVar[Optional[dict[str, Any]]] = contextvars.Conte
 
 @contextlib.contextmanager
 def recording_settings() -> Iterator[dict[str, Any]]:
-    """Inside the block, every section built (``Registry.build``) or validated (``eeap.config.validate``) leaves its
+    """Inside the block, every section built (``Registry.build``) or validated (``eeap.config.loader.validate``) leaves its
     complete settings, defaults filled in, under its path (``model.attend.score``); ``complete_config`` assembles
     them into the config as built."""
     record: dict[str, Any] = {}
@@ -464,5 +464,5 @@ ATTEND = Registry("attend", "ATTEND", ("eeap.attend",))
 PREDICT = Registry("predict", "PREDICT", ("eeap.predict",))
 TASK = Registry("task", "TASK", ("eeap.tasks",))
 DATA = Registry("data", "DATA", ("eeap.tasks",))
-CALLBACK = Registry("callback", "CALLBACK", ("eeap.callbacks",))
+CALLBACK = Registry("callback", "CALLBACK", ("eeap.training.callbacks",))
 REGISTRIES = {registry.kind: registry for registry in (EMBED, ENCODE, ATTEND, PREDICT, TASK, DATA, CALLBACK)}

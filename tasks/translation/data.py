@@ -144,9 +144,12 @@ class DatesData(TranslationData):
 
     # Parameters
     train_size, val_size, test_size: pairs per split.
-    locale: the English locale whose CLDR short date pattern orders all-numeric dates: en_US (the default) reads
-        ``12/4/79`` month first (4 December 1979); en_GB, en_IE, en_AU and en_IN day first (12 April); en_CA and
-        en_ZA write year first (``1979-12-04``) and read the other numeric dates day first.
+    locale: the English locale whose CLDR short date pattern orders numeric dates written with slashes: en_US (the
+        default) reads ``12/4/79`` month first (4 December 1979); en_GB, en_IE, en_AU and en_IN day first (12 April);
+        en_CA and en_ZA write year first (``1979-12-04``) and read the other slashed dates day first.
+    dot_order, hyphen_order, space_order: the order of numeric dates written with dots (``12.4.79``), hyphens or
+        spaces, ``dmy`` or ``mdy``; null (the default): as most of CLDR's locales that write that separator, day
+        first for all three (``tasks/translation/dates.py``, ``separator_orders``).
     (and every TranslationData parameter)
     """
 
@@ -157,18 +160,22 @@ class DatesData(TranslationData):
         val_size: PositiveInt = 1000,
         test_size: PositiveInt = 1000,
         locale: Literal["en_US", "en_GB", "en_IE", "en_AU", "en_CA", "en_IN", "en_ZA"] = "en_US",
+        dot_order: Optional[Literal["dmy", "mdy"]] = None,
+        hyphen_order: Optional[Literal["dmy", "mdy"]] = None,
+        space_order: Optional[Literal["dmy", "mdy"]] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.sizes = (train_size, val_size, test_size)
         self.locale = locale
+        self.orders = {".": dot_order, "-": hyphen_order, " ": space_order}
 
     def make_splits(self) -> tuple[dict[str, list], TranslationInfo]:
         demo_import("babel", "data 'dates'")
         demo_import("num2words", "data 'dates'")
         from eeap.tasks.translation.dates import DateGenerator
 
-        generator = DateGenerator(self.seed, locale=self.locale)
+        generator = DateGenerator(self.seed, locale=self.locale, orders=self.orders)
         train = generator.pairs(self.sizes[0])
         seen = {s for s, _ in train}
         val = generator.pairs(self.sizes[1], exclude=seen)

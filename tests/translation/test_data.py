@@ -1,5 +1,6 @@
 """Translation data: the date generator, number words, the user's files, tokenizers."""
 
+import collections
 import datetime
 import re
 
@@ -12,28 +13,37 @@ import eeap  # noqa: F401
 from eeap.config.registry import DATA
 from eeap.data.text import Tokenizer, fit_tokenizer
 from eeap.errors import DataError
-from eeap.tasks.translation.dates import LOCALES, DateGenerator, cldr_patterns, numeric_order, read_numeric
+from eeap.tasks.translation.dates import (
+    LOCALES,
+    DateGenerator,
+    cldr_patterns,
+    cldr_separator_counts,
+    numeric_pattern,
+    read_numeric,
+    separator_orders,
+)
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_dates_are_seeded_valid_and_follow_the_conventions(locale):
     pairs = DateGenerator(7, locale=locale).pairs(3000)
     assert pairs == DateGenerator(7, locale=locale).pairs(3000) and pairs != DateGenerator(8, locale=locale).pairs(3000)
-    order = numeric_order(locale)
-    ambiguous_in_order = 0
+    orders = separator_orders(locale)
+    ambiguous_in_order = collections.Counter()
     for text, iso in pairs:
         day = datetime.date.fromisoformat(iso)
-        numbers = re.fullmatch(r"(\d{1,4})[/.\- ](\d{1,2})[/.\- ](\d{1,4})", text)
+        numbers = re.fullmatch(r"(\d{1,4})([/.\- ])(\d{1,2})\2(\d{1,4})", text)
         if numbers:
             assert read_numeric(text, locale) == day, text
-            a, b, c = (int(x) for x in numbers.groups())
-            if len(numbers.group(1)) != 4 and max(a, b) <= 12 and a != b:
-                ambiguous_in_order += 1
-                first = day.month if order == "mdy" else day.day
-                assert a == first, (text, iso)  # an ambiguous date is written in the locale's order
-            if len(numbers.group(1)) != 4 and len(numbers.group(3)) == 2:
-                assert 1950 <= day.year <= 2049 and c == day.year % 100
-    assert ambiguous_in_order > 50
+            a, separator, b, c = numbers.groups()
+            if len(a) != 4 and max(int(a), int(b)) <= 12 and a != b:
+                ambiguous_in_order[separator] += 1
+                first = day.month if orders[separator] == "mdy" else day.day
+                assert int(a) == first, (text, iso)  # an ambiguous date is written in its separator's order
+            if len(a) != 4 and len(c) == 2:
+                assert 1950 <= day.year <= 2049 and int(c) == day.year % 100
+    assert all(ambiguous_in_order[separator] > 10 for separator in "/.- ")
     texts = [t for t, _ in pairs]
     assert any(t.isupper() for t in texts) and any(t.islower() for t in texts)
     assert any(re.search(r"\d(st|nd|rd|th)\b", t, re.I) for t in texts)
@@ -56,6 +66,64 @@ def test_us_and_british_dates_differ_only_where_they_should():
     assert read_numeric("12/4/79", "en_GB") == datetime.date(1979, 4, 12)
     assert read_numeric("25/12/2021", "en_US") == read_numeric("12/25/2021", "en_GB") == datetime.date(2021, 12, 25)
     assert read_numeric("2021-03-04", "en_US") == read_numeric("2021-03-04", "en_GB") == datetime.date(2021, 3, 4)
+    assert read_numeric("2021/03/04", "en_US") == read_numeric("2021.03.04", "en_US") == datetime.date(2021, 3, 4)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_dots_hyphens_and_spaces_are_day_first_whatever_the_locale(locale):
+    """Only slashes follow the locale: ``01.03.76`` and ``5 10 86`` are day first under en_US too (they were read
+    month first), and an order that makes the date impossible is read the only way it can be."""
+    assert read_numeric("01.03.76", locale) == datetime.date(1976, 3, 1)
+    assert read_numeric("5 10 86", locale) == datetime.date(1986, 10, 5)
+    assert read_numeric("04-03-21", locale) == datetime.date(2021, 3, 4)
+    assert read_numeric("12.31.99", locale) == read_numeric("31 12 99", locale) == datetime.date(1999, 12, 31)
+    mdy = {".": "mdy", "-": None, " ": "mdy"}
+    assert read_numeric("01.03.76", locale, separator_orders(locale, mdy)) == datetime.date(1976, 1, 3)
+    assert read_numeric("04-03-21", locale, separator_orders(locale, mdy)) == datetime.date(2021, 3, 4)
+    text, _ = DateGenerator(0, locale=locale, orders=mdy).numeric_date()  # the generator writes what it reads
+    pairs = DateGenerator(5, locale=locale, orders=mdy).pairs(3000)
+    dotted = [(t, i) for t, i in pairs if re.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}", t)]
+    assert dotted and all(read_numeric(t, locale, separator_orders(locale, mdy)).isoformat() == i for t, i in dotted)
+
+
+def test_separator_orders_follow_every_cldr_locale_that_writes_numeric_dates():
+    """Every locale babel knows whose short or medium date pattern is numeric with one of the four separators: its
+    dates read back to themselves (slashes under that locale), except the orders that are the minority for their
+    separator, which are exactly those ``cldr_separator_counts`` reports."""
+    from babel.dates import format_date, get_date_format
+    from babel.localedata import locale_identifiers
+
+    counts = cldr_separator_counts()
+    assert counts["."].get("dmy", 0) > 100 and counts["."].get("mdy", 0) == 0  # dots: day first (or year first)
+    assert counts["-"].get("dmy", 0) > 50 and counts["-"].get("mdy", 0) == 0
+    assert counts[" "].get("dmy", 0) > 0 and counts[" "].get("mdy", 0) == 0
+    assert counts["/"].get("mdy", 0) > 50 and counts["/"].get("dmy", 0) > 500  # slashes: both; the locale decides
+    misread: collections.Counter = collections.Counter()
+    checked = 0
+    for locale in locale_identifiers():
+        patterns = {get_date_format(width, locale).pattern for width in ("short", "medium")}
+        for pattern in sorted(patterns):
+            found = numeric_pattern(pattern)
+            if found is None:
+                continue
+            separator, order = found
+            orders = separator_orders("en_US" if separator != "/" else locale)
+            if separator == "/" and order != "ymd":
+                orders = {**orders, "/": order}  # slashes follow the chosen locale (LOCALES are English only)
+            for day in (datetime.date(1976, 3, 1), datetime.date(2021, 12, 25), datetime.date(1999, 7, 4)):
+                text = format_date(day, pattern, locale=locale).replace("\u200f", "").replace(". ", ".")
+                checked += 1
+                try:
+                    right = read_numeric(text, locale if locale in LOCALES else "en_US", orders) == day
+                except ValueError:
+                    right = False
+                if not right:
+                    misread[(locale, order, pattern)] += 1
+    assert checked > 2000
+    # what is misread: only a 2-digit year written first with a day that could be one (yy/MM/dd: 21/12/25 reads as
+    # 21 December 2025; 76/03/01 reads as 1976), as documented
+    assert misread and all(order == "ymd" and pattern.startswith("yy") for (_, order, pattern) in misread), misread
+    assert sum(misread.values()) == len(misread)  # one date of the three per such pattern: 2021-12-25
 
 
 def test_cldr_patterns_come_from_babel():
@@ -173,3 +241,12 @@ def test_collate_pads_and_adds_bos_eos():
     assert batch["src"].tolist() == [[5, 6, 7], [5, 0, 0]]
     assert batch["src_mask"].tolist() == [[True, True, True], [True, False, False]]
     assert batch["tgt_in"].tolist() == [[2, 8, 0], [2, 8, 9]] and batch["tgt_out"].tolist() == [[8, 3, 0], [8, 9, 3]]
+
+
+def test_the_hand_typed_numeric_dates_follow_the_generators_convention():
+    """The numeric dates of ``tests/data/human_dates.tsv`` (dots, spaces, hyphens and slashes, 2- and 4-digit years,
+    both orders) are what the generator's convention reads them as, under the default locale."""
+    lines = [line.split("\t") for line in (ROOT / "tests" / "data" / "human_dates.tsv").read_text().splitlines()]
+    numeric = [(text, iso) for text, iso in lines if re.fullmatch(r"[\d/.\- ]+", text)]
+    assert len(numeric) >= 25 and {" ", ".", "-", "/"} <= {c for text, _ in numeric for c in text if not c.isdigit()}
+    assert all(read_numeric(text, "en_US").isoformat() == iso for text, iso in numeric)

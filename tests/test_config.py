@@ -50,6 +50,9 @@ def test_overrides_are_typed_and_type_change_resets_section():
 def test_logger_none_and_interpolation(tmp_path):
     cfg = load_config(DATES, ["logger=none"])
     assert list(cfg.logger.use) == []
+    for written in ("none", "null", "false"):  # in a file as on the command line (a file's 'none' was refused)
+        quiet = write(tmp_path / f"{written}.yaml", f"defaults: [{DATES}]\nlogger: {written}\n")
+        assert list(load_config(quiet).logger.use) == [] and load_config(quiet).logger.wandb.mode == "offline"
     top = write(
         tmp_path / "i.yaml",
         f"""\

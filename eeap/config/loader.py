@@ -248,6 +248,8 @@ def compose_dict(path: Path, seen: tuple[Path, ...]) -> dict:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: includes itself through 'defaults'")
     data = load_yaml(path)
+    if "logger" in data and data["logger"] in ("none", None, False):  # as logger=none on the command line
+        data["logger"] = {"use": []}
     defaults = data.pop("defaults", [])
     if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
         raise ConfigError(f"{path}: 'defaults' must be a list of config files or shipped configs' names")

@@ -121,9 +121,9 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
     import lightning as L
 
     from eeap.errors import DataError
+    from eeap.training.console import console_callbacks, draws_bar, quiet_lightning
     from eeap.training.experiment import Experiment
     from eeap.training.module import TrainingModule
-    from eeap.training.run import console_callbacks
 
     experiment = Experiment.from_checkpoint(checkpoint, overrides)
     task = experiment.trained_task()
@@ -136,6 +136,7 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
             "test split)"
         )
     run = experiment.run
+    quiet_lightning()
     trainer = L.Trainer(
         accelerator=run.trainer.accelerator,
         devices=1,
@@ -143,8 +144,12 @@ def evaluate(checkpoint: str, overrides: Sequence[str] = ()) -> dict[str, float]
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=run.trainer.enable_progress_bar,
-        limit_test_batches=run.trainer.limit_test_batches,
+        enable_progress_bar=draws_bar(run.trainer.enable_progress_bar),
+        # Lightning's default given explicitly makes it say so in a line
+        **cast(
+            dict,
+            {} if run.trainer.limit_test_batches == 1.0 else {"limit_test_batches": run.trainer.limit_test_batches},
+        ),
         callbacks=console_callbacks(run.trainer.enable_progress_bar),
     )
     results = trainer.test(TrainingModule(task), datamodule=data, verbose=False, weights_only=True)

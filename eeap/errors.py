@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from typing import Callable, NoReturn
+
+from eeap.console import debugging
 
 
 class EEAPError(Exception):
@@ -31,11 +32,6 @@ def one_line(error: Exception) -> str:
     return text[0] if text else type(error).__name__
 
 
-def debugging() -> bool:
-    """``EEAP_DEBUG=1``: show the traceback above each error line (for developers)."""
-    return os.environ.get("EEAP_DEBUG", "") not in ("", "0")
-
-
 def fail(message: str, code: int = 2) -> int:
     """Print ``error: message`` (after the traceback under ``EEAP_DEBUG=1``) and return the exit code."""
     if debugging():
@@ -52,15 +48,18 @@ def os_error_line(error: OSError) -> str:
 
 
 def guarded(command: Callable[[], int], prog: str) -> int:
-    """Run a command's body: user errors and file-system errors become one ``error:`` line and exit 2; a signal
-    that stopped it, one line saying how to continue and exit 128 + the signal's number; a closed standard output
-    (a pipe into ``head``) ends it silently with 128 + SIGPIPE, as a Unix tool ends."""
+    """Run a command's body, its warnings shown as ``warning:`` lines (``eeap.console``): user errors and file-system
+    errors become one ``error:`` line and exit 2; a signal that stopped it, one line saying how to continue and exit
+    128 + the signal's number; a closed standard output (a pipe into ``head``) ends it silently with 128 + SIGPIPE,
+    as a Unix tool ends."""
     import sys
 
+    from eeap.console import command_warnings
     from eeap.faults import Stopped
 
     try:
-        code = command()
+        with command_warnings():
+            code = command()
         sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's flush at exit
         return code
     except EEAPError as e:

@@ -27,6 +27,7 @@ import platform
 import shutil
 import sys
 import sysconfig
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from eeap.console import say
 from eeap.errors import ConfigError
 
 SOURCES = ("bindings.cpp", "gru.cpp", "additive.cpp")
@@ -107,13 +109,20 @@ def extension() -> Any:
             target = folder / name
             if not target.is_file():
                 shutil.copyfile(Path(__file__).parent / name, target)
+        module = f"eeap_kernels_{folder.name}"
+        building = not (folder / f"{module}.so").is_file() and os.environ.get("LOCAL_RANK", "0") == "0"
+        if building:  # half a minute with nothing else to see: say why
+            say("building EEAP's CPU kernels (once per machine)...")
+            start = time.perf_counter()
         _extension = load(
-            f"eeap_kernels_{folder.name}",
+            module,
             [str(folder / name) for name in SOURCES],
             extra_cflags=flags,
             build_directory=str(folder),
             verbose=False,
         )
+        if building:
+            say(f"EEAP's CPU kernels built in {time.perf_counter() - start:.0f} s (kept in {folder})")
     except Exception as e:  # noqa: BLE001  (a compiler that fails, a full disk: the reference does the work)
         if _mode == "auto":
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]

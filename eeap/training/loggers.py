@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import netrc
 import os
 import warnings
 from pathlib import Path
@@ -80,9 +79,11 @@ def build_loggers(run: Any, run_dir: Path, wandb_id: str | None = None, resume_s
     if "wandb" in run.logger.use:
         wb = run.logger.wandb
         mode = wb.mode
+        quiet_wandb()
         if mode == "online" and not has_wandb_credentials():
             warnings.warn(
-                "logger.wandb.mode=online but no W&B account is set up (WANDB_API_KEY or `wandb login`); "
+                "logger.wandb.mode=online but no W&B account is set up (WANDB_API_KEY or `wandb login`, "
+                "with WANDB_BASE_URL for a server of your own); "
                 "logging offline instead, `wandb sync` uploads later",
                 stacklevel=2,
             )
@@ -244,13 +245,30 @@ class AppendingWriter(_writer_base()):  # type: ignore[misc]
 
 
 def has_wandb_credentials() -> bool:
-    """Whether W&B can log in without a prompt: an API key in the environment or in ~/.netrc."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
+    """Whether W&B can log in without a prompt, by the wandb SDK's own check and without a network call: an API key
+    in ``WANDB_API_KEY``, W&B's settings files, or the netrc entry ``wandb login`` wrote for the server W&B is set
+    to (``WANDB_BASE_URL``: a company's own server as well as the public one)."""
+    import wandb
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled"):
+        return True  # W&B runs without an account in these modes (and wandb.login declines to answer)
+    was = wandb.setup().settings.silent
+    wandb.setup(settings=wandb.Settings(silent=True))  # else it asks the server for the user's name to greet
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
+        return bool(wandb.login(prompt=False, verify=False))
+    finally:
+        wandb.setup(settings=wandb.Settings(silent=was))
+
+
+def quiet_wandb() -> None:
+    """W&B's banner, summary and login lines not printed (``eeap.training.console`` says where the run is) unless
+    ``EEAP_DEBUG=1``."""
+    import wandb
+
+    from eeap.console import debugging
+
+    if not debugging():
+        wandb.setup(settings=wandb.Settings(silent=True))
 
 
 def logged_step(trainer: Any) -> int:

@@ -141,6 +141,10 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
     # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data.base)
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if trainer.is_global_zero:
+        from eeap.console import say
+        from eeap.training.console import start_line
+
+        say(start_line(run.name, task.model, run_dir, ckpt_path))
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomically(run_dir / "config.yaml", to_yaml(OmegaConf.create(task.eeap_config)))
     from eeap.training.loggers import record_config
@@ -185,6 +189,12 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
             fit_time_s=round(fit_time, 2),
         )
         summarize_wandb(trainer, metrics, tracker)
+        from eeap.console import say
+        from eeap.training.console import wandb_line
+
+        line = wandb_line(trainer)
+        if line is not None:
+            say(line)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -242,15 +252,6 @@ def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
     return run_dir, None
 
 
-def console_callbacks(progress_bar: bool) -> list:
-    """Lightning's plain model summary (logged to standard error) and tqdm progress bar, whether or not ``rich`` is
-    installed: with it, Lightning would choose its rich ones, which print to standard output, where EEAP writes the
-    metrics (JSON)."""
-    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
-
-    return [ModelSummary(), *([TQDMProgressBar()] if progress_bar else [])]
-
-
 def check_resume(path: str, task: Any) -> tuple[Optional[str], Optional[int]]:
     """Refuse, in one line and before anything is written, a checkpoint that cannot be resumed: unreadable, not
     written by EEAP, or holding another model than this config builds. Read weights-only, whatever
@@ -297,6 +298,7 @@ def build_trainer(
     from lightning.pytorch.loggers import WandbLogger
 
     from eeap.training.callbacks import AtomicCheckpointIO, BestValue, ExampleLog, LearningCurve, StopOnSignal
+    from eeap.training.console import console_callbacks, draws_bar, quiet_lightning
     from eeap.training.loggers import build_loggers
 
     monitor, mode = task.monitor
@@ -344,7 +346,8 @@ def build_trainer(
         )
     callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
     callbacks.append(ExampleLog())
-    callbacks.append(BestValue(ck.monitor or monitor, ck.mode or mode))
+    best = BestValue(ck.monitor or monitor, ck.mode or mode)
+    callbacks.append(best)
     callbacks.append(LearningCurve(ck.monitor or monitor, ck.mode or mode))
     loggers = build_loggers(run, run_dir, wandb_id, resume_step)
     for logger in loggers:
@@ -352,9 +355,14 @@ def build_trainer(
             task.eeap_wandb_id = logger._id  # the checkpoint carries it (TrainingModule.on_save_checkpoint)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    callbacks += console_callbacks(run.trainer.enable_progress_bar)
+    callbacks += console_callbacks(run.trainer.enable_progress_bar, best)
+    quiet_lightning()
+    values = {k: v for k, v in dataclasses.asdict(run.trainer).items() if k not in run.trainer.built_by_eeap}
+    values["enable_progress_bar"] = draws_bar(run.trainer.enable_progress_bar)
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        if values[key] == 1.0:  # Lightning's default: given explicitly, Lightning says so in a line each
+            del values[key]
     try:
-        values = {k: v for k, v in dataclasses.asdict(run.trainer).items() if k not in run.trainer.built_by_eeap}
         return L.Trainer(
             **values,
             profiler=build_profiler(run, run_dir),

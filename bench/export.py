@@ -1,9 +1,10 @@
-"""Greedy decoding of 10,000 dates in process: the eager model against its ONNX (onnxruntime) and TorchScript exports.
+"""Greedy decoding of 10,000 dates in process: the eager model against its ONNX (onnxruntime) and torch.export
+(.pt2) exports.
 
     python bench/export.py [--rounds 2] [--workdir /tmp/eeap-decode-bench]
 
 Uses bench/decode.py's input and trained model (made there if missing). Target: exported ONNX greedy decoding within
-1.5× of eager EEAP's time. Batches of 64 sentences; the runs take turns (eager, ONNX, TorchScript, then again); min
+1.5× of eager EEAP's time. Batches of 64 sentences; the runs take turns (eager, ONNX, torch.export, then again); min
 and median; the load average before and after.
 """
 
@@ -37,7 +38,7 @@ def main() -> None:
     task = eeap.load(checkpoint)
     lines = (work / "dates.src").read_text().splitlines()
     batches = [pad([task.info.source.encode(line) for line in lines[i : i + 64]]) for i in range(0, len(lines), 64)]
-    runners = {form: Runner(export(checkpoint, form, work / f"export-{form}")) for form in ("onnx", "torchscript")}
+    runners = {form: Runner(export(checkpoint, form, work / f"export-{form}")) for form in ("onnx", "export")}
     task = eeap.load(checkpoint)  # export chose the reference kernels; the eager model runs as users run it
 
     def eager() -> None:
@@ -48,7 +49,7 @@ def main() -> None:
         for src in batches:
             runners[form].decode(src, 1)
 
-    systems = {"eager": eager, "ONNX": lambda: exported("onnx"), "TorchScript": lambda: exported("torchscript")}
+    systems = {"eager": eager, "ONNX": lambda: exported("onnx"), "torch.export": lambda: exported("export")}
     times: dict[str, list[float]] = {name: [] for name in systems}
     print(f"load average before: {os.getloadavg()}")
     for _ in range(args.rounds):

@@ -1,10 +1,15 @@
-"""``eeap export``: each task's graphs in ONNX (run with onnxruntime) and TorchScript give the eager model's outputs."""
+"""``eeap export``: each task's graphs in ONNX (run with onnxruntime) and as torch.export programs give the eager
+model's outputs."""
+
+import json
+import warnings
 
 import pytest
 import torch
 
 from eeap import build
 from eeap.config.loader import load_config
+from eeap.errors import DataError
 from eeap.serving.export import Runner, export
 from tests.conftest import QUIET, ROOT
 
@@ -38,7 +43,7 @@ def checkpoint(tmp_path, name):
     return path, data
 
 
-@pytest.mark.parametrize("form", ["torchscript", "onnx"])
+@pytest.mark.parametrize("form", ["export", "onnx"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
     from eeap.model.checkpoints import load_task
@@ -49,8 +54,7 @@ def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
     runner = Runner(tmp_path / "out")
     batch = data.collate(data.splits["test"][:4])
     if hasattr(task, "seq2seq"):
-        inputs = batch["src"]
-        for beam in (1, 3):
+        for inputs, beam in ((batch["src"], 1), (batch["src"], 3), (batch["src"][:1], 2)):  # one sentence alone too
             eager = task.decode(inputs, beam)
             ran = runner.decode(inputs, beam)
             assert torch.equal(eager.tokens, ran.tokens)
@@ -59,12 +63,13 @@ def test_exported_graphs_give_the_eager_outputs(tmp_path, name, form):
                 assert torch.allclose(eager.weights, ran.weights, atol=1e-4)
     else:
         inputs = batch["inputs"] if "inputs" in batch else batch["images"]
-        with torch.no_grad():
-            eager = task(inputs)
-        ran = runner(inputs)
-        assert torch.allclose(eager[0], ran[0], atol=1e-4)
-        if len(ran) > 1:
-            assert torch.allclose(eager[1], ran[1], atol=1e-4)
+        for part in (inputs, inputs[:1]):
+            with torch.no_grad():
+                eager = task(part)
+            ran = runner(part)
+            assert torch.allclose(eager[0], ran[0], atol=1e-4)
+            if len(ran) > 1:
+                assert torch.allclose(eager[1], ran[1], atol=1e-4)
 
 
 @pytest.mark.parametrize("layers", [1, 3])
@@ -90,8 +95,25 @@ def test_eeap_export_command_and_its_refusals(tmp_path, capsys):
     from eeap.cli import main
 
     path, _ = checkpoint(tmp_path, "translation-rnn")
-    assert main(["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
-    assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == ["encoder.pt", "export.json", "start.pt", "step.pt"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # nothing deprecated in EEAP's own calls
+        warnings.simplefilter("error", DeprecationWarning)
+        assert main(["export", str(path), "--format", "export", "--out", str(tmp_path / "ts")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == [
+        "encoder.pt2",
+        "export.json",
+        "start.pt2",
+        "step.pt2",
+    ]
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(tmp_path / "old")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: --format torchscript: torch.jit.trace is deprecated in this torch; use --format export "
+        "(torch.export, .pt2)\n"
+    )
+    meta = json.loads((tmp_path / "ts" / "export.json").read_text())
+    (tmp_path / "ts" / "export.json").write_text(json.dumps({**meta, "format": "torchscript"}))
+    with pytest.raises(DataError, match="exported as torchscript, which EEAP no longer runs; .* use --format export"):
+        Runner(tmp_path / "ts")
     assert main(["export", str(path), "--format", "tflite", "--out", str(tmp_path / "x")]) == 2
     assert "argument --format: invalid choice: 'tflite'" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "x")]) == 2

@@ -1,4 +1,4 @@
-"""``eeap export CHECKPOINT --format onnx|torchscript --out DIR``: a trained model as files that run without EEAP's
+"""``eeap export CHECKPOINT --format onnx|export --out DIR``: a trained model as files that run without EEAP's
 training code, and ``Runner``, which runs them.
 
 What is exported, per task:
@@ -11,9 +11,10 @@ What is exported, per task:
   greedy and beam search (``eeap.predict.search``) over these.
 
 ``export.json`` beside the graphs holds what running them needs: the task, the data state (vocabularies, classes,
-image size), the graphs' input and output names, and the decoding settings. ONNX graphs come from ``torch.onnx``'s
-exporter (opset 18, batch and lengths dynamic); TorchScript ones from ``torch.jit.trace``. EEAP's fused CPU kernels
-are left out of traced graphs (``eeap.kernels.applies``).
+image size), the graphs' input and output names, and the decoding settings. Both formats start from ``torch.export``
+(batch and lengths dynamic): ``export`` saves its programs (``.pt2``, loaded with ``torch.export.load``; torch's
+successor of TorchScript, whose ``torch.jit.trace`` this torch deprecates), ``onnx`` converts them (opset 18). EEAP's
+fused CPU kernels are left out of exported graphs (``eeap.kernels.applies``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any, Optional, Sequence, cast
 from eeap import threads
 from eeap.errors import ConfigError, DataError
 
-FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = ("onnx", "export")
+SUFFIX = {"onnx": ".onnx", "export": ".pt2"}
+RETIRED = {"torchscript": "torch.jit.trace is deprecated in this torch; use --format export (torch.export, .pt2)"}
 
 
 @dataclass
@@ -174,6 +176,8 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
     from eeap import kernels
     from eeap.model.checkpoints import load_task
 
+    if form in RETIRED:
+        raise ConfigError(f"--format {form}: {RETIRED[form]}")
     if form not in FORMATS:
         raise ConfigError(f"--format: unknown format '{form}'. Valid options: {', '.join(FORMATS)}")
     if form == "onnx":
@@ -187,9 +191,8 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
         target = out / f"{graph.name}{SUFFIX[form]}"
         try:
             with torch.no_grad():
-                if form == "torchscript":
-                    traced = torch.jit.trace(graph.module, graph.inputs, check_trace=False)
-                    torch.jit.save(traced, str(target))
+                if form == "export":
+                    torch.export.save(exported_program(graph), str(target))
                 else:
                     save_onnx(graph, target)
         except Exception as e:  # noqa: BLE001  (the exporters' own refusals, in one line)
@@ -236,22 +239,48 @@ def exporter_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
 
 
-def save_onnx(graph: Graph, target: Path) -> None:
-    """One graph to ONNX through torch.export, with its dynamic axes."""
+def dynamic_shapes(graph: Graph, named: bool = True) -> tuple:
+    """``torch.export``'s ``dynamic_shapes`` for a graph's inputs: one ``Dim`` per axis label, shared by the inputs
+    that carry it (the memory's and the mask's ``src``); or, not ``named``, ``Dim.DYNAMIC`` on each dynamic axis,
+    which lets the trace bound an axis (a Transformer's positions end at ``max_len``) but not fix it."""
     import torch
 
     dims: dict[str, Any] = {}
     shapes: list[Any] = []
     for name in graph.input_names:
         axes = graph.dynamic.get(name, {})
-        shapes.append({axis: dims.setdefault(label, torch.export.Dim(label)) for axis, label in axes.items()} or None)
+        shapes.append(
+            {
+                axis: dims.setdefault(label, torch.export.Dim(label)) if named else torch.export.Dim.DYNAMIC
+                for axis, label in axes.items()
+            }
+            or None
+        )
     if isinstance(graph.module, Step) and len(shapes) > 3:  # forward(tokens, memory, mask, *values): one argument
         shapes = [*shapes[:3], tuple(shapes[3:])]
+    return tuple(shapes)
+
+
+def exported_program(graph: Graph) -> Any:
+    """One graph as a ``torch.export`` program, batch and lengths dynamic. Recurrent layers are captured as while
+    loops (torch's own decompositions for export, which its ONNX exporter uses too), not unrolled at the example's
+    length."""
+    import torch
+    from torch.export._patches import register_gru_while_loop_decomposition, register_lstm_while_loop_decomposition
+
+    with register_gru_while_loop_decomposition(), register_lstm_while_loop_decomposition():
+        return torch.export.export(graph.module.eval(), graph.inputs, dynamic_shapes=dynamic_shapes(graph, named=False))
+
+
+def save_onnx(graph: Graph, target: Path) -> None:
+    """One graph to ONNX through torch.export, with its dynamic axes."""
+    import torch
+
     program = torch.onnx.export(
         graph.module,
         graph.inputs,
         dynamo=True,
-        dynamic_shapes=tuple(shapes),
+        dynamic_shapes=dynamic_shapes(graph),
         input_names=graph.input_names,
         output_names=graph.output_names,
         opset_version=18,
@@ -261,7 +290,8 @@ def save_onnx(graph: Graph, target: Path) -> None:
 
 
 class Runner:
-    """Runs an exported model (ONNX with onnxruntime, TorchScript with torch) without EEAP's training code.
+    """Runs an exported model (ONNX with onnxruntime, ``torch.export`` programs with torch) without EEAP's training
+    code.
 
     ``Runner(folder)(inputs)`` for classification and segmentation gives the model's outputs; ``decode(inputs,
     beam_size)`` for translation and captioning gives ``Hypotheses`` from EEAP's search over the exported steps.
@@ -276,6 +306,10 @@ class Runner:
         if not meta_file.is_file():
             raise DataError(f"{folder}: no export.json; export a model with eeap export")
         self.meta = json.loads(meta_file.read_text())
+        if self.meta["format"] in RETIRED:
+            raise DataError(
+                f"{folder}: exported as {self.meta['format']}, which EEAP no longer runs; {RETIRED[self.meta['format']]}"
+            )
         self.info = DATA.get(self.meta["data_type"]).info_class.from_state(self.meta["data_state"])
         self.graphs: dict[str, Any] = {}
         for name, spec in self.meta["graphs"].items():
@@ -292,7 +326,7 @@ class Runner:
             else:
                 import torch
 
-                self.graphs[name] = torch.jit.load(str(path))
+                self.graphs[name] = torch.export.load(str(path)).module()
 
     def run(self, name: str, *inputs: Any) -> list[Any]:
         """Run one graph on torch tensors; its outputs as torch tensors."""
@@ -350,12 +384,12 @@ class ExportedDecoder:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "eeap export") -> int:
-    """``eeap export CHECKPOINT --format onnx|torchscript --out DIR``."""
+    """``eeap export CHECKPOINT --format onnx|export --out DIR``."""
     from eeap.errors import ArgumentParser, guarded
 
-    parser = ArgumentParser(prog=prog, description="Export a trained model to ONNX or TorchScript files.")
+    parser = ArgumentParser(prog=prog, description="Export a trained model to ONNX or torch.export (.pt2) files.")
     parser.add_argument("checkpoint", help="a .ckpt written by eeap train")
-    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--format", choices=[*FORMATS, *RETIRED], default="onnx", help="onnx or export")
     parser.add_argument("--out", required=True, help="the folder to write the graphs and export.json to")
 
     def body() -> int:

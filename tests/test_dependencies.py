@@ -14,12 +14,11 @@ DISTRIBUTIONS = {
     "segmentation_models_pytorch": "segmentation-models-pytorch",
     "skimage": "scikit-image",
     "sklearn": "scikit-learn",
-    "optuna_integration": "optuna-integration",
 }
 NEEDED_WITHOUT_IMPORT = {"wandb"}  # the W&B logger is Lightning's, which imports wandb itself
 DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # imported only by demo data sources
 EXPORT_USERS = {"onnxruntime"}  # imported only by eeap export's runner; torch.onnx imports onnx and onnxscript
-SWEEP_USERS = {"optuna", "optuna-integration"}  # imported only by eeap sweep
+SWEEP_USERS = {"optuna"}  # imported only by eeap sweep
 # logger extras: Lightning's loggers import them (mlflow needs sqlalchemy and alembic for its local SQLite store)
 LOGGER_EXTRAS = {"tensorboard": {"tensorboard"}, "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"}}
 

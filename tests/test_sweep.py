@@ -1,10 +1,12 @@
 """Sweeps: the shipped W&B sweep file gives train.py commands that set the swept keys; ``eeap sweep`` runs trials
-offline through Optuna, ranks them and groups their W&B runs; pruning goes through Optuna's Lightning callback."""
+offline through Optuna in a study kept in its folder (continued after a stop, shared by several processes), ranks
+them and groups their W&B runs; pruning is reported at every validation."""
 
 import csv
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 import yaml
@@ -115,7 +117,7 @@ def test_a_grid_sweep_visits_every_point_once(tmp_path):
     assert sorted(r["model.attend.type"] for r in rows) == ["additive", "general"]
 
 
-def test_hyperband_prunes_through_optunas_lightning_callback(tmp_path, monkeypatch):
+def test_hyperband_prunes_at_each_validation(tmp_path, monkeypatch):
     import optuna
 
     validations = []
@@ -129,7 +131,7 @@ def test_hyperband_prunes_through_optunas_lightning_callback(tmp_path, monkeypat
     path = tiny_sweep(tmp_path, extra={"early_terminate": {"type": "hyperband", "min_iter": 1}})
     assert sweep_main([str(path), "--trials", "2", "--out", str(out)]) == 1  # no trial completed
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [r["state"] for r in rows] == ["pruned: pruned by hyperband"] * 2 and validations == [0, 1]
+    assert [r["state"][:32] for r in rows] == ["pruned: pruned at validation 1 ("] * 2 and validations == [0, 1]
     assert not (out / "trial-000" / "metrics.json").exists()  # stopped at its first validation, never tested
 
 
@@ -173,3 +175,89 @@ def test_a_run_started_by_the_wandb_agent_takes_the_run_id_the_agent_gave(tiny, 
     train(tiny("logger.use=[wandb]", "trainer.max_epochs=1", "test=false"))
     (run,) = of_type(run_files(tmp_path / "run")[-1], "run")
     assert run.run_id == "agentrun1" == (tmp_path / "run" / "wandb-id").read_text().strip()
+
+
+def test_pruning_is_reported_at_every_validation_with_its_global_step(tmp_path):
+    import optuna
+
+    from eeap.training.sweep import load_sweep, open_study
+
+    out = tmp_path / "out"
+    path = tiny_sweep(tmp_path, extra={"early_terminate": {"type": "hyperband", "min_iter": 1}})
+    spec = yaml.safe_load(path.read_text())
+    spec["command"].insert(-1, "trainer.val_check_interval=0.25")  # four validations an epoch
+    path.write_text(yaml.safe_dump(spec))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*is already reported")  # a report at a step reported before
+        assert sweep_main([str(path), "--trials", "1", "--out", str(out)]) == 0
+    (trial,) = open_study(load_sweep(path), out, 0).get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    steps = trial.user_attrs["validation_steps"]  # 10 batches an epoch, a validation every 2: 5 an epoch, 2 epochs
+    assert steps == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19]  # the steps the loggers record them at
+    assert sorted(trial.intermediate_values) == list(range(1, 11))  # numbered as min_iter counts them
+
+
+def test_a_stopped_sweep_continues_in_its_folder(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from eeap.faults import Stopped
+    from eeap.training import run
+
+    real_train, calls = run.train, []
+
+    def stopped_at_the_second(*args, **kwargs):  # SIGINT during the second trial
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stopped(signal.SIGINT, None, "epoch 0, step 3", phase="training")
+        return real_train(*args, **kwargs)
+
+    out = tmp_path / "out"
+    path = str(tiny_sweep(tmp_path, extra={"run_cap": 3}))
+    monkeypatch.setattr(run, "train", stopped_at_the_second)
+    assert sweep_main([path, "--out", str(out)]) == 130
+    rows = {int(r["trial"]): r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows[0]["state"] == "complete" and rows[1]["state"].startswith("stopped: by SIGINT; run again")
+    first = (out / "trial-000" / "metrics.json").read_text()
+    monkeypatch.setattr(run, "train", real_train)
+    assert sweep_main([path, "--out", str(out)]) == 0  # continues: the stopped point again, then one new
+    rows = {int(r["trial"]): r for r in csv.DictReader((out / "results.csv").open())}
+    assert sorted(rows) == [0, 1, 2, 3]
+    assert [rows[n]["state"] for n in (0, 2, 3)] == ["complete", "complete: reruns trial 1", "complete"]
+    for key in ("model.optim.lr", "model.attend.type"):
+        assert rows[2][key] == rows[1][key]  # the stopped trial's point, run again
+    assert (out / "trial-000" / "metrics.json").read_text() == first  # a finished trial is kept, not rerun
+    assert "3 trials finished already (of 3)" in (
+        sweep_main([path, "--out", str(out)]) == 0 and capsys.readouterr().out
+    )
+    assert sweep_main([path, "--out", str(out), "--trials", "1"]) == 0  # one more
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 5 and sum(r["state"].startswith("complete") for r in rows) == 4
+    other = tiny_sweep(
+        tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path,
+        method="grid",
+        parameters={"model.attend.type": {"values": ["dot"]}},
+    )
+    assert sweep_main([str(other), "--out", str(out)]) == 2
+    assert "holds the study of another sweep (method differs" in capsys.readouterr().err
+
+
+def test_two_processes_share_one_study(tmp_path):
+    from eeap.training.sweep import load_sweep, open_study
+
+    path = tiny_sweep(tmp_path, extra={"run_cap": 4})
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "eeap.cli", "sweep", str(path), "--out", str(out), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted(int(r["trial"]) for r in rows) == [0, 1, 2, 3] and {r["state"] for r in rows} == {"complete"}
+    points = {(r["model.optim.lr"], r["model.attend.type"]) for r in rows}
+    assert len(points) == 4  # the workers drew apart
+    logs = [(out / f"worker-{i}.log").read_text() for i in range(2)]
+    assert all("sweep tiny: trial" in log for log in logs)  # both took trials
+    study = open_study(load_sweep(path), out, 0)
+    assert len(study.trials) == 4

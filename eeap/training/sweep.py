@@ -7,9 +7,10 @@ expands ``${args_no_hyphens}`` to ``key=value`` pairs, which are EEAP's dotted o
 - online: ``wandb sweep configs/sweeps/dates.yaml`` then ``wandb agent ENTITY/PROJECT/ID``;
 - offline, with no account: ``eeap sweep configs/sweeps/dates.yaml`` runs the trials here through Optuna (the
   ``sweep`` extra): ``grid`` → GridSampler, ``random`` → RandomSampler, ``bayes`` (or ``tpe``) → TPE;
-  ``early_terminate: {type: hyperband, min_iter, eta}`` prunes through Optuna's Lightning callback. Each trial is a
-  normal run folder (``<out>/trial-000``, resumable and predictable as any) and a W&B run in the sweep's group; the
-  sweep ends with a table sorted by the objective, printed and written as ``results.csv``.
+  ``early_terminate: {type: hyperband, min_iter, eta}`` prunes at validations (``ValidationPruning``). Each trial
+  is a normal run folder (``<out>/trial-000``, resumable and predictable as any) and a W&B run in the sweep's group;
+  the sweep ends with a table sorted by the objective, printed and written as ``results.csv``. The study is kept in
+  the folder (``study.db``): a sweep run again there continues it, and several processes share it.
 
 The objective is the metric's best validation value in the trial (the trials' checkpoints monitor it), or a
 ``test/`` metric of the tested checkpoint.
@@ -17,14 +18,20 @@ The objective is the metric's best validation value in the trial (the trials' ch
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
+import os
+import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence, cast
+
+from lightning.pytorch.callbacks import Callback
 
 from eeap.errors import ConfigError, one_line
 from eeap.faults import Stopped
@@ -207,16 +214,29 @@ class Trial:
     message: str = ""
 
 
-def run_sweep(sweep: Sweep, out: Path, trials: Optional[int] = None, seed: int = 0) -> list[Trial]:
-    """Run the sweep's trials one after another, each a run folder under ``out``; returns them sorted by the
-    objective (failed and pruned ones last), after writing ``results.csv`` and printing the table."""
+STUDY_FILE = "study.db"
+HEARTBEAT_S = 10  # a worker's trials are marked alive this often; one silent for GRACE_S was killed and is rerun
+GRACE_S = 60
+MATCHING = ("method", "metric", "parameters", "command", "early_terminate")  # what a continued study must share
+FINISHED = ("complete", "pruned", "failed")  # the trials a sweep counts (not stopped, running or waiting ones)
+
+
+def run_sweep(
+    sweep: Sweep, out: Path, trials: Optional[int] = None, seed: int = 0, until: Optional[int] = None
+) -> list[Trial]:
+    """Run the sweep's trials one after another in the study kept in ``out`` (``study.db``, SQLite), each a run
+    folder under ``out``; returns the study's trials sorted by the objective (failed and pruned ones last), after
+    writing ``results.csv`` and printing the table.
+
+    A folder that holds the study already continues it: its finished trials are kept, a trial that was stopped (or
+    whose process died) runs again with the same point, and the sweep runs until ``run_cap`` (or the grid) is
+    reached; ``trials`` runs that many more. Several processes on one folder share the study (``--jobs``, or
+    ``eeap sweep`` started again elsewhere): each takes the next trial, and all stop when the count is reached.
+    ``until``: the number of finished trials at which to stop (what ``--jobs`` gives its workers)."""
     import optuna
 
     from eeap.paths import writable_folder, write_atomically
 
-    count = trials or sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
-    if count is None:
-        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
     writable_folder(out, "--out")
     config_path = resolve_config(sweep)
     fixed = list(sweep.overrides)
@@ -229,37 +249,142 @@ def run_sweep(sweep: Sweep, out: Path, trials: Optional[int] = None, seed: int =
     if not any(o.startswith("logger.wandb.group=") for o in fixed):
         fixed.append(f"logger.wandb.group={sweep.name}")
     check_point(config_path, fixed, sweep)
+    check_same_sweep(sweep, out)
+    out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "sweep.yaml", sweep.path.read_text(encoding="utf-8"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=sweep.name, direction=cast(Any, sweep.direction), sampler=sampler(sweep, seed), pruner=pruner(sweep)
+    study = open_study(sweep, out, seed)
+    counted = len(finished(study))
+    target = until or (
+        counted + trials if trials else sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
     )
-    done: list[Trial] = []
+    if target is None:
+        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
+    if counted >= target:
+        print(f"sweep {sweep.name}: {counted} trials finished already (of {target}); --trials N runs N more")
+    current: list[Any] = []  # the Optuna trial this process runs
 
     def objective(optuna_trial: Any) -> float:
         params = {p.key: p.suggest(optuna_trial) for p in sweep.parameters}
         trial = Trial(optuna_trial.number, params, run_dir=str(out / f"trial-{optuna_trial.number:03d}"))
-        done.append(trial)
+        current[:] = [optuna_trial]
+        optuna_trial.set_user_attr("point", params)
+        optuna_trial.set_user_attr("run_dir", trial.run_dir)
         points = " ".join(override(k, v) for k, v in params.items())
-        print(f"sweep {sweep.name}: trial {trial.number + 1} of {count}: {points}", flush=True)
+        print(
+            f"sweep {sweep.name}: trial {trial.number} ({len(finished(study)) + 1} of {target}): {points}", flush=True
+        )
         try:
             return run_trial(sweep, config_path, fixed, trial, optuna_trial)
         finally:
-            write_results(out, sweep, done)
+            if trial.message:
+                optuna_trial.set_user_attr("message", trial.message)
+            if trial.fit_time_s is not None:
+                optuna_trial.set_user_attr("fit_time_s", trial.fit_time_s)
+
+    def enough(study: Any, _: Any) -> None:  # after each trial: stop once the count is reached, with the others'
+        running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+        if len(finished(study)) + len(running) >= target:
+            study.stop()
+        write_results(out, sweep, study_trials(study))
 
     try:  # a failed trial (a combination the model refuses) is recorded and the sweep goes on
-        study.optimize(objective, n_trials=count, catch=(TrialFailed,))
-    except Stopped:  # SIGINT/SIGTERM: the table of the trials so far, then the usual one line
-        for trial in done:
-            if trial.state == "running":
-                trial.state = "stopped"
-        write_results(out, sweep, done)
-        print(format_table(sort_trials(done, sweep.goal), sweep))
+        if counted < target:
+            study.optimize(objective, catch=(TrialFailed,), callbacks=[enough])
+    except Stopped as stop:  # SIGINT/SIGTERM: the trial is marked stopped and queued to run again; the table so far
+        if current:
+            stopped = current[0]
+            stopped.set_user_attr("stopped", stop.name)
+            study.tell(stopped.number, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(stopped.params, user_attrs={"rerun_of": stopped.number})
+        write_results(out, sweep, study_trials(study))
+        print(format_table(sort_trials(study_trials(study), sweep.goal), sweep))
         raise
-    ranked = sort_trials(done, sweep.goal)
-    write_results(out, sweep, done)
+    ranked = sort_trials(study_trials(study), sweep.goal)
+    write_results(out, sweep, ranked)
     print(format_table(ranked, sweep))
     return ranked
+
+
+def open_study(sweep: Sweep, out: Path, seed: int) -> Any:
+    """The sweep's Optuna study in ``out/study.db``, made or loaded. Trials send a heartbeat: a trial whose process
+    died (kill -9, a lost node) is failed after ``GRACE_S`` by the next worker to start a trial, and run again.
+    The sampler's seed moves on with the trials already in the study, so a continued sweep does not draw its first
+    points again."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(
+            f"sqlite:///{(out / STUDY_FILE).resolve()}",
+            engine_kwargs={"connect_args": {"timeout": 60}},  # several workers write to one file
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    direction = cast(Any, sweep.direction)
+    study = optuna.create_study(study_name=sweep.name, storage=storage, direction=direction, load_if_exists=True)
+    running = any(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+    offset = len(study.trials) + (os.getpid() if running else 0)  # another worker at work: draw apart from it
+    study.sampler, study.pruner = sampler(sweep, seed + offset), pruner(sweep)
+    return study
+
+
+def check_same_sweep(sweep: Sweep, out: Path) -> None:
+    """Refuse a folder whose study was made by another sweep (other parameters, metric, method or command)."""
+    from eeap.config.loader import load_yaml
+
+    previous = out / "sweep.yaml"
+    if not (out / STUDY_FILE).is_file() or not previous.is_file():
+        return
+    old, new = load_yaml(previous), load_yaml(sweep.path)
+    changed = [key for key in MATCHING if old.get(key) != new.get(key)]
+    if changed:
+        raise ConfigError(
+            f"--out {out} holds the study of another sweep ({changed[0]} differs from its sweep.yaml); "
+            "continue it with that file, or choose another --out"
+        )
+
+
+def study_trials(study: Any) -> list[Trial]:
+    """The study's trials as the table shows them."""
+    import optuna
+
+    states = {
+        optuna.trial.TrialState.COMPLETE: "complete",
+        optuna.trial.TrialState.PRUNED: "pruned",
+        optuna.trial.TrialState.FAIL: "failed",
+        optuna.trial.TrialState.RUNNING: "running",
+        optuna.trial.TrialState.WAITING: "waiting",
+    }
+    made = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        state, message = states[t.state], attrs.get("message", "")
+        if attrs.get("stopped") or (t.state == optuna.trial.TrialState.FAIL and "run_dir" in attrs and not message):
+            state, message = "stopped", f"by {attrs.get('stopped') or 'a lost process'}; run again"
+        if attrs.get("rerun_of") is not None or t.system_attrs.get("failed_trial") is not None:
+            again = attrs.get("rerun_of", t.system_attrs.get("failed_trial"))
+            message = f"{message}; " if message else ""
+            message += f"reruns trial {again}"
+        made.append(
+            Trial(
+                t.number,
+                dict(attrs.get("point", t.params)),
+                state,
+                t.value,
+                attrs.get("run_dir", ""),
+                attrs.get("fit_time_s"),
+                message,
+            )
+        )
+    return made
+
+
+def finished(study: Any) -> list[Trial]:
+    """The trials the sweep counts: complete, pruned or failed (not stopped ones, which run again)."""
+    return [t for t in study_trials(study) if t.state in FINISHED]
 
 
 def check_point(config_path: Path, fixed: list[str], sweep: Sweep) -> None:
@@ -300,15 +425,11 @@ def run_trial(sweep: Sweep, config_path: Path, fixed: list[str], trial: Trial, o
 
     overrides = [*fixed, *(override(k, v) for k, v in trial.params.items()), f"run_dir={trial.run_dir}"]
     overrides.append(f"logger.wandb.name={sweep.name}-{Path(trial.run_dir).name}")
-    callbacks = []
-    if sweep.metric.startswith("val/"):
-        from optuna_integration import PyTorchLightningPruningCallback
-
-        callbacks.append(PyTorchLightningPruningCallback(optuna_trial, monitor=sweep.metric))
+    callbacks = [ValidationPruning(optuna_trial, sweep.metric)] if sweep.metric.startswith("val/") else []
     try:
         metrics = train(load_config(config_path, overrides), callbacks=callbacks)
-    except optuna.TrialPruned:
-        trial.state, trial.message = "pruned", "pruned by hyperband"
+    except optuna.TrialPruned as pruned:
+        trial.state, trial.message = "pruned", str(pruned)
         raise
     except ConfigError as e:  # a combination the model refuses (sizes that do not fit, say)
         fail(trial, one_line(e))
@@ -318,6 +439,34 @@ def run_trial(sweep: Sweep, config_path: Path, fixed: list[str], trial: Trial, o
         fail(trial, f"metric {sweep.metric} not in the run's results ({', '.join(sorted(metrics))})")
     trial.state, trial.value = "complete", float(value)
     return float(value)
+
+
+class ValidationPruning(Callback):
+    """Reports the objective to the Optuna trial at every validation, numbered 1, 2, 3... (the iterations a sweep
+    file's ``early_terminate.min_iter`` counts, as W&B's hyperband counts the metric's reports) with its global step
+    kept in the trial (``validation_steps``), and stops a trial the pruner gives up. Optuna's Lightning callback
+    reports once an epoch, which drops the reports of configs that validate several times an epoch.
+
+    # Parameters
+    trial: the Optuna trial. monitor: the metric reported (the sweep's ``metric.name``).
+    """
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+        self.steps: list[int] = []
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        import optuna
+
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None:
+            return
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the step the loggers record it at
+        self.steps.append(step)
+        self.trial.report(float(value), len(self.steps))
+        self.trial.set_user_attr("validation_steps", self.steps)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at validation {len(self.steps)} (step {step})")
 
 
 def fail(trial: Trial, message: str) -> NoReturn:
@@ -393,8 +542,52 @@ def format_table(trials: list[Trial], sweep: Sweep) -> str:
     return "\n".join(lines)
 
 
+def run_jobs(sweep: Sweep, out: Path, jobs: int, trials: Optional[int], seed: int) -> list[Trial]:
+    """``--jobs N``: N worker processes (``eeap sweep`` each, one study) until the sweep's count is reached; their
+    output goes to ``out/worker-<i>.log``. Returns the study's trials, ranked, as ``run_sweep`` does."""
+    import subprocess
+
+    from eeap.paths import writable_folder
+
+    writable_folder(out, "--out")
+    check_same_sweep(sweep, out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = open_study(sweep, out, seed)  # made once here, so the workers do not race to make it
+    counted = len(finished(study))
+    target = counted + trials if trials else sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
+    if target is None:
+        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
+    command = [sys.executable, "-m", "eeap.cli", "sweep", str(sweep.path), "--out", str(out), "--until", str(target)]
+    print(f"sweep {sweep.name}: {jobs} workers until {target} trials; their output in {out}/worker-*.log", flush=True)
+    workers = []
+    try:
+        for i in range(jobs):
+            with open(out / f"worker-{i}.log", "w", encoding="utf-8") as log:
+                worker_seed = seed + 1000 * i  # apart from each other's draws
+                workers.append(
+                    subprocess.Popen([*command, "--seed", str(worker_seed)], stdout=log, stderr=subprocess.STDOUT)
+                )
+        codes = [worker.wait() for worker in workers]
+    finally:  # stopped: each worker stops its trial (queued to run again) and writes its table. A Ctrl-C reaches
+        # them with this process's group; a signal sent to this process alone is passed on after a moment
+        for worker in workers:
+            try:
+                worker.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                worker.send_signal(signal.SIGINT)
+        for worker in workers:
+            worker.wait()
+    bad = [code for code in codes if code not in (0, 1)]
+    ranked = sort_trials(study_trials(study), sweep.goal)
+    write_results(out, sweep, ranked)
+    print(format_table(ranked, sweep))
+    if bad:
+        raise ConfigError(f"a sweep worker ended with exit code {bad[0]}; see {out}/worker-*.log")
+    return ranked
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "eeap sweep") -> int:
-    """``eeap sweep SWEEP.yaml [--trials N] [--out DIR] [--seed S]``."""
+    """``eeap sweep SWEEP.yaml [--trials N] [--out DIR] [--seed S] [--jobs N]``."""
     from eeap.errors import ArgumentParser, guarded
 
     parser = ArgumentParser(
@@ -406,16 +599,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "eeap sweep") -> int:
     parser.add_argument("--trials", type=int, default=None, help="how many trials (default: run_cap, or the grid)")
     parser.add_argument("--out", default=None, help="the sweep's folder (default: runs/sweeps/<name>/<time>)")
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (default 1)")
+    parser.add_argument("--until", type=int, default=None, help=argparse.SUPPRESS)  # what --jobs gives its workers
 
     def body() -> int:
         from eeap.faults import stop_on_signals
 
         args = parser.parse_args(argv)
-        if args.trials is not None and args.trials < 1:
-            raise ConfigError(f"--trials: expected a whole number ≥ 1, got {args.trials}")
+        for name in ("trials", "jobs"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name}: expected a whole number ≥ 1, got {value}")
         try:
             import optuna  # noqa: F401
-            import optuna_integration  # noqa: F401
         except ImportError:
             raise ConfigError(
                 "eeap sweep needs Optuna: pip install 'eeap[sweep]' (or run it online: wandb sweep FILE)"
@@ -423,7 +619,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "eeap sweep") -> int:
         sweep = load_sweep(args.sweep)
         out = Path(args.out) if args.out else Path("runs", "sweeps", sweep.name, time.strftime("%Y%m%d-%H%M%S"))
         with stop_on_signals():
-            ranked = run_sweep(sweep, out, args.trials, args.seed)
+            if args.jobs > 1:
+                ranked = run_jobs(sweep, out, args.jobs, args.trials, args.seed)
+            else:
+                ranked = run_sweep(sweep, out, args.trials, args.seed, args.until)
         print(f"results: {out / 'results.csv'}")
         return 0 if any(t.state == "complete" for t in ranked) else 1
 

@@ -157,6 +157,7 @@ def test_po_de_config_trains_and_refuses_a_missing_package(capsys, tmp_path):
         [str(PO_DE), "logger=none", "trainer.fast_dev_run=true", "data.vocab_size=500", f"run_dir={tmp_path}/a"]
     )
     assert code == 0, capsys.readouterr().err
+    capsys.readouterr()  # the run's own lines (its run folder, a line a validation)
     code = main([str(PO_DE), "data.packages=[django, wagtial]", f"run_dir={tmp_path}/b"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1

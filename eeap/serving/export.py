@@ -1,5 +1,5 @@
-"""``eeap export CHECKPOINT --format onnx|export --out DIR``: a trained model as files that run without EEAP's
-training code, and ``Runner``, which runs them.
+"""``eeap export CHECKPOINT --format onnx|export|folder --out DIR``: a trained model as files that run without
+EEAP's training code, and ``Runner``, which runs the graphs (``folder``: ``eeap.serving.folder``).
 
 What is exported, per task:
 - a task exported whole (classification, segmentation): ``model``: its inputs (``Task.example_inputs``) → its
@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence, cast
 from eeap import threads
 from eeap.errors import ConfigError, DataError
 
-FORMATS = ("onnx", "export")
+FORMATS = ("onnx", "export", "folder")  # folder: weights, config and a model card (eeap.serving.folder)
 SUFFIX = {"onnx": ".onnx", "export": ".pt2"}
 RETIRED = {"torchscript": "torch.jit.trace is deprecated in this torch; use --format export (torch.export, .pt2)"}
 
@@ -180,6 +180,10 @@ def export(checkpoint: str | Path, form: str, out: str | Path) -> Path:
         raise ConfigError(f"--format {form}: {RETIRED[form]}")
     if form not in FORMATS:
         raise ConfigError(f"--format: unknown format '{form}'. Valid options: {', '.join(FORMATS)}")
+    if form == "folder":
+        from eeap.serving.folder import write_folder
+
+        return write_folder(checkpoint, out)
     if form == "onnx":
         needs_extra("onnxscript", "exporting to ONNX")
     out = Path(out)
@@ -384,12 +388,16 @@ class ExportedDecoder:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "eeap export") -> int:
-    """``eeap export CHECKPOINT --format onnx|export --out DIR``."""
+    """``eeap export CHECKPOINT --format onnx|export|folder --out DIR``."""
     from eeap.errors import ArgumentParser, guarded
 
-    parser = ArgumentParser(prog=prog, description="Export a trained model to ONNX or torch.export (.pt2) files.")
-    parser.add_argument("checkpoint", help="a .ckpt written by eeap train")
-    parser.add_argument("--format", choices=[*FORMATS, *RETIRED], default="onnx", help="onnx or export")
+    parser = ArgumentParser(
+        prog=prog,
+        description="Export a trained model to ONNX or torch.export (.pt2) graphs, or as a model folder "
+        "(safetensors weights, config, model card) that eeap.load and eeap predict read.",
+    )
+    parser.add_argument("checkpoint", help="a .ckpt written by eeap train, or a model folder (onnx, export)")
+    parser.add_argument("--format", choices=[*FORMATS, *RETIRED], default="onnx", help="onnx, export or folder")
     parser.add_argument("--out", required=True, help="the folder to write the graphs and export.json to")
 
     def body() -> int:
@@ -398,7 +406,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "eeap export") -> int:
         args = parser.parse_args(argv)
         writable_folder(Path(args.out), "--out")
         folder = export(args.checkpoint, args.format, args.out)
-        print(f"exported {args.format} graphs and export.json to {folder}")
+        made = "a model folder" if args.format == "folder" else f"{args.format} graphs and export.json"
+        print(f"exported {made} to {folder}")
         return 0
 
     return guarded(body, prog)

@@ -25,7 +25,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
         description="Run a trained EEAP model on new input, one example per line. From standard input, each output "
         "is written as soon as its line is decoded.",
     )
-    parser.add_argument("checkpoint", help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt)")
+    parser.add_argument(
+        "checkpoint",
+        help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt), or a model folder "
+        "(eeap export --format folder)",
+    )
     parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
     parser.add_argument("--output", default="-", help="output file; - writes standard output")
     parser.add_argument(

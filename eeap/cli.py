@@ -282,6 +282,42 @@ def describe_component(registry: Any, name: str, full: bool = False) -> str:
     return "\n".join(lines)
 
 
+def components_markdown() -> str:
+    """The component reference of the documentation (``docs/hooks.py`` writes it at each build): every registered
+    name of every kind, its role, first docstring line and keys, read from the registries, so it cannot drift."""
+    from eeap.config.registry import REGISTRIES, accepted_parameters, parameter_types, role_of, type_name
+
+    lines = [
+        "# Components",
+        "",
+        "Every name a config can use, by kind, with its keys (generated from the registries at each build of this",
+        "site; `eeap components KIND NAME` prints the same, with the component's whole docstring).",
+        "",
+    ]
+    for registry in REGISTRIES.values():
+        lines += [f"## {registry.kind}", ""]
+        for name in registry.names():
+            cls = registry.get(name, where=registry.kind)
+            supplied = supplied_parameters(cls)
+            hints = parameter_types(cls)
+            lines += [f"### `{name}`", "", f"*{role_of(cls, article=False)}*: {registry.summary(name)}", ""]
+            rows = []
+            for key, parameter in accepted_parameters(cls).items():
+                if key in supplied:
+                    continue
+                kind = type_name(hints[key]) if key in hints else "any"
+                default = (
+                    "" if parameter.default is inspect.Parameter.empty else json.dumps(parameter.default, default=str)
+                )
+                cells = [f"`{key}`", f"`{kind}`", f"`{default}`" if default else "required"]
+                rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            if rows:
+                lines += ["| key | type | default |", "| --- | --- | --- |", *rows, ""]
+            else:
+                lines += ["No keys.", ""]
+    return "\n".join(lines)
+
+
 def supplied_parameters(cls: type) -> set[str]:
     """The parameters the framework supplies to components of ``cls``'s role (declared by the role)."""
     return {key for klass in cls.__mro__ for key in vars(klass).get("supplied", ())}

@@ -255,11 +255,7 @@ def run_sweep(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(sweep, out, seed)
     counted = len(finished(study))
-    target = until or (
-        counted + trials if trials else sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
-    )
-    if target is None:
-        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
+    target = until or target_count(sweep, counted, trials)
     if counted >= target:
         print(f"sweep {sweep.name}: {counted} trials finished already (of {target}); --trials N runs N more")
     current: list[Any] = []  # the Optuna trial this process runs
@@ -304,6 +300,15 @@ def run_sweep(
     write_results(out, sweep, ranked)
     print(format_table(ranked, sweep))
     return ranked
+
+
+def target_count(sweep: Sweep, counted: int, trials: Optional[int]) -> int:
+    """How many finished trials the study should hold at the end: ``trials`` more than it holds, else the sweep's
+    ``run_cap``, else a grid's size."""
+    target = counted + trials if trials else sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
+    if target is None:
+        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
+    return target
 
 
 def open_study(sweep: Sweep, out: Path, seed: int) -> Any:
@@ -553,10 +558,7 @@ def run_jobs(sweep: Sweep, out: Path, jobs: int, trials: Optional[int], seed: in
     check_same_sweep(sweep, out)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(sweep, out, seed)  # made once here, so the workers do not race to make it
-    counted = len(finished(study))
-    target = counted + trials if trials else sweep.run_cap or (sweep.grid_size() if sweep.method == "grid" else None)
-    if target is None:
-        raise ConfigError(f"{sweep.path}: how many trials? Set run_cap in the sweep file or give --trials N")
+    target = target_count(sweep, len(finished(study)), trials)
     command = [sys.executable, "-m", "eeap.cli", "sweep", str(sweep.path), "--out", str(out), "--until", str(target)]
     print(f"sweep {sweep.name}: {jobs} workers until {target} trials; their output in {out}/worker-*.log", flush=True)
     workers = []

@@ -95,10 +95,14 @@ def test_eeap_export_command_and_its_refusals(tmp_path, capsys):
     from eeap.cli import main
 
     path, _ = checkpoint(tmp_path, "translation-rnn")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)  # nothing deprecated in EEAP's own calls
-        warnings.simplefilter("error", DeprecationWarning)
-        assert main(["export", str(path), "--format", "export", "--out", str(tmp_path / "ts")]) == 0
+    with warnings.catch_warnings(record=True) as caught:  # nothing deprecated in EEAP's own calls
+        warnings.simplefilter("always")
+        export(path, "export", tmp_path / "ts")
+        Runner(tmp_path / "ts")
+    deprecations = {str(w.message) for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))}
+    # torch's while-loop decompositions call its own _check_is_size, which it deprecates: torch's, not EEAP's call
+    assert {m for m in deprecations if not m.startswith("_check_is_size will be removed")} == set()
+    assert main(["export", str(path), "--format", "export", "--out", str(tmp_path / "ts")]) == 0
     assert sorted(p.name for p in (tmp_path / "ts").iterdir()) == [
         "encoder.pt2",
         "export.json",

@@ -26,6 +26,10 @@ class UsageError(EEAPError):
     """A command line that its parser refuses (an unknown option, a missing argument, a value of a wrong type)."""
 
 
+class ClusterError(EEAPError):
+    """A job's ranks could not meet at the rendezvous, or one lost another mid-run (``eeap.training.cluster``)."""
+
+
 def one_line(error: Exception) -> str:
     """The first line of an exception's message."""
     text = str(error).strip().splitlines()
@@ -85,10 +89,10 @@ def stopped_line(stop: object, prog: str) -> str:
     text = f"stopped by {stop.name}"
     if stop.phase == "training" and stop.checkpoint is not None:
         run_dir = stop.checkpoint.parent.parent
-        return (
-            f"{text}{' at ' + stop.where if stop.where else ''}; {stop.checkpoint} holds the run so far; "
-            f"continue with: {launcher} {run_dir / 'config.yaml'} resume={run_dir}"
-        )
+        held = f"{text}{' at ' + stop.where if stop.where else ''}; {stop.checkpoint} holds the run so far"
+        if stop.note:
+            return f"{held}; {stop.note}"
+        return f"{held}; continue with: {launcher} {run_dir / 'config.yaml'} resume={run_dir}"
     if stop.phase == "training":
         return f"{text} before its first checkpoint; nothing to continue from, a new run starts over"
     if stop.phase == "testing" and stop.checkpoint is not None:

@@ -1,6 +1,7 @@
 """Stops a command survives: ``Stopped`` and the signal handlers (light; the Lightning side is ``eeap.training.callbacks``).
 
-``Stopped`` is raised when SIGINT or SIGTERM stops a command. Outside training (reading data, testing) the first
+``Stopped`` is raised when SIGINT, SIGTERM or SIGUSR1 (a scheduler's warning before its time limit, SLURM's
+``--signal=USR1@90``) stops a command. Outside training (reading data, testing) the first
 signal stops at once; during training (``eeap.training.callbacks.StopOnSignal``) the run finishes the batch it is on, writes
 ``last.ckpt`` and stops, and a second signal stops at once. Either way the command exits 128 + the signal's number
 (130 for Ctrl-C, 143 for SIGTERM) with one ``error:`` line that says how to continue.
@@ -14,7 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGUSR1")
+    if hasattr(signal, name)  # no SIGUSR1 on Windows
+)
 
 
 class Stopped(BaseException):
@@ -26,11 +31,14 @@ class Stopped(BaseException):
     checkpoint: the checkpoint the run can continue from (``None`` if none was written).
     where: where training stood, e.g. ``epoch 2, step 57`` (empty when it stopped at once).
     phase: ``training``, ``testing`` or ``""`` (before training: reading data, building the model).
+    note: what was done about it beyond the checkpoint (``SLURM job 12 requeued; ...``), or empty.
     """
 
-    def __init__(self, signum: int, checkpoint: Optional[Path] = None, where: str = "", phase: str = "") -> None:
-        super().__init__(signum, checkpoint, where, phase)
-        self.signum, self.checkpoint, self.where, self.phase = signum, checkpoint, where, phase
+    def __init__(
+        self, signum: int, checkpoint: Optional[Path] = None, where: str = "", phase: str = "", note: str = ""
+    ) -> None:
+        super().__init__(signum, checkpoint, where, phase, note)
+        self.signum, self.checkpoint, self.where, self.phase, self.note = signum, checkpoint, where, phase, note
 
     @property
     def name(self) -> str:
@@ -53,7 +61,7 @@ def in_main_thread() -> bool:
 
 @contextmanager
 def stop_on_signals(handler: Callable[[int, Any], None] = raise_stopped) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``handler`` (by default: raise ``Stopped`` at once) inside the block; the previous
+    """SIGINT, SIGTERM and SIGUSR1 call ``handler`` (by default: raise ``Stopped`` at once) inside the block; the previous
     handlers come back after it."""
     if not in_main_thread():
         yield

@@ -156,6 +156,17 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Jobs that a cluster's launcher starts (SLURM's ``srun``, ``torchrun``): ``requeue`` asks SLURM to run the job
+    again when its warning signal (``#SBATCH --signal=USR1@90``) or its time limit stops the run, and the requeued job
+    continues from ``last.ckpt``; ``timeout`` is how long, in seconds, a rank waits for the others (to meet at the
+    start, and in every exchange) before the job ends with one line."""
+
+    requeue: bool = False
+    timeout: Annotated[float, Range(low=1)] = 1800.0
+
+
+@dataclass
 class RunConfig:
     """The top level of an EEAP config. ``data`` and ``model`` are component sections ``{type: NAME, ...}``."""
 
@@ -174,6 +185,7 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 def shipped_folder() -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,10 +21,13 @@ from eeap.training.callbacks import BestValue
 def quiet_lightning() -> None:
     """Lightning's info lines at debug level: shown with ``EEAP_DEBUG=1`` only; within a command, its deprecation
     warnings too (``eeap.console``). Called once Lightning is imported (importing it sets its own level, filter and
-    format)."""
+    format). Lightning's hint to start with ``srun`` on a machine where SLURM is installed is not given: EEAP tells
+    a process of a SLURM job that needed ``srun`` itself (``eeap.training.cluster.detect``), and a run on a login
+    node or a one-machine SLURM is not one."""
     if not debugging():
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
     hide_library_warnings()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from eeap.config.loader import RunConfig, to_yaml
-from eeap.errors import ConfigError, one_line
+from eeap.errors import ClusterError, ConfigError, one_line
 from eeap.faults import Stopped
 from eeap.paths import writable_folder, write_atomically
 from eeap.training.experiment import Experiment
@@ -45,7 +45,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
                 print(to_yaml(experiment.config), end="")
                 return 0
             metrics = train(experiment)
-        print(json.dumps(metrics, indent=2))
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        if getattr(rank_zero_only, "rank", 0) == 0:  # one copy of a job's metrics, not one a rank
+            print(json.dumps(metrics, indent=2))
         return 0
 
     return guarded(body, prog)
@@ -140,6 +143,8 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
     trainer = build_trainer(run, run_dir, task, [*callbacks, *named], wandb_id, resume_step)
     # our training loaders skip what a mid-epoch checkpoint had seen, on every rank (eeap.data.base)
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+    if ckpt_path is not None:  # a resumed run writes on in its own checkpoints folder
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     if trainer.is_global_zero:
         from eeap.console import say
         from eeap.training.console import start_line
@@ -154,7 +159,7 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         start = time.perf_counter()
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code
+        fit(trainer, task, data, ckpt_path, run)
         fit_time = time.perf_counter() - start
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint is not None else ""
@@ -204,6 +209,20 @@ def train(config: Union[DictConfig, Experiment], callbacks: Sequence[Any] = ()) 
     return metrics
 
 
+def fit(trainer: Any, task: Any, data: Any, ckpt_path: Optional[str], run: RunConfig) -> None:
+    """``trainer.fit``, weights-only (a checkpoint never unpickles code); a rank that could not meet the others, or
+    lost one, ends in one line (``eeap.training.cluster.failure_line``) instead of a traceback or a hang."""
+    from eeap.training import cluster
+
+    try:
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except RuntimeError as e:
+        line = cluster.failure_line(e, cluster.detect(), run.cluster.timeout) if trainer.world_size > 1 else None
+        if line is None:
+            raise
+        raise ClusterError(line) from None
+
+
 def summarize_wandb(trainer: Any, metrics: dict[str, Any], tracker: Any) -> None:
     """The W&B run's summary: the monitored metric's best value (not its last) and the step it came at, the test
     metrics of the checkpoint tested, the fit time and the best checkpoint's path."""
@@ -231,20 +250,33 @@ def finish_wandb(trainer: Any) -> None:
 def resolve_run_dir(run: RunConfig) -> tuple[Path, str | None]:
     """The run's folder and the checkpoint to resume from (``None`` for a fresh run).
 
-    A fresh run never writes into a folder that already holds checkpoints, so a failed run cannot replace a good one.
+    Without ``run_dir``, the folder is ``runs/<name>/<job>``, the job named by its launcher (SLURM's job id,
+    torchrun's ``--rdzv-id``; ``eeap.training.cluster``), else by the time; every rank of a job has the same. A
+    fresh run never writes into a folder that already holds checkpoints, so a failed run cannot replace a good one;
+    a job its scheduler started again (a SLURM requeue, a torchrun restart) continues its folder's ``last.ckpt``.
     """
+    from eeap.training import cluster
+
     if run.resume:
         ckpt = find_checkpoint(run.resume, run.name)
         return Path(os.environ.get(RUN_DIR_ENV, ckpt.parent.parent)), str(ckpt)
     if RUN_DIR_ENV in os.environ:
         return Path(os.environ[RUN_DIR_ENV]), None
+    launch = cluster.detect()
     if run.run_dir:
         run_dir = Path(run.run_dir)
     else:
-        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
-        stamp = job if job and job != "none" else time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / run.name / stamp
+        run_dir = Path("runs") / run.name / (launch.job or time.strftime("%Y%m%d-%H%M%S"))
+        run_dir = cluster.share_run_dir(run_dir, launch, run.cluster.timeout)
     writable_folder(run_dir, "run_dir")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if launch.restarts > 0 and last.is_file():
+        if launch.rank == 0:
+            from eeap.console import say
+
+            job = f"job {launch.job}" if launch.job else "the job"
+            say(f"{launch.launcher} started {job} again (restart {launch.restarts}): continuing {last}")
+        return run_dir, str(last)
     if any((run_dir / "checkpoints").glob("*.ckpt")):
         raise ConfigError(
             f"run_dir {run_dir} already holds checkpoints; continue it with resume={run_dir} or choose another run_dir"
@@ -297,7 +329,15 @@ def build_trainer(
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import WandbLogger
 
-    from eeap.training.callbacks import AtomicCheckpointIO, BestValue, ExampleLog, LearningCurve, StopOnSignal
+    from eeap.training import cluster
+    from eeap.training.callbacks import (
+        AtomicCheckpointIO,
+        BestValue,
+        ExampleLog,
+        LearningCurve,
+        SameRunDir,
+        StopOnSignal,
+    )
     from eeap.training.console import console_callbacks, draws_bar, quiet_lightning
     from eeap.training.loggers import build_loggers
 
@@ -344,7 +384,10 @@ def build_trainer(
                 check_on_train_epoch_end=False,
             )
         )
-    callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt"))
+    launch = cluster.detect()
+    requeue_job = launch.job if run.cluster.requeue and launch.launcher == "slurm" else None
+    callbacks.append(StopOnSignal(run_dir / "checkpoints" / "last.ckpt", requeue_job))
+    callbacks.append(SameRunDir(run_dir))
     callbacks.append(ExampleLog())
     best = BestValue(ck.monitor or monitor, ck.mode or mode)
     callbacks.append(best)
@@ -362,7 +405,9 @@ def build_trainer(
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         if values[key] == 1.0:  # Lightning's default: given explicitly, Lightning says so in a line each
             del values[key]
+    cluster.check_world(values["devices"], values["num_nodes"], values["accelerator"], launch)
     try:
+        values["strategy"] = cluster.strategy(values["strategy"], run.cluster.timeout, launch)
         return L.Trainer(
             **values,
             profiler=build_profiler(run, run_dir),
@@ -370,7 +415,8 @@ def build_trainer(
             default_root_dir=run_dir,
             logger=loggers or False,
             callbacks=callbacks,
-            plugins=[AtomicCheckpointIO()],  # a kill mid-write leaves the previous checkpoint whole
+            # a kill mid-write leaves the previous checkpoint whole; the launcher's environment (eeap.training.cluster)
+            plugins=[AtomicCheckpointIO(), *cluster.environment(launch)],
         )
     except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as e:
         raise ConfigError(f"trainer: {one_line(e)}") from None

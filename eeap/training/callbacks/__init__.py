@@ -44,12 +44,19 @@ class StopOnSignal(Callback):
     Installed when training starts, after Lightning has set its own SIGTERM handler (whose mid-validation stop this
     replaces); the previous handlers come back when training ends.
 
+    SIGUSR1 is a scheduler's warning that the time limit is near (SLURM's ``--signal=USR1@90``): with
+    ``requeue_job``, rank 0 then asks SLURM to run the job again (``scontrol requeue``) once ``last_path`` is written,
+    and the requeued job continues from it (``eeap.training.cluster``). So does SIGTERM when SLURM sends it at the
+    job's time limit; a SIGTERM from ``scancel`` only stops.
+
     # Parameters
     last_path: where the stopping run writes its checkpoint (the run's ``checkpoints/last.ckpt``).
+    requeue_job: the SLURM job to requeue on the scheduler's signals (``cluster.requeue``), or None.
     """
 
-    def __init__(self, last_path: Path) -> None:
+    def __init__(self, last_path: Path, requeue_job: Optional[str] = None) -> None:
         self.last_path = Path(last_path)
+        self.requeue_job = requeue_job
         self.pending: Optional[int] = None
         self.previous: dict[int, Any] = {}
         self.saving = False
@@ -83,7 +90,15 @@ class StopOnSignal(Callback):
         finally:
             self.saving = False
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-        raise Stopped(self.pending or signal.SIGTERM, self.last_path, where, "training")
+        signum = self.pending or signal.SIGTERM
+        note = ""
+        if self.requeue_job is not None and trainer.is_global_zero:
+            from eeap.training import cluster
+
+            if cluster.requeues_on(signum, self.requeue_job):
+                print(f"requeueing SLURM job {self.requeue_job} (cluster.requeue)", file=sys.stderr, flush=True)
+                note = cluster.requeue(self.requeue_job)
+        raise Stopped(signum, self.last_path, where, "training", note)
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict) -> None:
         """A checkpoint written at a batch's start holds the progress of the batches completed: the batch about to
@@ -100,6 +115,36 @@ class StopOnSignal(Callback):
             if signal.getsignal(signum) == self.request:  # not if Lightning has already put back its originals
                 signal.signal(signum, old)
         self.previous = {}
+
+
+class SameRunDir(Callback):
+    """Once the ranks are connected (``setup``), every rank's run folder is compared with rank 0's; a difference (a
+    ``run_dir`` that differs between nodes, a clock stamp on a node that did not hear rank 0's) is one ``error:``
+    line naming both, before anything is trained.
+
+    # Parameters
+    run_dir: this rank's run folder.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if trainer.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        from eeap.errors import ConfigError
+
+        folders: list = [None] * trainer.world_size
+        dist.all_gather_object(folders, str(self.run_dir.resolve()))
+        odd = [(rank, folder) for rank, folder in enumerate(folders) if folder != folders[0]]
+        if odd:
+            rank, folder = odd[0]
+            raise ConfigError(
+                f"run_dir: the ranks disagree on the run folder: rank 0 has {folders[0]}, rank {rank} has {folder}; "
+                "give one run_dir on a shared file system, or a job id (SLURM's, torchrun's --rdzv-id)"
+            )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

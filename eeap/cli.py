@@ -6,7 +6,9 @@
 - ``eeap predict CHECKPOINT [--input FILE] ...``: run a trained model on new input (``predict.py`` is the same);
 - ``eeap prepare CONFIG [key=value ...]``: prepare a config's data ahead of training into its cache
   (``eeap.data.prepared``);
-- ``eeap export CHECKPOINT --out DIR``: ONNX or TorchScript files of a trained model;
+- ``eeap export CHECKPOINT --out DIR``: ONNX or ``torch.export`` files, or a model folder, of a trained model;
+- ``eeap explore CHECKPOINT``: a local web page where the model answers what you type and shows its attention
+  (``eeap.serving.explore``; the ``explore`` extra);
 - ``eeap sweep SWEEP.yaml``: a W&B sweep file's trials, run offline through Optuna (``eeap.training.sweep``);
 - ``eeap components [KIND [NAME]]``: what can be named in a config, with each component's keys, types and defaults;
 - ``eeap configs`` lists the configs that ship with EEAP, ``eeap configs copy NAME DEST`` copies one to edit;
@@ -27,7 +29,8 @@ commands:
   test CHECKPOINT [key=value ...]  evaluate a trained model on its test split, without training
   prepare CONFIG [key=value ...]   prepare a config's data once (tokenizers, encoding), for the runs that follow
   predict CHECKPOINT [options]     run a trained model on new input (one example per line)
-  export CHECKPOINT --out DIR      export a trained model to ONNX or TorchScript files
+  export CHECKPOINT --out DIR      export a trained model (ONNX, torch.export, a model folder)
+  explore CHECKPOINT|RUN_DIR       a local web page: type an input, see the output and its attention
   sweep SWEEP.yaml [--trials N]    run a W&B sweep file's trials offline (Optuna), ranked by the objective
   components [KIND [NAME]]         list what a config can name, with keys, types and defaults
   configs [copy NAME DEST]         list the configs that ship with EEAP, or copy one to edit
@@ -53,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prepare": prepare_command,
         "predict": predict_command,
         "export": export_command,
+        "explore": explore_command,
         "sweep": sweep_command,
         "components": components_command,
         "configs": configs_command,
@@ -79,6 +83,12 @@ def export_command(args: list[str]) -> int:
     from eeap.serving.export import main as export_main
 
     return export_main(args)
+
+
+def explore_command(args: list[str]) -> int:
+    from eeap.serving.explore import main as explore_main
+
+    return explore_main(args)
 
 
 def prepare_command(args: list[str]) -> int:

@@ -226,6 +226,11 @@ class Inputs(abc.ABC):
         """The attention of each output piece over one source: weights (len(output), src_len), source its row of
         the batch, ``text`` the output as text; a matplotlib figure."""
 
+    def labels(self, source: Tensor) -> Optional[list[str]]:
+        """What each position of one source (its row of the batch) is, as text (the attention's columns), or None
+        where positions are not pieces of text (an image's grid cells)."""
+        return None
+
 
 class TokenInputs(Inputs):
     """Sentences as token ids (translation): padding masked, lines over ``max_len`` tokens skipped, unknown words
@@ -266,7 +271,10 @@ class TokenInputs(Inputs):
     def figure(self, weights: Tensor, source: Tensor, output: list[str], text: str, title: str) -> Any:
         from eeap.model.plotting import attention_heatmap
 
-        return attention_heatmap(weights, self.tokenizer.pieces(source.tolist()), output, title=title)
+        return attention_heatmap(weights, self.labels(source), output, title=title)
+
+    def labels(self, source: Tensor) -> list[str]:
+        return self.tokenizer.pieces(source.tolist())
 
 
 class ImageInputs(Inputs):
@@ -414,6 +422,13 @@ class Seq2SeqTask(Task):
         src = self.inputs.collate(items).to(self.device)
         hyps = self.decode(src, options.beam_size, **options.search())
         records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention)
+        if options.attention and hyps.weights is not None:  # what the weights' rows and columns are
+            for row, record in enumerate(records):
+                pieces = self.info.target.pieces(hyps.tokens[row, : int(hyps.lengths[row])].tolist())
+                record["output_pieces"] = pieces + ["</s>"] * (len(record["attention"]) - len(pieces))  # the end's
+                labels = self.inputs.labels(src[row])
+                if labels is not None:
+                    record["source_pieces"] = labels
         shown = [
             self.figure(hyps, row, src[row], f"{text} → {records[row]['output']}") if figures else None
             for row, text in enumerate(texts)

@@ -1,0 +1,239 @@
+"""``eeap explore``: a local web page (Gradio; the ``explore`` extra) where a trained model answers what a person
+types and shows where each output piece looked.
+
+A translation model's page: a text box, the output and its score, beam search's n best with their scores, and the
+alignment as a table of source pieces × output pieces shaded by weight (hovering a cell shows it), the mean over heads
+or one head where the attention has several. Each answer is ``eeap predict --format jsonl --attention``'s record
+for the same input (``Task.predict_lines``), shown in full under the table. Two models side by side (``eeap explore
+A B``: additive against dot attention, say) answer the same input each in its column.
+
+Safe by default: it listens on 127.0.0.1 unless ``--host`` says otherwise, never opens a public share link, sends
+no analytics, answers requests one at a time through Gradio's queue, and refuses over-long input with a message in
+the page; the model is loaded once.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from eeap.errors import ConfigError, DataError
+from eeap.model.prediction import DecodeOptions
+
+MAX_CHARS = 500  # the longest input the page takes (--max-chars)
+MAX_BEAM = 10
+
+
+def find_model(target: str) -> Path:
+    """What ``eeap explore TARGET`` loads: a checkpoint, a model folder, or a run folder's best checkpoint (its
+    ``last.ckpt`` when it kept no best)."""
+    path = Path(target)
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        best = sorted((path / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+        last = path / "checkpoints" / "last.ckpt"
+        if best or last.is_file():
+            return best[-1] if best else last
+        raise DataError(f"{target}: a run folder without checkpoints; train it first, or give a .ckpt")
+    if not path.exists():
+        raise DataError(f"{target}: not found; give a checkpoint (.ckpt), a model folder or a run folder")
+    return path
+
+
+class Explorer:
+    """A loaded model and what its page does with an input. Pages exist for sequence-to-sequence models on text
+    (translation); other tasks are refused in one line when the page is built.
+
+    # Parameters
+    task: the trained task (``eeap.load``); source: where it came from (shown on the page);
+    max_chars: the longest input taken.
+    """
+
+    def __init__(self, task: Any, source: str, max_chars: int = MAX_CHARS) -> None:
+        from eeap.model.seq2seq import TokenInputs
+
+        if not isinstance(getattr(task, "inputs", None), TokenInputs):
+            raise ConfigError(
+                f"eeap explore: a page for {task.registered_name} models is not there yet; "
+                "translation models have one (predict --format jsonl --attention gives any model's weights)"
+            )
+        self.task, self.source, self.max_chars = task, source, max_chars
+        self.beam = int(getattr(getattr(task, "seq2seq", None), "beam_size", 1) or 1)
+
+    def answer(self, text: str, beam: int = 1, head: str = "mean") -> tuple[str, Optional[float], list, str, str, dict]:
+        """One input's answer: output, score, n best ([rank, output, score] rows), the alignment table (HTML), a
+        message (empty when all went well) and predict's record."""
+        text = (text or "").strip()
+        if not text:
+            return "", None, [], "", "Type something first.", {}
+        if len(text) > self.max_chars:
+            too_long = f"The input is {len(text)} characters long; this page takes at most {self.max_chars}."
+            return "", None, [], "", too_long, {}
+        beam = max(1, min(int(beam), MAX_BEAM))
+        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True)
+        records, problems = self.task.predict_lines([text], options)
+        record = records[0]
+        message = "; ".join(m.removeprefix("line 1: ") for m in problems.messages)
+        if record is None:
+            return "", None, [], "", message or "The model could not read this input.", {}
+        ranked = record.get("n_best", [{"output": record["output"], "score": record["score"]}])
+        rows = [[rank, hyp["output"], hyp["score"]] for rank, hyp in enumerate(ranked, 1)]
+        table = alignment_table(record, head)
+        return record["output"], record["score"], rows, table, message, record
+
+    def heads(self) -> int:
+        """How many heads the attention has (0 for one without heads)."""
+        probe = self.task.predict_lines(["1"], DecodeOptions(attention=True))[0][0] or {}
+        return len(probe.get("attention_heads", []))
+
+
+def alignment_table(record: dict, head: str = "mean") -> str:
+    """The attention of ``record`` (predict's, with ``--attention``) as an HTML table: a row per output piece, a
+    column per source piece, each cell shaded by its weight, which hovering shows (``title``)."""
+    weights = record.get("attention")
+    heads = record.get("attention_heads") or []
+    if head != "mean" and int(head.split()[-1]) <= len(heads):
+        weights = heads[int(head.split()[-1]) - 1]
+    elif head != "mean":
+        head = f"mean (this model's attention has {len(heads) or 'no'} heads)"
+    if not weights:
+        return "<p>This model has no attention to show.</p>"
+    source = record.get("source_pieces") or [str(i) for i in range(len(weights[0]))]
+    output = record.get("output_pieces") or [str(i) for i in range(len(weights))]
+
+    def shown(piece: str) -> str:
+        return html.escape(piece.replace(" ", "␣"))
+
+    head_row = "".join(f'<th class="src">{shown(p)}</th>' for p in source)
+    rows = []
+    for out, row in zip(output, weights):
+        cells = "".join(
+            f'<td class="w" data-weight="{w:.4f}" title="{shown(out)} ← {shown(src)}: {w:.4f}" '
+            f'style="background: rgba(31, 119, 180, {min(max(w, 0.0), 1.0):.3f})"></td>'
+            for src, w in zip(source, row)
+        )
+        rows.append(f'<tr><th class="out">{shown(out)}</th>{cells}</tr>')
+    return (
+        '<table class="eeap-alignment" style="border-collapse: collapse">'
+        f"<caption>where each output piece (row) looked in the input (columns): {html.escape(head)}</caption>"
+        f"<tr><th></th>{head_row}</tr>{''.join(rows)}</table>"
+    )
+
+
+CSS = """
+.eeap-alignment td.w { width: 1.6em; height: 1.6em; border: 1px solid #eee; }
+.eeap-alignment th { font-family: monospace; font-weight: normal; padding: 0 0.3em; }
+"""
+
+
+def build_app(explorers: Sequence[Explorer]) -> Any:
+    """The page (a ``gradio.Blocks``): one input for every model, each model's answer in its own column (two models
+    side by side). Its one endpoint, ``/translate`` (text, beam, head → for each model: output, score, n best,
+    alignment, message, record), is what the page calls and what ``gradio_client`` reaches."""
+    import gradio as gr
+
+    names = ", ".join(explorer.task.registered_name for explorer in explorers)
+    heads = max(explorer.heads() for explorer in explorers)
+    with gr.Blocks(title=f"EEAP explore: {names}") as app:
+        gr.Markdown(f"## EEAP explore: {names}")
+        with gr.Row():
+            text = gr.Textbox(
+                label="input", placeholder="type a sentence, then Enter", max_lines=1, scale=4, elem_id="eeap-input"
+            )
+            beam = gr.Slider(1, MAX_BEAM, value=explorers[0].beam, step=1, label="beam", scale=1)
+            choices = ["mean"] + [f"head {h}" for h in range(1, heads + 1)]
+            head = gr.Dropdown(choices, value="mean", label="attention", scale=1)
+        go = gr.Button("Translate", variant="primary")
+        outputs: list = []
+        with gr.Row():
+            for number, explorer in enumerate(explorers):
+                suffix = "" if number == 0 else f"-{number + 1}"
+                with gr.Column():
+                    parameters = sum(p.numel() for p in explorer.task.parameters())
+                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+                    output = gr.Textbox(label="output", interactive=False, elem_id=f"eeap-output{suffix}")
+                    score = gr.Number(label="score (log-probability)", interactive=False)
+                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                    alignment = gr.HTML(elem_id=f"eeap-alignment{suffix}")
+                    best = gr.Dataframe(
+                        headers=["rank", "output", "score"], label="beam search's n best", interactive=False
+                    )
+                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                        record = gr.JSON()
+                outputs += [output, score, best, alignment, message, record]
+
+        def answer(text: str, beam: int, head: str) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.answer(text, beam, head))
+
+        inputs = [text, beam, head]
+        go.click(answer, inputs, outputs, api_name="translate")
+        text.submit(answer, inputs, outputs, api_visibility="private")
+        head.change(answer, inputs, outputs, api_visibility="private")
+    return app
+
+
+def serve(explorers: Sequence[Explorer], host: str, port: int, block: bool = True) -> Any:
+    """Start the page's server (no share link, queued requests, 1 MB uploads at most); the running app."""
+    app = build_app(explorers)
+    app.queue(default_concurrency_limit=1, max_size=64)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        quiet=True,
+        show_error=False,
+        max_file_size="1mb",
+        ssr_mode=False,
+        prevent_thread_lock=not block,
+        css=CSS,
+    )
+    return app
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "eeap explore") -> int:
+    """``eeap explore MODEL [MODEL] [--host H] [--port P] [--max-chars N]``."""
+    from eeap.errors import ArgumentParser, guarded
+
+    parser = ArgumentParser(
+        prog=prog,
+        description="Serve a local web page where a trained model answers what you type and shows its attention.",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="MODEL",
+        help="a checkpoint (.ckpt), a model folder, or a run folder (its best checkpoint); two: side by side",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="the port (default: 7860, Gradio's)")
+    parser.add_argument("--max-chars", type=int, default=MAX_CHARS, help="the longest input the page takes")
+
+    def body() -> int:
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+        args = parser.parse_args(argv)
+        if not 0 < args.port < 65536:
+            raise DataError(f"--port must be between 1 and 65535, got {args.port}")
+        if args.max_chars < 1:
+            raise DataError(f"--max-chars must be at least 1, got {args.max_chars}")
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            raise ConfigError("eeap explore needs Gradio: pip install 'eeap[explore]'") from None
+        from eeap.model.checkpoints import load_task
+
+        if len(args.targets) > 2:
+            raise DataError(f"eeap explore shows one model, or two side by side; got {len(args.targets)}")
+        paths = [find_model(target) for target in args.targets]
+        explorers = [Explorer(load_task(path).eval(), str(path), args.max_chars) for path in paths]
+        try:
+            app = serve(explorers, args.host, args.port, block=False)
+        except OSError as e:
+            reason = str(e).split(". You can specify")[0]
+            raise DataError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None
+        shown = " and ".join(str(path) for path in paths)
+        print(f"EEAP explore: http://{args.host}:{args.port} ({shown}; Ctrl-C stops)", flush=True)
+        app.block_thread()
+        return 0
+
+    return guarded(body, prog)

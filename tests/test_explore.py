@@ -1,0 +1,230 @@
+"""``eeap explore``: the page of a trained date translator, started as a user starts it, reached through Gradio's own
+client and through Debian's Chromium (driven by Playwright); its answers are ``eeap predict``'s."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATES, TINY_DATES
+
+pytest.importorskip("gradio", reason="the explore extra (pip install 'eeap[explore]')")
+
+MAX_CHARS = 40
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
+
+    folder = tmp_path_factory.mktemp("explore")
+    metrics = train(load_config(DATES, [*TINY_DATES, "trainer.max_epochs=2", f"run_dir={folder / 'run'}"]))
+    return Path(metrics["best_checkpoint"])
+
+
+@pytest.fixture(scope="module")
+def dot_checkpoint(tmp_path_factory) -> Path:
+    """A second date translator, with general (bilinear) attention, for the side-by-side page."""
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
+
+    folder = tmp_path_factory.mktemp("explore-dot")
+    overrides = [*TINY_DATES, "trainer.max_epochs=1", "model.attend.type=general", f"run_dir={folder / 'run'}"]
+    return Path(train(load_config(DATES, overrides))["best_checkpoint"])
+
+
+def start(*targets: str):
+    """``eeap explore TARGET...`` in its own process, as a user starts it: the process, its port."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "eeap", "explore", *targets, "--port", str(port), "--max-chars", "40"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while True:
+        assert server.poll() is None, server.stderr.read()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert time.time() < deadline, "the page did not come up"
+            time.sleep(0.3)
+    return server, port
+
+
+@pytest.fixture(scope="module")
+def page(checkpoint):
+    """The page of one model, given as its run folder; its address, port and process."""
+    server, port = start(str(checkpoint.parent.parent))
+    yield f"http://127.0.0.1:{port}/", port, server
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def predicted(checkpoint: Path, text: str, beam: int | None = None) -> dict:
+    """``eeap predict --format jsonl --attention``'s record for one input (with the model's beam by default)."""
+    search = ["--beam", str(beam), "--n-best", str(min(beam, 5))] if beam is not None else []
+    done = subprocess.run(
+        [sys.executable, "-m", "eeap", "predict", str(checkpoint), "--format", "jsonl", "--attention", *search],
+        input=text + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record = json.loads(done.stdout)
+    del record["line"], record["input"]
+    return record
+
+
+def client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+@pytest.mark.parametrize(("text", "beam"), [("March 5, 2021", 1), ("12/25/2023", 3), ("1 Jan 1999", 5)])
+def test_the_page_answers_as_eeap_predict_does(page, checkpoint, text, beam):
+    url, _, _ = page
+    output, score, best, table, message, record = client(url).predict(text, beam, "mean", api_name="/translate")
+    assert record == predicted(checkpoint, text, beam)
+    assert output == record["output"] and score == record["score"] and message == ""
+    ranked = record.get("n_best", [record])  # beam 1: the one output
+    assert [row[1:] for row in best["data"]] == [[h["output"], h["score"]] for h in ranked]
+    # the table: a row per output piece (and the end), a cell per source piece, weights as predict gives them
+    weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', table)]
+    assert len(record["output_pieces"]) == len(record["attention"])
+    assert len(weights) == len(record["attention"]) * len(record["source_pieces"])
+    assert record["source_pieces"] == list(text)  # the date translator reads characters
+    assert weights == pytest.approx([w for row in record["attention"] for w in row], abs=1e-4)
+
+
+def test_bad_input_gets_a_message_in_the_page_and_the_server_keeps_serving(page):
+    url, _, server = page
+    reach = client(url)
+    empty = reach.predict("   ", 1, "mean", api_name="/translate")
+    assert empty[0] == "" and empty[4] == "Type something first."
+    long = reach.predict("9" * (MAX_CHARS + 1), 1, "mean", api_name="/translate")
+    assert long[4] == f"The input is {MAX_CHARS + 1} characters long; this page takes at most {MAX_CHARS}."
+    assert reach.predict("March 5, 2021", 1, "mean", api_name="/translate")[0] != ""
+    assert server.poll() is None
+
+
+def test_eight_requests_at_once_are_all_answered(page):
+    url, _, _ = page
+    reach = client(url)
+    texts = [f"March {day}, 2021" for day in range(1, 9)]
+    jobs = [reach.submit(text, 2, "mean", api_name="/translate") for text in texts]
+    answers = [job.result(timeout=120) for job in jobs]
+    alone = [reach.predict(text, 2, "mean", api_name="/translate")[5] for text in texts]
+    assert [answer[5] for answer in answers] == alone  # each its own input's answer, none lost
+
+
+def test_the_page_listens_on_this_machine_only(page):
+    _, port, _ = page
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if Path(table).is_file():
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    listening.append(local.rsplit(":", 1)[0])
+    assert listening == ["0100007F"]  # 127.0.0.1, and nothing else
+
+
+def test_a_person_types_a_date_in_chromium_and_sees_its_alignment(page, checkpoint, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("Chromium is not installed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = page
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            view = browser.new_page(viewport={"width": 1200, "height": 1000})
+            view.goto(url, wait_until="networkidle")
+            view.locator("#eeap-input textarea, #eeap-input input").first.fill("March 5, 2021")
+            view.get_by_role("button", name="Translate").click()
+            view.wait_for_selector("#eeap-alignment table.eeap-alignment td.w", timeout=60_000)
+            output = view.locator("#eeap-output textarea, #eeap-output input").first.input_value()
+            cells = view.locator("#eeap-alignment td.w")
+            expected = predicted(checkpoint, "March 5, 2021")  # the page starts at the model's own beam
+            assert output == expected["output"]
+            assert cells.count() == len("March 5, 2021") * len(expected["attention"])  # each piece and the end
+            title = cells.first.get_attribute("title")
+            assert title is not None and re.search(r"← M: [01]\.\d{4}$", title)  # hover shows the weight
+            view.screenshot(path=str(tmp_path / "explore-translation.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "explore-translation.png").stat().st_size > 10_000
+
+
+def test_what_explore_refuses_is_one_line(tmp_path, checkpoint, page):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "eeap", "explore", *args], capture_output=True, text=True)
+
+    missing = run(str(tmp_path / "nothing.ckpt"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ") and missing.stderr.count("\n") == 1
+    assert "not found; give a checkpoint (.ckpt), a model folder or a run folder" in missing.stderr
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    empty = run(str(tmp_path / "run"))
+    assert empty.returncode == 2 and "a run folder without checkpoints" in empty.stderr
+    port = run(str(checkpoint), "--port", "70000")
+    assert port.returncode == 2 and "--port must be between 1 and 65535" in port.stderr
+    _, taken, _ = page
+    busy = run(str(checkpoint), "--port", str(taken))  # the page's own port
+    assert (
+        busy.returncode == 2
+        and busy.stdout == ""
+        and busy.stderr
+        == (
+            f"error: --host 127.0.0.1 --port {taken}: cannot listen there (Cannot find empty port in range: "
+            f"{taken}-{taken})\n"
+        )
+    )
+
+
+def test_the_alignment_table_shows_one_head_or_their_mean():
+    from eeap.serving.explore import alignment_table
+
+    record = {
+        "attention": [[0.5, 0.5]],
+        "attention_heads": [[[1.0, 0.0]], [[0.0, 1.0]]],
+        "source_pieces": ["a", " "],
+        "output_pieces": ["<x>"],
+    }
+    mean = alignment_table(record)
+    assert mean.count('data-weight="0.5000"') == 2 and 'title="&lt;x&gt; ← ␣: 0.5000"' in mean  # escaped, spaces shown
+    second = alignment_table(record, "head 2")
+    assert re.findall(r'data-weight="([0-9.]+)"', second) == ["0.0000", "1.0000"]
+    assert "no attention" in alignment_table({"attention": []})
+
+
+def test_two_models_side_by_side_answer_the_same_input_each_as_predict_does(checkpoint, dot_checkpoint):
+    server, port = start(str(checkpoint), str(dot_checkpoint))
+    try:
+        answers = client(f"http://127.0.0.1:{port}/").predict("July 4, 1976", 2, "mean", api_name="/translate")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(answers) == 12  # output, score, n best, alignment, message, record: a model each
+    assert answers[5] == predicted(checkpoint, "July 4, 1976", 2)
+    assert answers[11] == predicted(dot_checkpoint, "July 4, 1976", 2)
+    assert answers[5]["attention"] != answers[11]["attention"]  # additive and general attention look differently

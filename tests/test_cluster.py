@@ -1,4 +1,4 @@
-"""Jobs beyond one process that EEAP starts itself: a real SLURM (Debian's slurm-wlm, one machine, two CPU tasks under
+"""Jobs that a cluster's launcher starts, not EEAP: a real SLURM (Debian's slurm-wlm, one machine, two CPU tasks under
 DDP with gloo), torchrun agents as two nodes on one machine, requeues that continue exactly, ranks that fail.
 """
 
@@ -107,20 +107,19 @@ def test_devices_and_nodes_that_differ_from_the_launchers_world_are_one_line(mon
 def test_a_ranks_distributed_failure_is_one_line_naming_it_and_other_errors_pass(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29500")
-    two = cluster.Launch("torchrun", 2, 1, "j")
     lost = RuntimeError(
         "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:1420. "
         "This is typically caused by a remote worker crashing."
     )
-    line = cluster.failure_line(lost, two, 30)
+    line = cluster.failure_line(lost, 1, 2, 30)
     assert line is not None and line.startswith("rank 1 lost rank 0 mid-run") and "\n" not in line
     assert line.endswith("(Connection closed by peer [127.0.0.1]:1420)")
     meet = RuntimeError("The client socket has timed out after 5000ms while trying to connect to (10.0.0.1, 29500).")
-    line = cluster.failure_line(meet, two, 5)
+    line = cluster.failure_line(meet, 1, 2, 5)
     assert line is not None
     assert line.startswith("rank 1 of 2 could not meet the others at the rendezvous 10.0.0.1:29500 within 5 s")
-    assert cluster.failure_line(RuntimeError("shape mismatch"), two, 5) is None
-    assert cluster.failure_line(ValueError("closed by peer"), two, 5) is None
+    assert cluster.failure_line(RuntimeError("shape mismatch"), 1, 2, 5) is None
+    assert cluster.failure_line(ValueError("closed by peer"), 1, 2, 5) is None
 
 
 def test_a_requeued_stop_says_so_instead_of_a_command():

@@ -149,11 +149,9 @@ def timed_out(job_line: str) -> bool:
 def check_world(devices: Any, num_nodes: int, accelerator: str, launch: Launch) -> None:
     """Refuse in one line ``trainer.devices`` × ``trainer.num_nodes`` that differ from the processes the launcher
     started, and more CPU processes on a node than it has cores."""
-    if isinstance(devices, int) and accelerator == "cpu":
+    if isinstance(devices, int) and accelerator == "cpu" and not launch.external:  # EEAP starts the processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if launch.launcher == "slurm" and "SLURM_CPUS_ON_NODE" in os.environ:
-            cores = max(cores, int(os.environ["SLURM_CPUS_ON_NODE"]))
-        if devices > cores and not launch.external:
+        if devices > cores:
             raise ConfigError(
                 f"trainer.devices: {devices} CPU processes, but this node has {cores} cores; "
                 f"choose at most {cores} (or accelerator=gpu)"
@@ -207,17 +205,15 @@ def strategy(name: str, timeout_s: float, launch: Launch) -> Any:
     return entry["strategy"](**entry["init_params"], timeout=timedelta(seconds=timeout_s))
 
 
-def failure_line(error: BaseException, launch: Launch, timeout_s: float) -> Optional[str]:
+def failure_line(error: BaseException, rank: int, world: int, timeout_s: float) -> Optional[str]:
     """A distributed job's failure in one line, or None when ``error`` is not one: a rank that could not meet the
     others at the rendezvous within ``cluster.timeout``, or that lost another rank mid-run (its process ended, its
     node went away). The launcher's own report names the rank that ended (``srun: error: ... task 1``, torchrun's
-    ``Root Cause``); two ranks name each other."""
+    ``Root Cause``); two ranks name each other. ``rank`` of ``world``: this process's place in the job."""
     if not isinstance(error, RuntimeError):
         return None
     text = " ".join(str(error).split())
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
-    rank = launch.rank if launch.external else int(os.environ.get("RANK", 0))
-    world = launch.world_size if launch.external else int(os.environ.get("WORLD_SIZE", 1))
     reason = re.sub(r"^\[[^\]]*\]\s*", "", text.split(" frame #0")[0].split(" Exception raised from")[0])
     reason = reason.split(". This is typically caused")[0][:300]
     meeting = ("trying to connect", "waiting for clients", "timed out", "Timed out", "Connection refused")

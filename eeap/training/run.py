@@ -217,7 +217,9 @@ def fit(trainer: Any, task: Any, data: Any, ckpt_path: Optional[str], run: RunCo
     try:
         trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except RuntimeError as e:
-        line = cluster.failure_line(e, cluster.detect(), run.cluster.timeout) if trainer.world_size > 1 else None
+        if trainer.world_size == 1:
+            raise
+        line = cluster.failure_line(e, trainer.global_rank, trainer.world_size, run.cluster.timeout)
         if line is None:
             raise
         raise ClusterError(line) from None

@@ -19,6 +19,7 @@ NEEDED_WITHOUT_IMPORT = {"wandb"}  # the W&B logger is Lightning's, which import
 DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # imported only by demo data sources
 EXPORT_USERS = {"onnxruntime"}  # imported only by eeap export's runner; torch.onnx imports onnx and onnxscript
 SWEEP_USERS = {"optuna"}  # imported only by eeap sweep
+EXPLORE_USERS = {"gradio"}  # imported only by eeap explore (gradio_client, which the tests use, comes with it)
 # logger extras: Lightning's loggers import them (mlflow needs sqlalchemy and alembic for its local SQLite store)
 LOGGER_EXTRAS = {"tensorboard": {"tensorboard"}, "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"}}
 
@@ -57,6 +58,9 @@ def test_every_import_is_declared_and_every_declaration_imported():
     sweep = declared(project["optional-dependencies"]["sweep"])
     assert SWEEP_USERS == sweep and SWEEP_USERS <= imported, "the sweep extra holds exactly what eeap sweep imports"
     imported -= SWEEP_USERS
+    explore = declared(project["optional-dependencies"]["explore"])
+    assert EXPLORE_USERS == explore and EXPLORE_USERS <= imported, "the explore extra holds what eeap explore imports"
+    imported -= EXPLORE_USERS
     for extra, packages in LOGGER_EXTRAS.items():
         assert declared(project["optional-dependencies"][extra]) == packages
     dev = project["optional-dependencies"]["dev"][0]  # eeap[...]: every extra, so that each one's tests run

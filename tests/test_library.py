@@ -46,7 +46,7 @@ def test_unknown_command_and_help(capsys):
     assert main(["trian"]) == 2
     assert (
         capsys.readouterr().err
-        == "error: unknown command 'trian'. Valid commands: train, test, prepare, predict, export, sweep, components, "
+        == "error: unknown command 'trian'. Valid commands: train, test, prepare, predict, export, explore, sweep, components, "
         "configs\n"
     )
     assert main(["--help"]) == 0 and "eeap COMMAND" in capsys.readouterr().out

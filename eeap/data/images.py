@@ -42,19 +42,37 @@ def check_image(path: Path, size: tuple[int, int], resize: bool) -> None:
         )
 
 
-def read_image(path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool) -> np.ndarray:
-    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``."""
+def read_image(
+    path: Path, channels: int, size: Optional[tuple[int, int]], resize: bool, crop: bool = False
+) -> np.ndarray:
+    """An image file as (channels, H, W) floats in [0, 1]; a size other than ``size`` is an error unless ``resize``
+    (stretched to it) or ``crop`` (scaled, keeping its aspect ratio, to cover it, then its centre cut out)."""
     if size:
-        check_image(path, size, resize)
+        check_image(path, size, resize or crop)
     try:
         with open_image(path) as opened:
             image = opened.convert("L" if channels == 1 else "RGB")
     except OSError:  # the header was fine, the pixels are not (a truncated or damaged file)
         raise DataError(f"{path}: not a readable image (its pixel data is damaged)") from None
+    if size and crop and image.size != (size[1], size[0]):
+        image = centre_crop(image, size)
     if size and image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]))
     array = np.asarray(image, dtype=np.float32) / 255.0
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def centre_crop(image: Any, size: tuple[int, int]) -> Any:
+    """A PIL image scaled (bicubic), keeping its aspect ratio, so that it covers ``size`` (H, W), then cut to its
+    centre: the photos' preprocessing of captioning and classification models."""
+    from PIL import Image
+
+    height, width = size
+    scale = max(height / image.size[1], width / image.size[0])
+    scaled = (max(width, round(image.size[0] * scale)), max(height, round(image.size[1] * scale)))
+    image = image.resize(scaled, Image.Resampling.BICUBIC)
+    left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+    return image.crop((left, top, left + width, top + height))
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -112,6 +112,14 @@ def column_lengths(split: Any, column: str) -> np.ndarray:
     return np.fromiter((len(example[column]) for example in stored(split)), dtype=np.int32, count=len(split))
 
 
+def nested_lengths(split: Any, column: str) -> np.ndarray:
+    """The length of every inner list of each example's ``column`` (a list of lists), in order, as one int32 array:
+    from a cached split that column alone is read (``ArrowRows.column_lengths(nested=True)``)."""
+    if isinstance(split, ArrowRows):
+        return split.column_lengths(column, nested=True)
+    return np.fromiter((len(inner) for example in stored(split) for inner in example[column]), dtype=np.int32)
+
+
 def to_record(example: Any) -> dict:
     """A flat record (an Arrow row) of an example that is a tuple or a dict of numpy arrays, numbers, strings and
     lists: each array becomes its bytes, shape and dtype; float pixels that are whole 255ths (what ``read_image``
@@ -228,9 +236,10 @@ class ArrowRows(Sequence):
             self.kept[number] = self.reader.get_batch(number)
         return self.kept[number]
 
-    def column_lengths(self, column: str) -> np.ndarray:
+    def column_lengths(self, column: str, nested: bool = False) -> np.ndarray:
         """The length of ``column`` (a list column) in every row: only that column's buffers are read, and the
-        lengths are the differences of its list offsets (no ``pyarrow.compute``, which imports pandas: ~40 MB)."""
+        lengths are the differences of its list offsets (no ``pyarrow.compute``, which imports pandas: ~40 MB).
+        ``nested``: the column holds lists of lists; the lengths of the inner lists, row after row."""
         import pyarrow as pa
 
         field = self.reader.schema.get_field_index(column)
@@ -238,7 +247,8 @@ class ArrowRows(Sequence):
         reader = pa.ipc.open_file(pa.OSFile(str(self.path)), options=options)
         parts = []
         for number in range(reader.num_record_batches):
-            starts = integers(reader.get_batch(number).column(0).offsets)  # (rows + 1,) where each row's list starts
+            lists = reader.get_batch(number).column(0)
+            starts = integers((lists.flatten() if nested else lists).offsets)  # (lists + 1,) where each list starts
             parts.append(np.diff(starts).astype(np.int32))  # (rows,)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 

@@ -49,6 +49,15 @@ class ImageGrid(ImageEmbedder):
         self.output_dim = dim or channels
         self.positions = nn.Parameter(torch.randn(1, self.grid[0] * self.grid[1], self.output_dim) * 0.02)
 
+    frozen = False  # set by the task while the encoder is frozen: no gradient through it, batch norms as in inference
+
+    def train(self, mode: bool = True) -> ImageGrid:
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
     def forward(self, images: Tensor) -> Tensor:
-        features = self.encoder(images)[-1]  # (batch, C, H/s, W/s)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            features = self.encoder(images)[-1]  # (batch, C, H/s, W/s)
         return self.project(features.flatten(2).transpose(1, 2)) + self.positions  # (batch, h·w, output_dim)

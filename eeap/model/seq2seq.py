@@ -157,12 +157,12 @@ class Seq2Seq(nn.Module):
         metrics["token_accuracy"].update(correct.sum() / real.sum(), real.sum())
         hyps = self.decode(memory, mask, beam_size)
         outputs = [self.target.decode(row) for row in hyps.tokens.tolist()]
-        references = [[t] for t in batch["tgt_text"]]
-        metrics["exact_match"].update(
-            torch.tensor([o == t for o, t in zip(outputs, batch["tgt_text"])], dtype=torch.float32)
-        )
-        metrics["bleu"].update(outputs, references)
-        metrics["chrf"].update(outputs, references)
+        references = references_of(batch)
+        metrics["exact_match"].update(torch.tensor([o in r for o, r in zip(outputs, references)], dtype=torch.float32))
+        most = max(len(r) for r in references)  # sacrebleu: one stream per reference, None where an example has fewer
+        padded = [list(r) + [None] * (most - len(r)) for r in references]
+        metrics["bleu"].update(outputs, padded)
+        metrics["chrf"].update(outputs, padded)
         return loss, hyps
 
     def bleu_signature(self) -> str:
@@ -170,6 +170,14 @@ class Seq2Seq(nn.Module):
         from eeap.model.metrics import bleu_signature
 
         return bleu_signature(self.bleu_tokenize)
+
+
+def references_of(batch: dict) -> list[list[str]]:
+    """Each example's reference outputs: ``references`` where the data gives several (an image's captions), else its
+    one target text."""
+    if "references" in batch:
+        return [list(r) for r in batch["references"]]
+    return [[t] for t in batch["tgt_text"]]
 
 
 def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention: bool = False) -> list[dict]:
@@ -278,16 +286,18 @@ class TokenInputs(Inputs):
 
 
 class ImageInputs(Inputs):
-    """Images (captioning): every grid cell valid; a line is an image file's path, of the model's size; attention
-    drawn over the image, one panel per output token.
+    """Images (captioning): every grid cell valid; a line is an image file's path, brought to the model's size as
+    its data were (``fit``); attention drawn over the image, one panel per output token.
 
     # Parameters
     channels, image_size: the images the model takes; grid: the embedding's grid (h, w).
+    fit: how an image of another size is read (``exact``: refused; ``resize``; ``crop``: aspect kept, centre cut),
+        as the model's data read them.
     """
 
-    def __init__(self, channels: int, image_size: tuple[int, int], grid: tuple[int, int]) -> None:
+    def __init__(self, channels: int, image_size: tuple[int, int], grid: tuple[int, int], fit: str = "exact") -> None:
         self.channels, self.image_size = channels, (int(image_size[0]), int(image_size[1]))
-        self.grid = (int(grid[0]), int(grid[1]))
+        self.grid, self.fit = (int(grid[0]), int(grid[1])), fit
 
     def mask(self, source: Tensor, embedded: Tensor) -> Tensor:
         return torch.ones(embedded.shape[:2], dtype=torch.bool, device=embedded.device)  # (batch, h·w)
@@ -303,7 +313,8 @@ class ImageInputs(Inputs):
         from eeap.errors import DataError
 
         try:
-            return torch.as_tensor(read_image(Path(text), self.channels, self.image_size, resize=False))
+            image = read_image(Path(text), self.channels, self.image_size, self.fit == "resize", self.fit == "crop")
+            return torch.as_tensor(image)
         except DataError as e:
             problems.skip(f"line {number}: {e}")
             return None
@@ -334,6 +345,7 @@ class Seq2SeqTask(Task):
     inputs: the input side (``TokenInputs``, ``ImageInputs``).
     optim: optimizer section (see ``eeap.model.task.OptimConfig``).
     plot_examples: validation examples whose attention is plotted each validation.
+    val_beam_size: the beam validation decodes with (1: greedy; test decodes with the model's ``beam_size``).
     """
 
     def __init__(
@@ -345,10 +357,11 @@ class Seq2SeqTask(Task):
         inputs: Inputs,
         optim: Optional[dict] = None,
         plot_examples: int = 4,
+        val_beam_size: int = 1,
     ) -> None:
         super().__init__(optim)
         self.info, self.embed, self.encoder, self.seq2seq = info, embed, encoder, seq2seq
-        self.inputs, self.plot_examples = inputs, plot_examples
+        self.inputs, self.plot_examples, self.val_beam_size = inputs, plot_examples, val_beam_size
 
     def metric_names(self) -> list[str]:
         return self.seq2seq.metric_names()
@@ -387,8 +400,8 @@ class Seq2SeqTask(Task):
         return self.seq2seq.training_loss(*self.encode(batch["src"]), batch)
 
     def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[Tensor, Hypotheses]:
-        """Validation decodes greedily, test with the model's beam."""
-        beam_size = 1 if split == "val" else self.seq2seq.beam_size
+        """Validation decodes with ``val_beam_size`` (greedily unless set), test with the model's beam."""
+        beam_size = self.val_beam_size if split == "val" else self.seq2seq.beam_size
         return self.seq2seq.evaluate(*self.encode(batch["src"]), batch, metrics, beam_size)
 
     def validation_examples(self, batch: dict, outputs: Hypotheses) -> list[Example]:

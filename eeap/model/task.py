@@ -37,6 +37,17 @@ class OptimConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """``model.finetune``: a pretrained image encoder frozen (its weights kept, its batch norms in inference mode, no
+    gradient through it) until the epoch ``from_epoch`` (null: for the whole run), then trained at ``lr`` (default
+    ``model.optim.lr``), as Show, Attend and Tell's fine-tuning does."""
+
+    freeze: bool = False
+    from_epoch: Optional[NonNegativeInt] = None
+    lr: Optional[PositiveFloat] = None
+
+
+@dataclass
 class Example:
     """One validation example as a task shows it: what went in, what came out, what should have, and its attention.
 
@@ -93,6 +104,18 @@ class Task(nn.Module, Role):
         """A fresh set of this task's evaluation metrics for one split ({name: torchmetrics.Metric}, the names of
         ``metric_names`` but the loss); the trainer makes one set per split. torchmetrics is imported here, so a
         model that only predicts never imports it."""
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups (``params``, and settings of their own such as ``lr``): one group of
+        every parameter that trains, by default."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called as each training epoch starts (also the epoch a resumed run continues): nothing by default."""
+
+    def test_metrics(self) -> dict[str, Any]:
+        """Metrics the test split computes beyond ``new_metrics``' (too slow for every validation); none by default."""
+        return {}
 
     @abc.abstractmethod
     def evaluate(self, batch: dict, split: str, metrics: dict[str, Any]) -> tuple[torch.Tensor, Any]:

@@ -34,9 +34,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     parser.add_argument("--output", default="-", help="output file; - writes standard output")
     parser.add_argument(
         "--format",
-        choices=("text", "jsonl"),
+        choices=("text", "jsonl", "coco"),
         default="text",
-        help="text: the output (n lines with --n-best n); jsonl: one JSON object per input line with its score",
+        help="text: the output (n lines with --n-best n); jsonl: one JSON object per input line with its score; "
+        'coco (captioning): the COCO results file, [{"image_id": ..., "caption": ...}], an evaluation server reads',
     )
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: the model's test beam size)")
     parser.add_argument("--n-best", type=int, default=1, help="report the n best hypotheses (classes), best first")
@@ -97,12 +98,15 @@ def predict(args: Any) -> int:
     extra = {"out_dir": args.out_dir} if task.writes_files else {}
     if args.out_dir and not extra:
         raise DataError(f"--out-dir: a {task.registered_name} model writes no files; its outputs are lines")
+    if args.format == "coco" and task.registered_name != "captioning":
+        raise DataError(f"--format coco: the COCO results file holds captions; this is a {task.registered_name} model")
     dtype = PRECISIONS[args.precision]
     autocast = torch.autocast(device.type, getattr(torch, dtype)) if dtype else contextlib.nullcontext()
     chunks = (
         read_stdin_chunks(args.batch_size) if args.input == "-" else iter([decode_lines(Path(args.input).read_bytes())])
     )
     written, skipped = [], 0
+    results: list[dict] = []
     first = 1
     for lines, undecodable in chunks:
         records: list[Optional[dict]] = [None] * len(lines)
@@ -120,6 +124,14 @@ def predict(args: Any) -> int:
                 print(f"warning: line {first + index}: {undecodable[index]}; skipped", file=sys.stderr)
                 skipped += 1
             start = index + 1
+        if args.format == "coco":  # one JSON array at the end: the images captioned, each by its id
+            results += [
+                {"image_id": coco_image_id(line), "caption": record["output"]}
+                for line, record in zip(lines, records)
+                if record is not None
+            ]
+            first += len(lines)
+            continue
         text = "".join(
             render(record, line, number, args.format, args.n_best)
             for number, (line, record) in enumerate(zip(lines, records), first)
@@ -130,9 +142,23 @@ def predict(args: Any) -> int:
         else:
             written.append(text)
         first += len(lines)
+    if args.format == "coco":
+        written = [json.dumps(results, ensure_ascii=False) + "\n"]
+        if args.output == "-":
+            sys.stdout.write(written[0])
     if args.output != "-":
         write_atomically(Path(args.output), "".join(written))
     return 1 if skipped else 0
+
+
+def coco_image_id(line: str) -> Any:
+    """An image's COCO id from its file's name: the number its name ends with (``COCO_val2014_000000391895.jpg`` →
+    391895), else the name without its suffix."""
+    import re
+
+    stem = Path(line.strip()).stem
+    number = re.search(r"(\d+)$", stem)
+    return int(number.group(1)) if number else stem
 
 
 def choose_device(name: str) -> Any:

@@ -190,9 +190,10 @@ def environment(launch: Launch) -> list:
     return []
 
 
-def strategy(name: str, timeout_s: float, launch: Launch) -> Any:
+def strategy(name: str, timeout_s: float, launch: Launch, unused: bool = False) -> Any:
     """``trainer.strategy`` with ``cluster.timeout`` for the ranks' rendezvous and collectives, when it is one of
-    Lightning's DDP strategies (``auto`` under an external launcher of several processes is DDP); else the name."""
+    Lightning's DDP strategies (``auto`` under an external launcher of several processes is DDP); else the name.
+    ``unused``: some parameters get no gradient for part of the run (a frozen encoder), which DDP must be told."""
     from datetime import timedelta
 
     from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
@@ -202,7 +203,8 @@ def strategy(name: str, timeout_s: float, launch: Launch) -> Any:
     entry = StrategyRegistry[name] if name in StrategyRegistry else None
     if entry is None or not issubclass(entry["strategy"], DDPStrategy):
         return name
-    return entry["strategy"](**entry["init_params"], timeout=timedelta(seconds=timeout_s))
+    extra = {"find_unused_parameters": True} if unused else {}
+    return entry["strategy"](**{**entry["init_params"], **extra}, timeout=timedelta(seconds=timeout_s))
 
 
 def failure_line(error: BaseException, rank: int, world: int, timeout_s: float) -> Optional[str]:

@@ -34,7 +34,13 @@ class TrainingModule(L.LightningModule):
         super().__init__()
         self.model = model
         # each split's metrics: torchmetrics states are not saved (not persistent), so the weights are the model's
-        self.metrics = nn.ModuleDict({split: nn.ModuleDict(model.new_metrics()) for split in ("val", "test")})
+        # (the test split adds what is too slow for every validation)
+        self.metrics = nn.ModuleDict(
+            {
+                "val": nn.ModuleDict(model.new_metrics()),
+                "test": nn.ModuleDict({**model.new_metrics(), **model.test_metrics()}),
+            }
+        )
         self._resume_rng: Optional[dict] = None
         self.eeap_wandb_id: Optional[str] = None
 
@@ -104,16 +110,20 @@ class TrainingModule(L.LightningModule):
             for logger in self.loggers:
                 logger.log_hyperparams(values)
 
+    def on_train_epoch_start(self) -> None:
+        self.model.start_epoch(self.current_epoch)
+
     def configure_optimizers(self) -> Any:
         o = self.model.optim
-        params = [p for p in self.parameters() if p.requires_grad]
+        groups = self.model.parameter_groups()
+        params = [p for group in groups for p in group["params"]]
         optimizer: torch.optim.Optimizer
         if o.name == "sgd":
-            optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+            optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         else:
             cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
             optimizer = cls(
-                params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=self.fused_optimizer(params)
+                groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=self.fused_optimizer(params)
             )
         if o.scheduler == "none":
             return optimizer

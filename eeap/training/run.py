@@ -409,7 +409,8 @@ def build_trainer(
             del values[key]
     cluster.check_world(values["devices"], values["num_nodes"], values["accelerator"], launch)
     try:
-        values["strategy"] = cluster.strategy(values["strategy"], run.cluster.timeout, launch)
+        unused = bool(getattr(task.model, "frozen_phase", False))  # parameters without gradients for a while
+        values["strategy"] = cluster.strategy(values["strategy"], run.cluster.timeout, launch, unused)
         return L.Trainer(
             **values,
             profiler=build_profiler(run, run_dir),

@@ -10,12 +10,15 @@ from eeap.data.text import Tokenizer
 
 @dataclass
 class CaptioningInfo(DataInfo):
-    """What the model needs from the data: the caption tokenizer, the image form and the longest caption."""
+    """What the model needs from the data: the caption tokenizer, the image form and the longest caption; ``fit``:
+    how an image of another size is brought to ``image_size`` (``exact``: refused; ``resize``: stretched; ``crop``:
+    scaled keeping its aspect ratio, then centre-cropped), so ``predict`` reads images as training did."""
 
     target: Tokenizer
     channels: int
     image_size: tuple[int, int]
     max_tgt_len: int
+    fit: str = "exact"
 
     def state(self) -> dict:
         return {
@@ -23,10 +26,15 @@ class CaptioningInfo(DataInfo):
             "channels": self.channels,
             "image_size": list(self.image_size),
             "max_tgt_len": self.max_tgt_len,
+            "fit": self.fit,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> CaptioningInfo:
         return cls(
-            Tokenizer.from_state(state["target"]), state["channels"], tuple(state["image_size"]), state["max_tgt_len"]
+            Tokenizer.from_state(state["target"]),
+            state["channels"],
+            tuple(state["image_size"]),
+            state["max_tgt_len"],
+            state.get("fit", "exact"),  # checkpoints from before ``fit``: images of the model's size only
         )

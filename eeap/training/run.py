@@ -409,7 +409,7 @@ def build_trainer(
             del values[key]
     cluster.check_world(values["devices"], values["num_nodes"], values["accelerator"], launch)
     try:
-        unused = bool(getattr(task.model, "frozen_phase", False))  # parameters without gradients for a while
+        unused = bool(getattr(getattr(task, "model", None), "frozen_phase", False))  # parameters left without grads
         values["strategy"] = cluster.strategy(values["strategy"], run.cluster.timeout, launch, unused)
         return L.Trainer(
             **values,

@@ -10,12 +10,12 @@ import random
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, cast
+from typing import Annotated, Any, Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
 
-from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveInt
+from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveInt, Range
 from eeap.data.base import CachedFiles, DataModule, DecodedOnRead, folder_files, read_rows
 from eeap.data.images import check_image, image_file_size, read_image
 from eeap.data.text import BOS, EOS, fit_tokenizer, pad
@@ -393,7 +393,10 @@ class PhotoCollection(CachedFiles, CaptioningData):
     # Parameters
     image_size: [H, W] the images are brought to (a multiple of the encoder's stride).
     fit: ``crop`` or ``resize`` (stretched).
-    cache, cache_dir: see ``CachedFiles`` (images decoded once, at ``image_size``).
+    shift: training augmentation: each image moved by up to this many pixels each way (edges repeated), drawn per
+        example and epoch from the run's seeded generator (0: off). No flips: a caption's "left of" would lie.
+    jitter: training augmentation: brightness and contrast each scaled by a factor in [1 − jitter, 1 + jitter].
+    cache, cache_dir: see ``CachedFiles`` (images decoded once, at ``image_size``; augmentation after).
     """
 
     images: Path  # the folder the source's image paths are relative to (set by the source)
@@ -404,11 +407,32 @@ class PhotoCollection(CachedFiles, CaptioningData):
         image_size: Sequence[PositiveInt] = (224, 224),
         fit: Literal["crop", "resize"] = "crop",
         lowercase: bool = True,
+        shift: NonNegativeInt = 0,
+        jitter: Annotated[float, Range(0.0, 0.9)] = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(seed, lowercase=lowercase, **kwargs)
+        self.shift, self.jitter = shift, jitter
         self.size, self.fit = cast(tuple[int, int], tuple(image_size)), fit
         self._records: Optional[dict[str, list[Captioned]]] = None
+
+    def augment(self, example: dict, generator: torch.Generator) -> dict:
+        """A training image moved by up to ``shift`` pixels and its brightness and contrast jittered."""
+        if not (self.shift or self.jitter):
+            return example
+        image = torch.as_tensor(example["image"])  # (C, H, W)
+        if self.shift:
+            s = self.shift
+            dy, dx = torch.randint(-s, s + 1, (2,), generator=generator).tolist()
+            padded = torch.nn.functional.pad(image[None], (s, s, s, s), mode="replicate")[0]  # (C, H + 2s, W + 2s)
+            image = padded[
+                :, s - dy : s - dy + image.shape[1], s - dx : s - dx + image.shape[2]
+            ]  # content moved by dy, dx
+        if self.jitter:
+            brightness, contrast = (1 + (torch.rand(2, generator=generator) * 2 - 1) * self.jitter).tolist()
+            mean = image.mean()
+            image = (((image - mean) * contrast + mean) * brightness).clamp(0, 1)
+        return {**example, "image": image.numpy()}
 
     def records(self) -> dict[str, list[Captioned]]:
         """{split: [(image file relative to ``images``, captions, name)]} from the source's file."""

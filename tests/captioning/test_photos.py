@@ -251,3 +251,24 @@ def test_scenes_config_trains_tests_every_metric_and_writes_coco_results(tiny, t
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["image_id"] for r in results] == [int(p.stem) for p in listed]
     assert all(isinstance(r["caption"], str) and r["caption"] for r in results)
+
+
+def test_photo_augmentation_shifts_and_jitters_from_the_seeded_generator(tmp_path):
+    section = {**karpathy_folder(tmp_path), "image_size": [32, 32], "min_freq": 1, "cache": False}
+    image = np.zeros((3, 32, 32), dtype=np.float32)
+    image[0, 10, 12] = 1.0
+    shifted = DATA.build({**section, "shift": 3}, "data", seed=0)
+    out = shifted.augment({"image": image, "tgt": [4]}, torch.Generator().manual_seed(5))
+    dy, dx = torch.randint(-3, 4, (2,), generator=torch.Generator().manual_seed(5)).tolist()  # the same draw
+    assert out["image"].shape == (3, 32, 32) and out["tgt"] == [4]
+    assert out["image"][0, 10 + dy, 12 + dx] == 1.0 and out["image"].sum() == 1.0  # the content moved, nothing lost
+    again = shifted.augment({"image": image, "tgt": [4]}, torch.Generator().manual_seed(5))
+    assert np.array_equal(again["image"], out["image"])  # the same generator state, the same draw (exact resume)
+
+    grey = np.full((3, 32, 32), 0.5, dtype=np.float32)
+    jittered = DATA.build({**section, "jitter": 0.2}, "data", seed=0)
+    out = jittered.augment({"image": grey}, torch.Generator().manual_seed(1))
+    brightness = 1 + (torch.rand(2, generator=torch.Generator().manual_seed(1))[0].item() * 2 - 1) * 0.2
+    assert np.allclose(out["image"], 0.5 * brightness)  # a flat image: contrast changes nothing, brightness scales
+    plain = DATA.build(section, "data", seed=0)
+    assert plain.augment({"image": image}, torch.Generator())["image"] is image

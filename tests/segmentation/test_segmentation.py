@@ -281,7 +281,8 @@ def test_pretrained_weights_offline_fail_with_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: model.encode: weights: could not load 'imagenet'")
-    assert "weights to null" in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+    assert "a local weights file (weights: path/to/file.safetensors) or null" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_loss_and_metrics_by_hand():

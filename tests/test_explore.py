@@ -228,3 +228,122 @@ def test_two_models_side_by_side_answer_the_same_input_each_as_predict_does(chec
     assert answers[5] == predicted(checkpoint, "July 4, 1976", 2)
     assert answers[11] == predicted(dot_checkpoint, "July 4, 1976", 2)
     assert answers[5]["attention"] != answers[11]["attention"]  # additive and general attention look differently
+
+
+@pytest.fixture(scope="module")
+def caption_checkpoint(tmp_path_factory) -> Path:
+    """A small captioner of the generated scenes (configs/captioning/karpathy.yaml, shrunk)."""
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
+    from tests.captioning.test_photos import KARPATHY, SMALL
+    from tests.conftest import QUIET
+
+    folder = tmp_path_factory.mktemp("explore-caption")
+    overrides = [*QUIET, *SMALL, f"data.root={folder / 'scenes'}", "trainer.max_epochs=1", f"run_dir={folder / 'run'}"]
+    return Path(train(load_config(KARPATHY, overrides))["best_checkpoint"])
+
+
+@pytest.fixture(scope="module")
+def caption_page(caption_checkpoint):
+    server, port = start(str(caption_checkpoint))
+    yield f"http://127.0.0.1:{port}/", port, server
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def scene_image(checkpoint: Path) -> Path:
+    """One of the scenes the captioner was trained on (the page offers them too)."""
+    return sorted((checkpoint.parent.parent.parent / "scenes" / "images").glob("*.png"))[-1]
+
+
+def predicted_file(checkpoint: Path, image: Path, beam: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "eeap", "predict", str(checkpoint), "--format", "jsonl", "--attention"]
+        + ["--beam", str(beam), "--n-best", str(min(beam, 5))],
+        input=f"{image}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record = json.loads(done.stdout)
+    del record["line"], record["input"]
+    return record
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_the_caption_page_answers_as_eeap_predict_does(caption_page, caption_checkpoint, beam):
+    from gradio_client import handle_file
+
+    url, _, _ = caption_page
+    image = scene_image(caption_checkpoint)
+    caption, score, best, words, message, record = client(url).predict(
+        handle_file(str(image)), beam, api_name="/caption"
+    )
+    assert record == predicted_file(caption_checkpoint, image, beam)
+    assert caption == record["output"] and score == record["score"] and message == ""
+    assert [row[1:] for row in best["data"]] == [[h["output"], h["score"]] for h in record.get("n_best", [record])]
+    # a panel per word (and the end), captioned by it; the attention rows are over the model's grid of cells
+    assert [panel["caption"] for panel in words] == record["output_pieces"]
+    assert all(len(row) == 16 and abs(sum(row) - 1) < 1e-3 for row in record["attention"])  # 32 / 8: 4 × 4 cells
+
+
+def test_the_attention_overlay_is_red_where_a_word_looked():
+    import numpy as np
+
+    from eeap.serving.explore import attention_overlay
+
+    image = np.full((8, 8, 3), 0.5)
+    shown = attention_overlay(image, [1.0, 0.0, 0.0, 0.0], (2, 2))  # all on the top-left cell
+    assert shown.shape == (8, 8, 3) and shown.dtype == np.uint8
+    assert shown[0, 0, 0] > 200 and shown[0, 0, 1] < 60  # red over the looked-at corner
+    assert tuple(shown[7, 7]) == (128, 128, 128)  # the far corner untouched
+
+
+def test_bad_uploads_get_a_message_and_the_caption_page_keeps_serving(caption_page, caption_checkpoint, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    url, _, server = caption_page
+    reach = client(url)
+    assert reach.predict(None, 1, api_name="/caption")[4] == "Upload an image first."
+    (tmp_path / "notes.png").write_text("not an image at all")
+    answer = reach.predict(handle_file(str(tmp_path / "notes.png")), 1, api_name="/caption")
+    assert answer[0] == "" and "not an image this page can read" in answer[4]
+    Image.new("L", (6400, 6400)).save(tmp_path / "huge.png")  # 41 million pixels, a small file
+    assert (
+        "this page takes at most 40,000,000 pixels"
+        in reach.predict(handle_file(str(tmp_path / "huge.png")), 1, api_name="/caption")[4]
+    )
+    good = reach.predict(handle_file(str(scene_image(caption_checkpoint))), 1, api_name="/caption")
+    assert good[0] != "" and good[4] == "" and server.poll() is None
+    import eeap.serving.explore
+
+    assert not Path(eeap.serving.explore.__file__).with_suffix(".pyi").exists()  # Gradio wrote nothing beside it
+
+
+def test_a_person_uploads_a_photo_in_chromium_and_sees_each_words_attention(caption_page, caption_checkpoint, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("Chromium is not installed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = caption_page
+    image = scene_image(caption_checkpoint)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            view = browser.new_page(viewport={"width": 1200, "height": 1100})
+            view.goto(url, wait_until="networkidle")
+            view.locator("#eeap-image input[type=file]").set_input_files(str(image))
+            view.wait_for_selector("#eeap-image img", timeout=60_000)
+            view.get_by_role("button", name="Caption").click()
+            view.wait_for_selector("#eeap-words img", timeout=60_000)
+            caption = view.locator("#eeap-caption textarea, #eeap-caption input").first.input_value()
+            expected = predicted_file(caption_checkpoint, image, 2)  # the page starts at the model's own beam
+            assert caption == expected["output"]
+            assert view.locator("#eeap-words img").count() >= 1
+            view.screenshot(path=str(tmp_path / "explore-captioning.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "explore-captioning.png").stat().st_size > 10_000

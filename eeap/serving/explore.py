@@ -1,5 +1,8 @@
 """``eeap explore``: a local web page (Gradio; the ``explore`` extra) where a trained model answers what a person
-types and shows where each output piece looked.
+types or uploads and shows where each output piece looked.
+
+A captioning model's page: an image upload (or one of the model's own data's images), the caption and its score, the
+n best, and each word's attention laid over the image as the model read it (``CaptionExplorer``).
 
 A translation model's page: a text box, the output and its score, beam search's n best with their scores, and the
 alignment as a table of source pieces × output pieces shaded by weight (hovering a cell shows it), the mean over heads
@@ -55,8 +58,8 @@ class Explorer:
 
         if not isinstance(getattr(task, "inputs", None), TokenInputs):
             raise ConfigError(
-                f"eeap explore: a page for {task.registered_name} models is not there yet; "
-                "translation models have one (predict --format jsonl --attention gives any model's weights)"
+                f"eeap explore: a page for {task.registered_name} models is not there yet; translation and "
+                "captioning models have one (predict --format jsonl --attention gives any model's weights)"
             )
         self.task, self.source, self.max_chars = task, source, max_chars
         self.beam = int(getattr(getattr(task, "seq2seq", None), "beam_size", 1) or 1)
@@ -86,6 +89,112 @@ class Explorer:
         """How many heads the attention has (0 for one without heads)."""
         probe = self.task.predict_lines(["1"], DecodeOptions(attention=True))[0][0] or {}
         return len(probe.get("attention_heads", []))
+
+
+MAX_PIXELS = 40_000_000  # the largest upload (width × height) a caption page decodes
+
+
+class CaptionExplorer:
+    """A captioning model and what its page does with an uploaded image: the caption, its score, beam search's n
+    best, and each word's attention over the image (the image as the model read it, the word's weights over its grid
+    laid over it). The answer is ``eeap predict --format jsonl --attention``'s record for the same image file: the
+    upload is read by the same code (``ImageInputs.read``: decoded, brought to the model's size as its data were).
+
+    # Parameters
+    task: the trained captioning task; source: where it came from; examples: image files offered under the upload.
+    """
+
+    def __init__(self, task: Any, source: str, examples: Sequence[str] = ()) -> None:
+        self.task, self.source, self.examples = task, source, list(examples)
+        self.beam = int(task.seq2seq.beam_size or 1)
+
+    def answer(self, image: Optional[str], beam: int = 1) -> tuple[str, Optional[float], list, list, str, dict]:
+        """One image's answer: caption, score, n best ([rank, caption, score] rows), the per-word overlays
+        ([(image, word)]), a message (empty when all went well) and predict's record. ``image``: the file Gradio
+        saved the upload to."""
+        from eeap.model.prediction import Problems
+
+        if not image:
+            return "", None, [], [], "Upload an image first.", {}
+        not_image = "This file is not an image this page can read (PNG, JPEG, BMP, GIF)."
+        if image == UNREADABLE:
+            return "", None, [], [], not_image, {}
+        try:
+            from PIL import Image
+
+            with Image.open(image) as opened:
+                width, height = opened.size
+        except Exception:  # noqa: BLE001  (anything that is not an image: a message in the page)
+            return "", None, [], [], not_image, {}
+        if width * height > MAX_PIXELS:
+            return (
+                "",
+                None,
+                [],
+                [],
+                f"The image is {width}×{height}; this page takes at most {MAX_PIXELS:,} pixels.",
+                {},
+            )
+        problems = Problems()
+        item = self.task.read_input(image, 1, problems)
+        if item is None:
+            reason = "; ".join(m.removeprefix("line 1: ").replace(str(image), "the image") for m in problems.messages)
+            return "", None, [], [], reason or "The model could not read this image.", {}
+        beam = max(1, min(int(beam), MAX_BEAM))
+        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True)
+        import torch
+
+        with torch.no_grad():
+            records, _ = self.task.predict_batch([item], [image], options, False)
+        record = records[0]
+        ranked = record.get("n_best", [{"output": record["output"], "score": record["score"]}])
+        rows = [[rank, hyp["output"], hyp["score"]] for rank, hyp in enumerate(ranked, 1)]
+        pieces = record.get("output_pieces", [])
+        seen = item.numpy().transpose(1, 2, 0)  # (H, W, C) in [0, 1]: the image as the model read it
+        overlays = [
+            (attention_overlay(seen, row, self.task.inputs.grid), word)
+            for word, row in zip(pieces, record.get("attention", []))
+        ]
+        return record["output"], record["score"], rows, overlays, "", record
+
+
+def attention_overlay(image: Any, weights: Sequence[float], grid: tuple[int, int]) -> Any:
+    """One word's attention over an image: ``weights`` (h·w, the grid's cells row by row) scaled to the image's size
+    and laid over it in red, strongest where the weight is largest; (H, W, 3) uint8."""
+    import numpy as np
+    import torch
+
+    cells = torch.tensor(weights, dtype=torch.float32).view(1, 1, *grid)  # (1, 1, h, w)
+    scaled = torch.nn.functional.interpolate(cells, size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    heat = (scaled / scaled.max().clamp(min=1e-8)).numpy()[..., None]  # (H, W, 1) in [0, 1]
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    red = np.zeros_like(rgb)
+    red[..., 0] = 1.0
+    shown = rgb * (1 - 0.6 * heat) + red * 0.6 * heat  # (H, W, 3)
+    return (shown.clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def example_images(task: Any, count: int = 6) -> list[str]:
+    """A few images of the model's own data, offered under the upload: the first ``count`` image files of the
+    folder its data section names (``images``, or ``root``'s ``images/``), where that folder is on this machine."""
+    from eeap.data.images import IMAGE_SUFFIXES
+
+    data = (getattr(task, "eeap_config", None) or {}).get("data", {})
+    folder = Path(str(data["images"])) if data.get("images") else Path(str(data.get("root", ""))) / "images"
+    if not data.get("images") and not data.get("root") or not folder.is_dir():
+        return []
+    found = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return found[:count]
+
+
+def explorer_for(task: Any, source: str, max_chars: int = MAX_CHARS) -> Any:
+    """The page of a trained task: a translation model's (``Explorer``) or a captioning model's
+    (``CaptionExplorer``); others are refused in one line."""
+    from eeap.model.seq2seq import ImageInputs
+
+    if isinstance(getattr(task, "inputs", None), ImageInputs):
+        return CaptionExplorer(task, source, example_images(task))
+    return Explorer(task, source, max_chars)
 
 
 def alignment_table(record: dict, head: str = "mean") -> str:
@@ -127,10 +236,86 @@ CSS = """
 """
 
 
-def build_app(explorers: Sequence[Explorer]) -> Any:
-    """The page (a ``gradio.Blocks``): one input for every model, each model's answer in its own column (two models
-    side by side). Its one endpoint, ``/translate`` (text, beam, head → for each model: output, score, n best,
-    alignment, message, record), is what the page calls and what ``gradio_client`` reaches."""
+def build_app(explorers: Sequence[Any]) -> Any:
+    """The page of the models (``explorer_for``'s, of one kind): a translation page or a captioning page."""
+    kinds = {type(explorer) for explorer in explorers}
+    if len(kinds) > 1:
+        names = " and ".join(explorer.task.registered_name for explorer in explorers)
+        raise ConfigError(f"eeap explore: side by side needs two models of one task; got {names}")
+    if kinds == {CaptionExplorer}:
+        return build_caption_app(explorers)
+    return build_translation_app(explorers)
+
+
+def build_caption_app(explorers: Sequence[CaptionExplorer]) -> Any:
+    """The captioning page (a ``gradio.Blocks``): one upload for every model, each model's answer in its own column.
+    Its endpoint ``/caption`` (image, beam → for each model: caption, score, n best, the words' overlays, message,
+    record) is what the page calls and what ``gradio_client`` reaches."""
+    import gradio as gr
+
+    names = ", ".join(explorer.task.registered_name for explorer in explorers)
+    with gr.Blocks(title=f"EEAP explore: {names}") as app:
+        gr.Markdown(f"## EEAP explore: {names}")
+        with gr.Row():
+            image = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image", scale=3)
+            beam = gr.Slider(1, MAX_BEAM, value=explorers[0].beam, step=1, label="beam", scale=1)
+        if explorers[0].examples:
+            gr.Examples(explorers[0].examples, inputs=[image], label="images of the model's data")
+        go = gr.Button("Caption", variant="primary")
+        outputs: list = []
+        with gr.Row():
+            for number, explorer in enumerate(explorers):
+                suffix = "" if number == 0 else f"-{number + 1}"
+                with gr.Column():
+                    parameters = sum(p.numel() for p in explorer.task.parameters())
+                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+                    caption = gr.Textbox(label="caption", interactive=False, elem_id=f"eeap-caption{suffix}")
+                    score = gr.Number(label="score (log-probability)", interactive=False)
+                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                    words = gr.Gallery(
+                        label="where each word looked (red: its attention over the image as the model read it)",
+                        columns=6,
+                        height="auto",
+                        elem_id=f"eeap-words{suffix}",
+                    )
+                    best = gr.Dataframe(
+                        headers=["rank", "caption", "score"], label="beam search's n best", interactive=False
+                    )
+                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                        record = gr.JSON()
+                outputs += [caption, score, best, words, message, record]
+
+        def answer(path: Optional[str], beam: int) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.answer(path, beam))
+
+        go.click(answer, [image, beam], outputs, api_name="caption")
+    return app
+
+
+UNREADABLE = "\x00unreadable"  # what the upload hands the answer for a file that is not an image
+
+
+def image_upload(gr: Any, **settings: Any) -> Any:
+    """Gradio's image upload, except that a file it cannot open as an image reaches the answer as ``UNREADABLE`` (a
+    message in the page) instead of failing the request before the answer runs. (Its ``preprocess`` is wrapped on
+    the instance: a subclass of a Gradio component writes a ``.pyi`` file next to the module that defines it.)"""
+    upload = gr.Image(**settings)
+    opens = upload.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return opens(payload)
+        except Exception:  # noqa: BLE001  (any file PIL cannot open)
+            return UNREADABLE
+
+    upload.preprocess = preprocess
+    return upload
+
+
+def build_translation_app(explorers: Sequence[Explorer]) -> Any:
+    """The translation page (a ``gradio.Blocks``): one input for every model, each model's answer in its own column
+    (two models side by side). Its one endpoint, ``/translate`` (text, beam, head → for each model: output, score,
+    n best, alignment, message, record), is what the page calls and what ``gradio_client`` reaches."""
     import gradio as gr
 
     names = ", ".join(explorer.task.registered_name for explorer in explorers)
@@ -173,7 +358,7 @@ def build_app(explorers: Sequence[Explorer]) -> Any:
     return app
 
 
-def serve(explorers: Sequence[Explorer], host: str, port: int, block: bool = True) -> Any:
+def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True) -> Any:
     """Start the page's server (no share link, queued requests, 1 MB uploads at most); the running app."""
     app = build_app(explorers)
     app.queue(default_concurrency_limit=1, max_size=64)
@@ -225,7 +410,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "eeap explore") -> int:
         if len(args.targets) > 2:
             raise DataError(f"eeap explore shows one model, or two side by side; got {len(args.targets)}")
         paths = [find_model(target) for target in args.targets]
-        explorers = [Explorer(load_task(path).eval(), str(path), args.max_chars) for path in paths]
+        explorers = [explorer_for(load_task(path).eval(), str(path), args.max_chars) for path in paths]
         try:
             app = serve(explorers, args.host, args.port, block=False)
         except OSError as e:

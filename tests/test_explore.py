@@ -347,3 +347,72 @@ def test_a_person_uploads_a_photo_in_chromium_and_sees_each_words_attention(capt
         finally:
             browser.close()
     assert (tmp_path / "explore-captioning.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def classifier_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A text classifier (text_file.yaml on a small TSV) and an image classifier (digits.yaml), briefly trained."""
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
+    from tests.conftest import QUIET, ROOT
+
+    folder = tmp_path_factory.mktemp("explore-classify")
+    (folder / "t.tsv").write_text("".join(f"nice day {i}\tpos\nawful day {i}\tneg\n" for i in range(40)))
+    configs = ROOT / "configs" / "classification"
+    text = [*QUIET, f"data.path={folder / 't.tsv'}", "trainer.max_epochs=3", f"run_dir={folder / 'text'}"]
+    digits = [*QUIET, "trainer.max_epochs=2", f"run_dir={folder / 'digits'}"]
+    return {
+        "text": Path(train(load_config(configs / "text_file.yaml", text))["best_checkpoint"]),
+        "image": Path(train(load_config(configs / "digits.yaml", digits))["best_checkpoint"]),
+    }
+
+
+def test_the_classification_pages_answer_as_eeap_predict_does(classifier_checkpoints, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digit = tmp_path / "digit.png"
+    Image.fromarray((load_digits().images[3] * 255 / 16).astype(np.uint8)).save(digit)
+    Image.fromarray(np.zeros((9, 9), dtype=np.uint8)).save(tmp_path / "big.png")
+    for kind, given, sent in [
+        ("text", "an awful day", "an awful day"),
+        ("image", str(digit), handle_file(str(digit))),
+    ]:
+        checkpoint = classifier_checkpoints[kind]
+        server, port = start(str(checkpoint))
+        try:
+            reach = client(f"http://127.0.0.1:{port}/")
+            label, probability, classes, attention, message, record = reach.predict(sent, api_name="/classify")
+            if kind == "image":  # the wrong size, in the page, and the server keeps serving
+                wrong = reach.predict(handle_file(str(tmp_path / "big.png")), api_name="/classify")
+                assert wrong[0] == "" and "image is 9×9 (H×W), expected 8×8" in wrong[4]
+                assert "Upload an image first." == reach.predict(None, api_name="/classify")[4]
+            else:
+                assert reach.predict("", api_name="/classify")[4] == "Type something first."
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-m", "eeap", "predict", str(checkpoint), "--format", "jsonl", "--attention"]
+            + ["--n-best", str(len(record["n_best"]))],
+            input=given + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        expected = json.loads(done.stdout)
+        del expected["line"], expected["input"]
+        assert record == expected and label == record["output"] and probability == record["score"]
+        assert [row[1:] for row in classes["data"]] == [[h["output"], h["score"]] for h in record["n_best"]]
+        assert abs(sum(h["score"] for h in record["n_best"]) - 1) < 1e-4  # every class's probability
+        if kind == "text":  # each token shaded by its pooling weight
+            weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', attention)]
+            assert weights == pytest.approx(record["attention"], abs=1e-4)
+            assert record["source_pieces"][:3] == ["<unk>", "awful", "day"]  # "an" is not in its vocabulary
+            assert "not in the vocabulary" in message
+        else:  # the overlay: the image as the model read it (8 × 8)
+            from PIL import Image as Opened
+
+            assert Opened.open(attention).size == (8, 8) and message == ""

@@ -58,8 +58,8 @@ class Explorer:
 
         if not isinstance(getattr(task, "inputs", None), TokenInputs):
             raise ConfigError(
-                f"eeap explore: a page for {task.registered_name} models is not there yet; translation and "
-                "captioning models have one (predict --format jsonl --attention gives any model's weights)"
+                f"eeap explore: a page for {task.registered_name} models is not there yet; translation, captioning and "
+                "classification models have one (predict --format jsonl --attention gives any model's weights)"
             )
         self.task, self.source, self.max_chars = task, source, max_chars
         self.beam = int(getattr(getattr(task, "seq2seq", None), "beam_size", 1) or 1)
@@ -112,34 +112,9 @@ class CaptionExplorer:
         """One image's answer: caption, score, n best ([rank, caption, score] rows), the per-word overlays
         ([(image, word)]), a message (empty when all went well) and predict's record. ``image``: the file Gradio
         saved the upload to."""
-        from eeap.model.prediction import Problems
-
-        if not image:
-            return "", None, [], [], "Upload an image first.", {}
-        not_image = "This file is not an image this page can read (PNG, JPEG, BMP, GIF)."
-        if image == UNREADABLE:
-            return "", None, [], [], not_image, {}
-        try:
-            from PIL import Image
-
-            with Image.open(image) as opened:
-                width, height = opened.size
-        except Exception:  # noqa: BLE001  (anything that is not an image: a message in the page)
-            return "", None, [], [], not_image, {}
-        if width * height > MAX_PIXELS:
-            return (
-                "",
-                None,
-                [],
-                [],
-                f"The image is {width}×{height}; this page takes at most {MAX_PIXELS:,} pixels.",
-                {},
-            )
-        problems = Problems()
-        item = self.task.read_input(image, 1, problems)
+        item, message = read_upload(self.task, image)
         if item is None:
-            reason = "; ".join(m.removeprefix("line 1: ").replace(str(image), "the image") for m in problems.messages)
-            return "", None, [], [], reason or "The model could not read this image.", {}
+            return "", None, [], [], message, {}
         beam = max(1, min(int(beam), MAX_BEAM))
         options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True)
         import torch
@@ -156,6 +131,99 @@ class CaptionExplorer:
             for word, row in zip(pieces, record.get("attention", []))
         ]
         return record["output"], record["score"], rows, overlays, "", record
+
+
+def read_upload(task: Any, image: Optional[str]) -> tuple[Any, str]:
+    """An uploaded image as the task reads a ``predict`` line (its ``read_input``), or None and the message the page
+    shows: no upload, a file that is not an image, one over ``MAX_PIXELS``, one the model refuses (its size)."""
+    from eeap.model.prediction import Problems
+
+    if not image:
+        return None, "Upload an image first."
+    not_image = "This file is not an image this page can read (PNG, JPEG, BMP, GIF)."
+    if image == UNREADABLE:
+        return None, not_image
+    try:
+        from PIL import Image
+
+        with Image.open(image) as opened:
+            width, height = opened.size
+    except Exception:  # noqa: BLE001  (anything that is not an image: a message in the page)
+        return None, not_image
+    if width * height > MAX_PIXELS:
+        return None, f"The image is {width}×{height}; this page takes at most {MAX_PIXELS:,} pixels."
+    problems = Problems()
+    item = task.read_input(image, 1, problems)
+    if item is None:
+        reason = "; ".join(m.removeprefix("line 1: ").replace(str(image), "the image") for m in problems.messages)
+        return None, reason or "The model could not read this image."
+    return item, ""
+
+
+class ClassifierExplorer:
+    """A classification model and what its page does with a text or an uploaded image: the class, every class's
+    probability, and the pooling attention: over the text's tokens (each shaded by its weight, hovering shows it) or
+    over the image's grid (laid over it). The answer is ``eeap predict --format jsonl --attention --n-best C``'s
+    record (C: the number of classes).
+
+    # Parameters
+    task: the trained classifier; source: where it came from; max_chars: the longest text taken;
+    examples: image files offered under the upload.
+    """
+
+    def __init__(self, task: Any, source: str, max_chars: int = MAX_CHARS, examples: Sequence[str] = ()) -> None:
+        self.task, self.source, self.max_chars, self.examples = task, source, max_chars, list(examples)
+        self.is_text = bool(task.info.is_text)
+
+    def answer(self, given: Optional[str]) -> tuple[str, Optional[float], list, Any, str, dict]:
+        """One input's answer: class, probability, every class's ([rank, class, probability] rows), the attention
+        (highlighted text as HTML, or the overlay image), a message and predict's record."""
+        import torch
+
+        options = DecodeOptions(n_best=len(self.task.info.classes), attention=True)
+        empty: Any = "" if self.is_text else None
+        item: Any = None
+        if self.is_text:
+            text = (given or "").strip()
+            if not text:
+                return "", None, [], empty, "Type something first.", {}
+            if len(text) > self.max_chars:
+                too_long = f"The input is {len(text)} characters long; this page takes at most {self.max_chars}."
+                return "", None, [], empty, too_long, {}
+            records, problems = self.task.predict_lines([text], options)
+            record, message = records[0], "; ".join(m.removeprefix("line 1: ") for m in problems.messages)
+        else:
+            item, message = read_upload(self.task, given)
+            if item is None:
+                return "", None, [], empty, message, {}
+            with torch.no_grad():
+                records, _ = self.task.predict_batch([item], [str(given)], options, False)
+            record = records[0]
+        if record is None:
+            return "", None, [], empty, message or "The model could not read this input.", {}
+        ranked = record.get("n_best", [{"output": record["output"], "score": record["score"]}])
+        rows = [[rank, hyp["output"], hyp["score"]] for rank, hyp in enumerate(ranked, 1)]
+        weights = record.get("attention")
+        shown: Any = None
+        if self.is_text:
+            shown = highlighted_text(record.get("source_pieces", []), weights or [])
+        elif weights:
+            seen = item.numpy().transpose(1, 2, 0)  # (H, W, C) in [0, 1]
+            shown = attention_overlay(seen, weights, self.task.embed.grid)
+        return record["output"], record["score"], rows, shown, message, record
+
+
+def highlighted_text(pieces: Sequence[str], weights: Sequence[float]) -> str:
+    """A text's pieces, each shaded by its pooling weight (``data-weight``; hovering shows it), as HTML."""
+    if not weights:
+        return "<p>This model has no attention to show.</p>"
+    top = max(weights) or 1.0
+    spans = "".join(
+        f'<span class="w" data-weight="{w:.4f}" title="{html.escape(p)}: {w:.4f}" '
+        f'style="background: rgba(214, 39, 40, {min(max(w / top, 0.0), 1.0):.3f})">{html.escape(p)}</span>'
+        for p, w in zip(pieces, weights)
+    )
+    return f'<p class="eeap-highlight">{spans}</p>'
 
 
 def attention_overlay(image: Any, weights: Sequence[float], grid: tuple[int, int]) -> Any:
@@ -194,6 +262,8 @@ def explorer_for(task: Any, source: str, max_chars: int = MAX_CHARS) -> Any:
 
     if isinstance(getattr(task, "inputs", None), ImageInputs):
         return CaptionExplorer(task, source, example_images(task))
+    if task.registered_name == "classification":
+        return ClassifierExplorer(task, source, max_chars, example_images(task))
     return Explorer(task, source, max_chars)
 
 
@@ -233,6 +303,7 @@ def alignment_table(record: dict, head: str = "mean") -> str:
 CSS = """
 .eeap-alignment td.w { width: 1.6em; height: 1.6em; border: 1px solid #eee; }
 .eeap-alignment th { font-family: monospace; font-weight: normal; padding: 0 0.3em; }
+.eeap-highlight span.w { padding: 0.1em 0; border-radius: 0.2em; }
 """
 
 
@@ -244,7 +315,64 @@ def build_app(explorers: Sequence[Any]) -> Any:
         raise ConfigError(f"eeap explore: side by side needs two models of one task; got {names}")
     if kinds == {CaptionExplorer}:
         return build_caption_app(explorers)
+    if kinds == {ClassifierExplorer}:
+        if len({explorer.is_text for explorer in explorers}) > 1:
+            raise ConfigError("eeap explore: side by side needs two classifiers of one kind of input (text or images)")
+        return build_classifier_app(explorers)
     return build_translation_app(explorers)
+
+
+def build_classifier_app(explorers: Sequence[ClassifierExplorer]) -> Any:
+    """The classification page: a text box (text models) or an image upload, each model's answer in its own column.
+    Its endpoint ``/classify`` (text, or image → for each model: class, probability, every class's, the attention,
+    message, record) is what the page calls and what ``gradio_client`` reaches."""
+    import gradio as gr
+
+    is_text = explorers[0].is_text
+    names = ", ".join(explorer.task.registered_name for explorer in explorers)
+    with gr.Blocks(title=f"EEAP explore: {names}") as app:
+        gr.Markdown(f"## EEAP explore: {names}")
+        given: Any
+        if is_text:
+            given = gr.Textbox(label="input", placeholder="type a text, then Enter", max_lines=3, elem_id="eeap-input")
+        else:
+            given = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image")
+            if explorers[0].examples:
+                gr.Examples(explorers[0].examples, inputs=[given], label="images of the model's data")
+        go = gr.Button("Classify", variant="primary")
+        outputs: list = []
+        with gr.Row():
+            for number, explorer in enumerate(explorers):
+                suffix = "" if number == 0 else f"-{number + 1}"
+                with gr.Column():
+                    parameters = sum(p.numel() for p in explorer.task.parameters())
+                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+                    label = gr.Textbox(label="class", interactive=False, elem_id=f"eeap-class{suffix}")
+                    probability = gr.Number(label="probability", interactive=False)
+                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                    attention: Any
+                    if is_text:
+                        attention = gr.HTML(label="pooling attention", elem_id=f"eeap-attention{suffix}")
+                    else:
+                        attention = gr.Image(
+                            label="pooling attention over the image (red)",
+                            interactive=False,
+                            elem_id=f"eeap-attention{suffix}",
+                        )
+                    classes = gr.Dataframe(
+                        headers=["rank", "class", "probability"], label="every class", interactive=False
+                    )
+                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                        record = gr.JSON()
+                outputs += [label, probability, classes, attention, message, record]
+
+        def answer(value: Optional[str]) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.answer(value))
+
+        go.click(answer, [given], outputs, api_name="classify")
+        if is_text:
+            given.submit(answer, [given], outputs, api_visibility="private")
+    return app
 
 
 def build_caption_app(explorers: Sequence[CaptionExplorer]) -> Any:

@@ -236,6 +236,8 @@ class ClassificationTask(Task):
                 record["attention"] = rounded(head_mean(weights, 2)[row].float().cpu().tolist())
                 if weights.dim() == 3:
                     record["attention_heads"] = rounded(weights[row].float().cpu().tolist())
+                if self.info.is_text:  # what each weight is of (an image's are its grid's cells, row by row)
+                    record["source_pieces"] = self.info.tokenizer.pieces(batch["inputs"][row].tolist())
             records.append(record)
             draw = figures and weights is not None
             shown.append(self.figure(batch, row, head_mean(weights, 2)[row], int(ranked[row, 0])) if draw else None)

@@ -416,3 +416,45 @@ def test_the_classification_pages_answer_as_eeap_predict_does(classifier_checkpo
             from PIL import Image as Opened
 
             assert Opened.open(attention).size == (8, 8) and message == ""
+
+
+def test_the_segmentation_page_draws_the_mask_predict_writes_and_each_gate(tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from eeap.config.loader import load_config
+    from eeap.training.run import train
+    from tests.conftest import QUIET, ROOT
+
+    overrides = [*QUIET, "data.train_size=8", "data.val_size=4", "data.test_size=4", "data.image_size=32"]
+    config = ROOT / "configs" / "segmentation" / "shapes.yaml"
+    checkpoint = train(load_config(config, [*overrides, "trainer.max_epochs=1", f"run_dir={tmp_path / 'run'}"]))
+    checkpoint = checkpoint["best_checkpoint"]
+    picture = np.zeros((40, 36, 3), dtype=np.uint8)  # not the training size: a segmentation model takes any
+    picture[8:24, 10:30] = (230, 60, 60)
+    Image.fromarray(picture).save(tmp_path / "shape.png")
+    server, port = start(checkpoint)
+    try:
+        reach = client(f"http://127.0.0.1:{port}/")
+        mask, over, gates, message, summary = reach.predict(
+            handle_file(str(tmp_path / "shape.png")), api_name="/segment"
+        )
+        (tmp_path / "text.png").write_text("no image")
+        assert "not an image" in reach.predict(handle_file(str(tmp_path / "text.png")), api_name="/segment")[3]
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'shape.png'}\n")
+    subprocess.run(
+        [sys.executable, "-m", "eeap", "predict", checkpoint, "--input", str(tmp_path / "list.txt")]
+        + ["--out-dir", str(tmp_path / "masks")],
+        check=True,
+        capture_output=True,
+    )
+    written = np.asarray(Image.open(tmp_path / "masks" / "00001_shape.png"))
+    assert np.array_equal(np.asarray(Image.open(mask)), written) and message == ""
+    assert summary["size"] == [40, 36] and len(gates) == len(summary["gates"]) >= 1
+    assert [panel["caption"].split(":")[0] for panel in gates] == [f"gate {i}" for i in range(1, len(gates) + 1)]
+    assert Image.open(over).size == (36, 40)

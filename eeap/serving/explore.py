@@ -58,8 +58,8 @@ class Explorer:
 
         if not isinstance(getattr(task, "inputs", None), TokenInputs):
             raise ConfigError(
-                f"eeap explore: a page for {task.registered_name} models is not there yet; translation, captioning and "
-                "classification models have one (predict --format jsonl --attention gives any model's weights)"
+                f"eeap explore: a page for {task.registered_name} models is not there yet; translation, captioning, "
+                "classification and segmentation models have one"
             )
         self.task, self.source, self.max_chars = task, source, max_chars
         self.beam = int(getattr(getattr(task, "seq2seq", None), "beam_size", 1) or 1)
@@ -213,6 +213,51 @@ class ClassifierExplorer:
         return record["output"], record["score"], rows, shown, message, record
 
 
+class SegmentationExplorer:
+    """A segmentation model (2D) and what its page does with an uploaded image: the predicted mask (class indices, as
+    ``eeap predict`` writes it: 0/255 for a binary model) drawn over the image, and each attention gate's
+    coefficients, a map per level laid over the image (red: the gate lets the skip connection through).
+
+    # Parameters
+    task: the trained segmentation task; source: where it came from; examples: image files offered under the upload.
+    """
+
+    def __init__(self, task: Any, source: str, examples: Sequence[str] = ()) -> None:
+        self.task, self.source, self.examples = task, source, list(examples)
+
+    def answer(self, image: Optional[str]) -> tuple[Any, Any, list, str, dict]:
+        """One image's answer: the mask (H, W) uint8 as predict writes it, the mask over the image, the gates' maps
+        ([(overlay, level)]), a message and a summary (size, each class's share of the pixels, the gates' sizes)."""
+        import numpy as np
+        import torch
+
+        item, message = read_upload(self.task, image)
+        if item is None:
+            return None, None, [], message, {}
+        with torch.no_grad():
+            logits, gates, _ = self.task(item[None].to(self.task.device))
+        predicted = self.task.classes_of(logits)[0].cpu()  # (H, W)
+        scale = 255 if self.task.info.binary else 1
+        mask = (predicted.numpy() * scale).astype(np.uint8)  # as eeap predict writes it
+        seen = item.numpy().transpose(1, 2, 0)  # (H, W, C) in [0, 1]
+        rgb = np.repeat(seen, 3, axis=2) if seen.shape[2] == 1 else seen
+        classes = max(int(predicted.max()), 1)
+        colours = np.array([[0, 0, 0]] + [[214, 39, 40], [31, 119, 180], [44, 160, 44], [255, 127, 14]] * 64) / 255
+        painted = colours[predicted.numpy()]  # (H, W, 3)
+        chosen = (predicted.numpy() > 0)[..., None]
+        over = (rgb * (1 - 0.5 * chosen) + painted * 0.5 * chosen).clip(0, 1)
+        maps = [
+            (
+                attention_overlay(seen, gate[0, 0].flatten().tolist(), tuple(gate.shape[-2:]), scaled=False),
+                f"gate {level}: {gate.shape[-2]}×{gate.shape[-1]}",
+            )
+            for level, gate in enumerate(gates, 1)
+        ]
+        shares = {str(c): round(float((predicted == c).float().mean()), 4) for c in range(classes + 1)}
+        summary = {"size": list(mask.shape), "class_shares": shares, "gates": [list(g.shape[-2:]) for g in gates]}
+        return mask, (over * 255).round().astype(np.uint8), maps, "", summary
+
+
 def highlighted_text(pieces: Sequence[str], weights: Sequence[float]) -> str:
     """A text's pieces, each shaded by its pooling weight (``data-weight``; hovering shows it), as HTML."""
     if not weights:
@@ -226,15 +271,17 @@ def highlighted_text(pieces: Sequence[str], weights: Sequence[float]) -> str:
     return f'<p class="eeap-highlight">{spans}</p>'
 
 
-def attention_overlay(image: Any, weights: Sequence[float], grid: tuple[int, int]) -> Any:
-    """One word's attention over an image: ``weights`` (h·w, the grid's cells row by row) scaled to the image's size
-    and laid over it in red, strongest where the weight is largest; (H, W, 3) uint8."""
+def attention_overlay(image: Any, weights: Sequence[float], grid: tuple[int, ...], scaled: bool = True) -> Any:
+    """Attention over an image: ``weights`` (h·w, the grid's cells row by row) scaled to the image's size and laid
+    over it in red, strongest where the weight is largest (``scaled``: relative to the largest; else as given, for
+    coefficients in [0, 1] such as a gate's); (H, W, 3) uint8."""
     import numpy as np
     import torch
 
     cells = torch.tensor(weights, dtype=torch.float32).view(1, 1, *grid)  # (1, 1, h, w)
-    scaled = torch.nn.functional.interpolate(cells, size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
-    heat = (scaled / scaled.max().clamp(min=1e-8)).numpy()[..., None]  # (H, W, 1) in [0, 1]
+    resized = torch.nn.functional.interpolate(cells, size=image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    top = resized.max().clamp(min=1e-8) if scaled else torch.tensor(1.0)
+    heat = (resized / top).clamp(0, 1).numpy()[..., None]  # (H, W, 1) in [0, 1]
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
     red = np.zeros_like(rgb)
     red[..., 0] = 1.0
@@ -264,6 +311,8 @@ def explorer_for(task: Any, source: str, max_chars: int = MAX_CHARS) -> Any:
         return CaptionExplorer(task, source, example_images(task))
     if task.registered_name == "classification":
         return ClassifierExplorer(task, source, max_chars, example_images(task))
+    if task.registered_name == "segmentation":
+        return SegmentationExplorer(task, source, example_images(task))
     return Explorer(task, source, max_chars)
 
 
@@ -315,11 +364,53 @@ def build_app(explorers: Sequence[Any]) -> Any:
         raise ConfigError(f"eeap explore: side by side needs two models of one task; got {names}")
     if kinds == {CaptionExplorer}:
         return build_caption_app(explorers)
+    if kinds == {SegmentationExplorer}:
+        return build_segmentation_app(explorers)
     if kinds == {ClassifierExplorer}:
         if len({explorer.is_text for explorer in explorers}) > 1:
             raise ConfigError("eeap explore: side by side needs two classifiers of one kind of input (text or images)")
         return build_classifier_app(explorers)
     return build_translation_app(explorers)
+
+
+def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
+    """The segmentation page: an image upload, each model's answer in its own column. Its endpoint ``/segment``
+    (image → for each model: the mask as predict writes it (PNG), the mask over the image, the gates' maps, message,
+    summary) is what the page calls and what ``gradio_client`` reaches."""
+    import gradio as gr
+
+    names = ", ".join(explorer.task.registered_name for explorer in explorers)
+    with gr.Blocks(title=f"EEAP explore: {names}") as app:
+        gr.Markdown(f"## EEAP explore: {names}")
+        image = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image")
+        if explorers[0].examples:
+            gr.Examples(explorers[0].examples, inputs=[image], label="images of the model's data")
+        go = gr.Button("Segment", variant="primary")
+        outputs: list = []
+        with gr.Row():
+            for number, explorer in enumerate(explorers):
+                suffix = "" if number == 0 else f"-{number + 1}"
+                with gr.Column():
+                    parameters = sum(p.numel() for p in explorer.task.parameters())
+                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                    over = gr.Image(label="prediction over the image", interactive=False, elem_id=f"eeap-over{suffix}")
+                    gates = gr.Gallery(
+                        label="each attention gate's coefficients (red: the skip connection let through)",
+                        columns=4,
+                        height="auto",
+                        elem_id=f"eeap-gates{suffix}",
+                    )
+                    mask = gr.Image(label="mask (as eeap predict writes it)", format="png", interactive=False)
+                    with gr.Accordion("summary", open=False):
+                        summary = gr.JSON()
+                outputs += [mask, over, gates, message, summary]
+
+        def answer(path: Optional[str]) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.answer(path))
+
+        go.click(answer, [image], outputs, api_name="segment")
+    return app
 
 
 def build_classifier_app(explorers: Sequence[ClassifierExplorer]) -> Any:

@@ -35,7 +35,8 @@ def checkpoint(tmp_path_factory) -> Path:
     from eeap.training.run import train
 
     folder = tmp_path_factory.mktemp("explore")
-    metrics = train(load_config(DATES, [*TINY_DATES, "trainer.max_epochs=2", f"run_dir={folder / 'run'}"]))
+    shown = ["logger.use=[csv]", "model.plot_examples=2"]  # the run page reads its figures and metrics
+    metrics = train(load_config(DATES, [*TINY_DATES, *shown, "trainer.max_epochs=2", f"run_dir={folder / 'run'}"]))
     return Path(metrics["best_checkpoint"])
 
 
@@ -458,3 +459,25 @@ def test_the_segmentation_page_draws_the_mask_predict_writes_and_each_gate(tmp_p
     assert summary["size"] == [40, 36] and len(gates) == len(summary["gates"]) >= 1
     assert [panel["caption"].split(":")[0] for panel in gates] == [f"gate {i}" for i in range(1, len(gates) + 1)]
     assert Image.open(over).size == (36, 40)
+
+
+def test_a_run_folders_page_shows_its_training_from_the_folder_alone(page, checkpoint):
+    from PIL import Image
+
+    from eeap.serving.explore import RunView
+
+    url, _, _ = page
+    run = checkpoint.parent.parent
+    view = RunView(run)
+    assert view.examples == [0, 1] and len(view.steps) >= 2 and view.curve is not None  # 2 epochs, validated twice
+    headers, rows = view.metrics()
+    assert "val/exact_match" in headers and [row[0] for row in rows] == view.steps
+    reach = client(url)
+    between = (view.steps[0] + view.steps[1]) // 2 + 1  # a step between validations shows the nearest one
+    for step in (view.steps[0], between):
+        path, what = reach.predict(1, step, api_name="/run_figure")
+        nearest = min(view.steps, key=lambda s: abs(s - step))
+        assert what == f"example 1 at step {nearest}"
+        expected = run / "figures" / f"val_attention_1-step{nearest:07d}.png"
+        assert Image.open(path).size == Image.open(expected).size
+        assert list(Image.open(path).convert("RGB").getdata()) == list(Image.open(expected).convert("RGB").getdata())

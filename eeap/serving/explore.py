@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -356,8 +357,101 @@ CSS = """
 """
 
 
-def build_app(explorers: Sequence[Any]) -> Any:
-    """The page of the models (``explorer_for``'s, of one kind): a translation page or a captioning page."""
+class RunView:
+    """What a run folder shows of its training, read from the folder alone (no W&B, no network): the learning curve
+    (``figures/learning_curve.png``, drawn when training ends), each validation's metrics (``csv/metrics.csv``, the
+    ``csv`` logger's), and the fixed validation examples' attention figures at every validation
+    (``figures/val_attention_<example>-step<step>.png``), which the page pages through with a step slider.
+
+    # Parameters
+    folder: the run folder.
+    """
+
+    FIGURE = re.compile(r"^val_attention_(\d+)-step(\d+)\.png$")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.figures: dict[tuple[int, int], Path] = {}
+        figures = folder / "figures"
+        if figures.is_dir():
+            for path in figures.iterdir():
+                found = self.FIGURE.match(path.name)
+                if found:
+                    self.figures[int(found.group(1)), int(found.group(2))] = path
+        self.steps = sorted({step for _, step in self.figures})
+        self.examples = sorted({example for example, _ in self.figures})
+        curve = figures / "learning_curve.png"
+        self.curve = str(curve) if curve.is_file() else None
+
+    def metrics(self) -> tuple[list[str], list[list[Any]]]:
+        """Each validation's metrics from the csv logger's file: headers (``step``, then ``val/...``) and rows."""
+        import csv
+
+        path = self.folder / "csv" / "metrics.csv"
+        if not path.is_file():
+            return ["step"], []
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        names = sorted({k for row in rows for k, v in row.items() if k.startswith("val/") and v})
+        table = [
+            [int(row["step"]), *(round(float(row[n]), 4) if row.get(n) else None for n in names)]
+            for row in rows
+            if any(row.get(n) for n in names)
+        ]
+        return ["step", *names], table
+
+    def figure(self, example: int, step: int) -> tuple[Optional[str], str]:
+        """Validation example ``example``'s attention figure at the validation nearest ``step`` (a file of this run
+        folder; the page sends only the two numbers), and what it shows."""
+        if not self.steps:
+            return None, "This run folder has no validation figures (model.plot_examples: 0, or no validation yet)."
+        nearest = min(self.steps, key=lambda s: abs(s - int(step)))
+        path = self.figures.get((int(example), nearest))
+        return (str(path) if path else None), f"example {int(example)} at step {nearest}"
+
+
+def add_run_tab(gr: Any, run: RunView) -> None:
+    """The run's tab: the learning curve, the validations' metrics, and an example's attention at a chosen step."""
+    with gr.Tab("run"):
+        gr.Markdown(f"`{run.folder}`: what the run folder holds of its training")
+        if run.curve:
+            gr.Image(run.curve, label="learning curve", interactive=False)
+        headers, rows = run.metrics()
+        gr.Dataframe(value=rows, headers=headers, label="each validation's metrics", interactive=False)
+        if run.steps:
+            with gr.Row():
+                example = gr.Dropdown(run.examples, value=run.examples[0], label="validation example")
+                step = gr.Slider(run.steps[0], run.steps[-1], value=run.steps[-1], step=1, label="step")
+            shown = gr.Markdown(run.figure(run.examples[0], run.steps[-1])[1], elem_id="eeap-run-step")
+            figure = gr.Image(run.figure(run.examples[0], run.steps[-1])[0], label="attention", interactive=False)
+
+            def look(chosen: int, at: int) -> tuple:
+                path, what = run.figure(chosen, at)
+                return path, what
+
+            step.change(look, [example, step], [figure, shown], api_name="run_figure")
+            example.change(look, [example, step], [figure, shown], api_visibility="private")
+        else:
+            gr.Markdown(run.figure(0, 0)[1])
+
+
+def build_app(explorers: Sequence[Any], run: Optional[RunView] = None) -> Any:
+    """The page of the models (``explorer_for``'s, of one kind), with a tab of the run's training when a run folder
+    was given (``run``)."""
+    app = model_app(explorers)
+    if run is None:
+        return app
+    import gradio as gr
+
+    with gr.Blocks(title=app.title) as outer:
+        with gr.Tab("model"):
+            app.render()
+        add_run_tab(gr, run)
+    return outer
+
+
+def model_app(explorers: Sequence[Any]) -> Any:
+    """The page of the models: a translation, captioning, classification or segmentation page."""
     kinds = {type(explorer) for explorer in explorers}
     if len(kinds) > 1:
         names = " and ".join(explorer.task.registered_name for explorer in explorers)
@@ -577,9 +671,9 @@ def build_translation_app(explorers: Sequence[Explorer]) -> Any:
     return app
 
 
-def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True) -> Any:
+def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True, run: Optional[RunView] = None) -> Any:
     """Start the page's server (no share link, queued requests, 1 MB uploads at most); the running app."""
-    app = build_app(explorers)
+    app = build_app(explorers, run)
     app.queue(default_concurrency_limit=1, max_size=64)
     app.launch(
         server_name=host,
@@ -589,6 +683,7 @@ def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True) ->
         show_error=False,
         max_file_size="1mb",
         ssr_mode=False,
+        allowed_paths=[str(run.folder / "figures")] if run is not None else None,  # the run's figures, no more
         prevent_thread_lock=not block,
         css=CSS,
     )
@@ -630,8 +725,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "eeap explore") -> int:
             raise DataError(f"eeap explore shows one model, or two side by side; got {len(args.targets)}")
         paths = [find_model(target) for target in args.targets]
         explorers = [explorer_for(load_task(path).eval(), str(path), args.max_chars) for path in paths]
+        given = Path(args.targets[0])
+        run = RunView(given) if len(paths) == 1 and (given / "checkpoints").is_dir() else None
         try:
-            app = serve(explorers, args.host, args.port, block=False)
+            app = serve(explorers, args.host, args.port, block=False, run=run)
         except OSError as e:
             reason = str(e).split(". You can specify")[0]
             raise DataError(f"--host {args.host} --port {args.port}: cannot listen there ({reason})") from None

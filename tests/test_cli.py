@@ -23,7 +23,7 @@ def run_main(capsys, *args):
         (["model.encode.hiden=3"], "error: model.encode.hiden: unknown key for encode 'rnn'"),
         (
             ["data.type=dats"],
-            "error: data.type: unknown data type 'dats'. Valid options: caption_folder, cluttered_shapes, coco, dates, ",
+            "error: data.type: unknown data type 'dats'. Valid options: caption_folder, cluttered_shapes, coco, ct_volumes, dates, ",
         ),
         (
             ["model.attend.type=dot"],

@@ -20,6 +20,7 @@ DEMO_USERS = {"babel", "num2words", "skimage", "sklearn", "django", "polib"}  # 
 EXPORT_USERS = {"onnxruntime"}  # imported only by eeap export's runner; torch.onnx imports onnx and onnxscript
 SWEEP_USERS = {"optuna"}  # imported only by eeap sweep
 EXPLORE_USERS = {"gradio"}  # imported only by eeap explore (gradio_client, which the tests use, comes with it)
+MEDICAL_USERS = {"nibabel", "monai"}  # imported only where volumes are read, segmented and scored
 # logger extras: Lightning's loggers import them (mlflow needs sqlalchemy and alembic for its local SQLite store)
 LOGGER_EXTRAS = {"tensorboard": {"tensorboard"}, "mlflow": {"mlflow-skinny", "sqlalchemy", "alembic"}}
 
@@ -61,6 +62,9 @@ def test_every_import_is_declared_and_every_declaration_imported():
     explore = declared(project["optional-dependencies"]["explore"])
     assert EXPLORE_USERS == explore and EXPLORE_USERS <= imported, "the explore extra holds what eeap explore imports"
     imported -= EXPLORE_USERS
+    medical = declared(project["optional-dependencies"]["medical"])
+    assert MEDICAL_USERS == medical and MEDICAL_USERS <= imported, "the medical extra holds what the 3D path imports"
+    imported -= MEDICAL_USERS
     for extra, packages in LOGGER_EXTRAS.items():
         assert declared(project["optional-dependencies"][extra]) == packages
     dev = project["optional-dependencies"]["dev"][0]  # eeap[...]: every extra, so that each one's tests run

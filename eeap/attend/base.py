@@ -177,12 +177,12 @@ class SkipGate(nn.Module, Role):
 
     # Shapes
     x (batch, in_channels, H, W); g (batch, gating_channels, H', W') -> (batch, in_channels, H, W) and
-    α (batch, 1, H, W).
+    α (batch, 1, H, W); in 3D (``spatial_dims`` 3, supplied with the channels) a depth D comes before H.
     """
 
     registry_kind = "attend"
     role_name = "U-Net skip gate"
-    supplied = ("in_channels", "gating_channels")
+    supplied = ("in_channels", "gating_channels", "spatial_dims")
 
     @abc.abstractmethod
     def forward(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:

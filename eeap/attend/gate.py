@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import SkipGate
+from eeap.attend.spatial import SpatialDims, batch_norm, conv, resample
 from eeap.config.registry import ATTEND, NonNegativeInt, PositiveInt
 
 
@@ -26,10 +25,12 @@ class AttentionGate(SkipGate):
     subsample: θ's stride.
     project: apply W to the gated features (the paper's); false saves a full-resolution 1×1 convolution and batch
         norm per skip, about a tenth of a small U-Net's training step on a CPU (bench/README.md).
+    spatial_dims: 2 for images, 3 for volumes (the paper's CT setting), supplied by the model from the data; in 3D
+        every convolution is 3D and the resampling trilinear.
 
     # Shapes
     x (batch, in_channels, H, W); g (batch, gating_channels, H', W') -> out (batch, in_channels, H, W),
-    α (batch, 1, H, W).
+    α (batch, 1, H, W); volumes add a depth D before H.
     """
 
     def __init__(
@@ -39,29 +40,23 @@ class AttentionGate(SkipGate):
         inter_channels: NonNegativeInt = 0,
         subsample: PositiveInt = 2,
         project: bool = True,
+        spatial_dims: SpatialDims = 2,
     ) -> None:
         super().__init__()
         inter = inter_channels or max(in_channels // 2, 1)
-        self.theta = nn.Conv2d(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)
-        self.phi = nn.Conv2d(gating_channels, inter, kernel_size=1)
-        self.psi = nn.Conv2d(inter, 1, kernel_size=1)
+        Conv, Norm = conv(spatial_dims), batch_norm(spatial_dims)
+        self.theta = Conv(in_channels, inter, kernel_size=subsample, stride=subsample, bias=False)
+        self.phi = Conv(gating_channels, inter, kernel_size=1)
+        self.psi = Conv(inter, 1, kernel_size=1)
         self.out = (
-            nn.Sequential(nn.Conv2d(in_channels, in_channels, kernel_size=1), nn.BatchNorm2d(in_channels))
+            nn.Sequential(Conv(in_channels, in_channels, kernel_size=1), Norm(in_channels))
             if project
             else nn.Identity()
         )
 
     def forward(self, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-        theta = self.theta(x)  # (batch, inter, H/s, W/s)
-        phi = resample(self.phi(g), theta.shape[-2:])  # (batch, inter, H/s, W/s)
-        alpha = self.psi(F.relu(theta + phi)).sigmoid()  # (batch, 1, H/s, W/s)
-        alpha = resample(alpha, x.shape[-2:])  # (batch, 1, H, W)
+        theta = self.theta(x)  # (batch, inter, [D/s,] H/s, W/s)
+        phi = resample(self.phi(g), theta.shape[2:])  # (batch, inter, [D/s,] H/s, W/s)
+        alpha = self.psi(F.relu(theta + phi)).sigmoid()  # (batch, 1, [D/s,] H/s, W/s)
+        alpha = resample(alpha, x.shape[2:])  # (batch, 1, [D,] H, W)
         return self.out(alpha * x), alpha
-
-
-def resample(x: Tensor, size: Sequence[int]) -> Tensor:
-    """x (batch, C, h, w) bilinearly resampled to ``size``; x itself when it already has that size (interpolating
-    to the same grid gives the same values, at the cost of a pass and its backward)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

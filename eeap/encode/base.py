@@ -25,12 +25,14 @@ class SequenceEncoder(nn.Module, Role):
 
 class PyramidEncoder(nn.Module, Role):
     """The image pyramid encoder role: images (batch, in_channels, H, W) → a list of feature maps, finest first,
-    map i of shape (batch, out_channels[i], H / strides[i], W / strides[i]). Built with ``in_channels``.
-    Inputs must have sides divisible by ``size_divisibility`` (the coarsest stride)."""
+    map i of shape (batch, out_channels[i], H / strides[i], W / strides[i]). Built with ``in_channels``, and
+    ``spatial_dims`` (2 for images, 3 for volumes: (batch, in_channels, D, H, W)) where the encoder takes it; an
+    encoder that does not is 2D only. Inputs must have sides divisible by ``size_divisibility`` (the coarsest
+    stride)."""
 
     registry_kind = "encode"
     role_name = "image pyramid encoder"
-    supplied = ("in_channels",)
+    supplied = ("in_channels", "spatial_dims")
     out_channels: list[int]
     strides: list[int]
 

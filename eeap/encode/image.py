@@ -13,19 +13,21 @@ from typing import Annotated, Any, Literal, Optional, Sequence, cast
 import torch
 from torch import Tensor, nn
 
+from eeap.attend.spatial import SpatialDims, batch_norm, checkpointed, conv, max_pool
 from eeap.config.registry import ENCODE, PositiveInt, Range
 from eeap.encode.base import PyramidEncoder
 
 
-def double_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    """(Conv 3×3 → BatchNorm → ReLU) twice: the building block of U-Nets; ``stride`` 2 makes the first convolution
-    halve the input's sides."""
+def double_conv(in_channels: int, out_channels: int, stride: int = 1, spatial_dims: int = 2) -> nn.Sequential:
+    """(Conv 3×3 → BatchNorm → ReLU) twice (3×3×3 in 3D): the building block of U-Nets; ``stride`` 2 makes the first
+    convolution halve the input's sides."""
+    Conv, Norm = conv(spatial_dims), batch_norm(spatial_dims)
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        Conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        Norm(out_channels),
         nn.ReLU(True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        Conv(out_channels, out_channels, 3, padding=1, bias=False),
+        Norm(out_channels),
         nn.ReLU(True),
     )
 
@@ -40,9 +42,11 @@ class ConvEncoder(PyramidEncoder):
     downsample: how a level halves the sides: ``maxpool`` (2×2 max pooling before the level's convolutions, the
         papers') or ``conv`` (the level's first convolution has stride 2, as MONAI's AttentionUnet; the same
         arithmetic without the pooling pass, see bench/README.md).
+    spatial_dims: 2 for images, 3 for volumes, supplied by the task from the data (3D convolutions and pooling).
 
     # Shapes
-    images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i].
+    images (batch, in_channels, H, W) -> [(batch, channels[i], H / 2^i, W / 2^i) for each level i]; volumes
+    (batch, in_channels, D, H, W) likewise, with D halved too.
     """
 
     def __init__(
@@ -50,24 +54,27 @@ class ConvEncoder(PyramidEncoder):
         in_channels: int,
         channels: Sequence[PositiveInt] = (16, 32, 64, 128, 256),
         downsample: Literal["maxpool", "conv"] = "maxpool",
+        spatial_dims: SpatialDims = 2,
     ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"channels: needs at least 2 levels, got {list(channels)}")
         strided = downsample == "conv"
         self.levels = nn.ModuleList(
-            double_conv(in_channels if i == 0 else channels[i - 1], c, stride=2 if strided and i else 1)
+            double_conv(in_channels if i == 0 else channels[i - 1], c, 2 if strided and i else 1, spatial_dims)
             for i, c in enumerate(channels)
         )
-        self.pool = nn.Identity() if strided else nn.MaxPool2d(2)
+        self.pool = nn.Identity() if strided else max_pool(spatial_dims)(2)
         self.out_channels = list(channels)
         self.strides = [2**i for i in range(len(channels))]
+        self.checkpointing = False  # set by the task (model.checkpointing): each level's activations recomputed
 
     def forward(self, images: Tensor) -> list[Tensor]:
         features = []
         x = images
         for i, level in enumerate(self.levels):
-            x = level(x if i == 0 else self.pool(x))  # (batch, channels[i], H / 2^i, W / 2^i)
+            x = self.pool(x) if i else x
+            x = checkpointed(level, x, enabled=self.checkpointing)  # (batch, channels[i], [D / 2^i,] H / 2^i, W / 2^i)
             features.append(x)
         return features
 

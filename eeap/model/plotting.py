@@ -141,6 +141,80 @@ def gate_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any
     return figure
 
 
+PLANES = (("axial", 2), ("coronal", 1), ("sagittal", 0))  # the plane's name and the voxel axis it fixes
+
+
+def volume_centre(masks: Sequence[tuple[str, Any]], shape: Sequence[int]) -> tuple[int, int, int]:
+    """Where to cut a volume: the centre of the last mask's labelled voxels (the truth where given), else of the
+    first's that has any, else the volume's centre."""
+    for _, mask in reversed(masks):
+        hits = np.argwhere(np.asarray(mask) > 0)
+        if len(hits):
+            return tuple(int(v) for v in hits.mean(0).round())  # type: ignore[return-value]
+    return tuple(n // 2 for n in shape)  # type: ignore[return-value]
+
+
+def volume_slice(volume: np.ndarray, axis: int, at: int) -> np.ndarray:
+    """The slice of ``volume`` (..., X, Y, Z) through voxel ``at`` of spatial ``axis``, transposed so the plane's
+    second axis runs up the figure (with ``origin="lower"``): axial (Y, X), coronal (Z, X), sagittal (Z, Y)."""
+    plane = np.take(volume, at, axis=volume.ndim - 3 + axis)
+    return np.swapaxes(plane, -1, -2)
+
+
+def volume_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any]], num_classes: int) -> Figure:
+    """A volume's attention: a row per plane (axial, coronal, sagittal) through the target's centre, each showing
+    the image, every gate's coefficients over it (finest first) and the label volumes (prediction, truth).
+
+    image (C, X, Y, Z); gates [(x, y, z)] at any resolution (resampled to the image's grid); masks [(title,
+    (X, Y, Z) class indices)]."""
+    import torch
+    import torch.nn.functional as F
+
+    image = np.asarray(image, dtype=np.float32)
+    shape = image.shape[1:]
+    grids = [
+        F.interpolate(torch.as_tensor(np.asarray(g, dtype=np.float32))[None, None], size=shape, mode="trilinear")[
+            0, 0
+        ].numpy()
+        for g in gates
+    ]
+    centre = volume_centre(masks, shape)
+    panels = 1 + len(grids) + len(masks)
+    figure = new_figure(figsize=(2.2 * panels + 0.6, 2.3 * len(PLANES)))
+    axes = figure.subplots(len(PLANES), panels, squeeze=False)
+    mappable = None
+    for row, (plane, axis) in enumerate(PLANES):
+        shown = display_image(volume_slice(image, axis, centre[axis]))
+        axes[row, 0].imshow(shown, cmap="gray" if shown.ndim == 2 else None, origin="lower")
+        axes[row, 0].set_title(f"{plane} ({'xyz'[axis]}={centre[axis]})", fontsize=8)
+        for i, grid in enumerate(grids):
+            target = axes[row, 1 + i]
+            mappable = overlay(target, shown, volume_slice(grid, axis, centre[axis]), vmax=1.0)
+            target.set_ylim(target.get_ylim()[::-1])  # the overlay draws top-down: turn it like the image
+            target.set_title(f"gate {i + 1} ({'×'.join(str(n) for n in np.asarray(gates[i]).shape)})", fontsize=8)
+        for j, (title, mask) in enumerate(masks):
+            target = axes[row, 1 + len(grids) + j]
+            target.imshow(
+                volume_slice(np.asarray(mask), axis, centre[axis]),
+                cmap="tab10",
+                vmin=0,
+                vmax=max(num_classes - 1, 1),
+                interpolation="nearest",
+                origin="lower",
+            )
+            target.set_title(title, fontsize=8)
+    for target in axes.flat:
+        target.axis("off")
+    figure.tight_layout()
+    if mappable is not None:
+        width = 2.2 * panels + 0.6
+        figure.subplots_adjust(right=1 - 0.6 / width)
+        bar = figure.add_axes((1 - 0.45 / width, 0.15, 0.12 / width, 0.7))
+        figure.colorbar(mappable, cax=bar, label="gate")
+        bar.tick_params(labelsize=7)
+    return figure
+
+
 def caption_overlays(
     image: Any,
     weights: Any,

@@ -14,7 +14,8 @@ class DecodeOptions:
 
     beam_size: None for the model's own (``model.beam_size``); n_best: hypotheses (or classes) reported per input;
     length_penalty: GNMT's α, None for the model's; coverage: GNMT's coverage penalty β (0: none); batch_size: inputs
-    per batch; attention: records carry the attention weights.
+    per batch; attention: records carry the attention weights; maps: a volume segmentation model also writes each
+    class's probability and each gate's coefficients as volumes.
     """
 
     beam_size: Optional[int] = None
@@ -23,6 +24,7 @@ class DecodeOptions:
     coverage: float = 0.0
     batch_size: int = 64
     attention: bool = False
+    maps: bool = False
 
     def search(self) -> dict[str, Any]:
         """The keyword arguments of ``Seq2Seq.decode`` besides the beam size."""

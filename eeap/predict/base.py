@@ -93,10 +93,11 @@ class ClassifierHead(PredictPart):
 class SegmentationHead(PredictPart):
     """The segmentation head role: an image pyramid (finest first) → per-pixel logits at ``size``, the skip gates'
     coefficient maps, and deep-supervision logits. Built with the encoder's ``encoder_channels`` and
-    ``encoder_strides``, ``num_classes`` and ``attention`` (one skip gate per level, or none)."""
+    ``encoder_strides``, ``num_classes``, ``attention`` (one skip gate per level, or none) and ``spatial_dims`` (2 for
+    images, 3 for volumes)."""
 
     role_name = "segmentation head"
-    supplied = ("encoder_channels", "encoder_strides", "num_classes", "attention")
+    supplied = ("encoder_channels", "encoder_strides", "num_classes", "attention", "spatial_dims")
     attention_role = SkipGate
 
     @abc.abstractmethod

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import SkipGate
+from eeap.attend.spatial import INTERPOLATION, SpatialDims, batch_norm, checkpointed, conv, conv_transpose
 from eeap.config.registry import PREDICT, PositiveInt
 from eeap.encode.image import double_conv
 from eeap.predict.base import SegmentationHead
@@ -33,10 +34,13 @@ class AttentionUNetDecoder(SegmentationHead):
     block: the convolutions after concatenating: ``double`` (3×3 conv → BN → ReLU, twice; the paper's) or ``single``.
     gating: the gates' gating signal: the ``coarse`` level before upsampling (the paper's), or the ``upsampled`` one,
         on the skip's grid (MONAI's; with the gate's ``subsample: 1`` no resampling is left in the gate).
+    spatial_dims: 2 for images, 3 for volumes, supplied by the task from the data (3D convolutions, trilinear
+        resampling).
 
     # Shapes
     features [(batch, encoder_channels[i], H / s_i, W / s_i)] -> logits (batch, num_classes, H, W),
-    gates [(batch, 1, H / s_i, W / s_i) for each skip level, finest first], aux [(batch, num_classes, H, W)].
+    gates [(batch, 1, H / s_i, W / s_i) for each skip level, finest first], aux [(batch, num_classes, H, W)];
+    volumes add a depth D before H, divided by the strides alike.
     """
 
     def __init__(
@@ -50,8 +54,11 @@ class AttentionUNetDecoder(SegmentationHead):
         upsample: Literal["bilinear", "transposed"] = "bilinear",
         block: Literal["double", "single"] = "double",
         gating: Literal["coarse", "upsampled"] = "coarse",
+        spatial_dims: SpatialDims = 2,
     ) -> None:
         super().__init__()
+        self.mode = INTERPOLATION[spatial_dims]
+        self.checkpointing = False  # set by the task (model.checkpointing): each level's activations recomputed
         skips = list(encoder_channels[:-1])
         decoder_channels = list(decoder_channels or skips)
         if len(decoder_channels) != len(skips):
@@ -75,23 +82,24 @@ class AttentionUNetDecoder(SegmentationHead):
         for level in reversed(range(len(skips))):  # coarse to fine
             width = decoder_channels[level]
             if upsample == "transposed":
-                self.ups.append(transposed_up(coarser, width))
+                self.ups.append(transposed_up(coarser, width, spatial_dims))
                 coarser = width
             merge = double_conv if block == "double" else single_conv
-            self.blocks.append(merge(coarser + skips[level], width))
+            self.blocks.append(merge(coarser + skips[level], width, spatial_dims=spatial_dims))
             coarser = width
-        self.head = nn.Conv2d(decoder_channels[0], num_classes, 1)
+        self.head = conv(spatial_dims)(decoder_channels[0], num_classes, 1)
         self.aux_heads = (
-            nn.ModuleList(nn.Conv2d(c, num_classes, 1) for c in decoder_channels[1:])
+            nn.ModuleList(conv(spatial_dims)(c, num_classes, 1) for c in decoder_channels[1:])
             if deep_supervision
             else nn.ModuleList()
         )
 
     @classmethod
     def attention_slots(
-        cls, settings: dict[str, Any], encoder_channels: Sequence[int] = (), **sizes: Any
+        cls, settings: dict[str, Any], encoder_channels: Sequence[int] = (), spatial_dims: int = 2, **sizes: Any
     ) -> list[dict[str, Any]]:
-        """A gate per skip level, coarse to fine: the skip's channels, gated by the next coarser level's."""
+        """A gate per skip level, coarse to fine: the skip's channels, gated by the next coarser level's, in the
+        data's spatial dimensions."""
         skips = list(encoder_channels[:-1])
         decoder_channels = list(settings["decoder_channels"] or skips)
         if len(decoder_channels) != len(skips):
@@ -99,38 +107,42 @@ class AttentionUNetDecoder(SegmentationHead):
         coarser = [encoder_channels[-1], *decoder_channels[::-1]]  # coarser level's channels, coarse to fine
         learned = settings["gating"] == "upsampled" and settings["upsample"] == "transposed"
         return [  # a transposed convolution's output has the level's decoder channels
-            {"in_channels": skips[level], "gating_channels": decoder_channels[level] if learned else coarser[i]}
+            {
+                "in_channels": skips[level],
+                "gating_channels": decoder_channels[level] if learned else coarser[i],
+                "spatial_dims": spatial_dims,
+            }
             for i, level in enumerate(reversed(range(len(skips))))
         ]
 
     def forward(
-        self, features: list[Tensor], size: Optional[tuple[int, int]] = None
+        self, features: list[Tensor], size: Optional[tuple[int, ...]] = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Logits at ``size`` (default: the finest feature map's size times its stride), gate maps, aux logits."""
-        size = size or tuple(s * self.strides[0] for s in features[0].shape[-2:])
-        x = features[-1]  # (batch, C_bottleneck, H / s_last, W / s_last)
+        size = size or tuple(s * self.strides[0] for s in features[0].shape[2:])
+        x = features[-1]  # (batch, C_bottleneck, [D / s_last,] H / s_last, W / s_last)
         gates: list[Tensor] = []
         levels: list[Tensor] = []
         for i, block in enumerate(self.blocks):
-            skip = features[-2 - i]  # (batch, C_skip, h, w)
+            skip = features[-2 - i]  # (batch, C_skip, [d,] h, w)
             if self.gates and not self.gate_upsampled:
-                skip, alpha = self.gates[i](skip, x)  # gated with the coarser level; alpha (batch, 1, h, w)
+                skip, alpha = checkpointed(self.gates[i], skip, x, enabled=self.checkpointing)  # alpha (batch, 1, h, w)
                 gates.insert(0, alpha)
             if self.ups:
-                x = self.ups[i](x)  # (batch, decoder_channels[level], h, w)
+                x = checkpointed(self.ups[i], x, enabled=self.checkpointing)  # (batch, decoder_channels[level], h, w)
             else:
-                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                x = F.interpolate(x, size=skip.shape[2:], mode=self.mode, align_corners=False)
             if self.gates and self.gate_upsampled:
-                skip, alpha = self.gates[i](skip, x)  # gated with the upsampled level on the skip's grid
+                skip, alpha = checkpointed(self.gates[i], skip, x, enabled=self.checkpointing)  # on the skip's grid
                 gates.insert(0, alpha)
-            x = block(torch.cat([x, skip], dim=1))  # (batch, decoder_channels[level], h, w)
+            x = checkpointed(block, torch.cat([x, skip], dim=1), enabled=self.checkpointing)  # (batch, width, h, w)
             levels.insert(0, x)
         logits = self.head(x)
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        if logits.shape[2:] != size:
+            logits = F.interpolate(logits, size=size, mode=self.mode, align_corners=False)
         aux = (
             [
-                F.interpolate(head(level), size=size, mode="bilinear", align_corners=False)
+                F.interpolate(head(level), size=size, mode=self.mode, align_corners=False)
                 for head, level in zip(self.aux_heads, levels[1:])
             ]
             if self.training
@@ -139,17 +151,19 @@ class AttentionUNetDecoder(SegmentationHead):
         return logits, gates, aux  # logits (batch, num_classes, H, W)
 
 
-def single_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Conv 3×3 → BatchNorm → ReLU."""
+def single_conv(in_channels: int, out_channels: int, spatial_dims: int = 2) -> nn.Sequential:
+    """Conv 3×3 (3×3×3) → BatchNorm → ReLU."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True)
+        conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False),
+        batch_norm(spatial_dims)(out_channels),
+        nn.ReLU(True),
     )
 
 
-def transposed_up(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Twice the resolution, learned: transposed conv 3×3 with stride 2 → BatchNorm → ReLU."""
+def transposed_up(in_channels: int, out_channels: int, spatial_dims: int = 2) -> nn.Sequential:
+    """Twice the resolution, learned: transposed conv 3×3 (3×3×3) with stride 2 → BatchNorm → ReLU."""
     return nn.Sequential(
-        nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        conv_transpose(spatial_dims)(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
+        batch_norm(spatial_dims)(out_channels),
         nn.ReLU(True),
     )

@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, one for search)")
     parser.add_argument("--plot-attention", metavar="DIR", default=None, help="write an attention PNG per example")
     parser.add_argument(
+        "--maps",
+        action="store_true",
+        help="volume segmentation: also write each class's probability and each gate's coefficients as NIfTI volumes "
+        "on the scan's grid, beside its labels",
+    )
+    parser.add_argument(
         "--out-dir",
         metavar="DIR",
         default=None,
@@ -72,7 +78,9 @@ def predict(args: Any) -> int:
     from eeap import threads
     from eeap.paths import writable_file, writable_folder, write_atomically
 
-    options = DecodeOptions(args.beam, args.n_best, args.length_penalty, args.coverage, args.batch_size, args.attention)
+    options = DecodeOptions(
+        args.beam, args.n_best, args.length_penalty, args.coverage, args.batch_size, args.attention, args.maps
+    )
     for key, value in (
         ("--beam", args.beam),
         ("--n-best", args.n_best),

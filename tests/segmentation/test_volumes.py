@@ -389,3 +389,37 @@ def test_checkpointing_needs_parts_that_have_it():
     }
     info = SegmentationInfo(["background", "a"], 3, (32, 32))
     assert "'smp' has no per-level checkpointing" in one_line(lambda: TASK.build(section, "model", info=info))
+
+
+def test_multichannel_multiclass_volumes_train_a_step(tmp_path):
+    """Two MRI-like channels (a 4D file, channels last) and two foreground classes: read, batched, one loss and
+    gradient step, scored per class."""
+    root = tmp_path / "mri"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(4):
+        mark = np.zeros((16, 16, 12), dtype=np.uint8)
+        mark[2:6, 2:6, 2:6], mark[9:13, 9:13, 5:9] = 1, 2
+        save(root / "imagesTr" / f"m{i}.nii.gz", rng.normal(size=(16, 16, 12, 2)).astype(np.float32) + mark[..., None])
+        save(root / "labelsTr" / f"m{i}.nii.gz", mark)
+        entries.append({"image": f"./imagesTr/m{i}.nii.gz", "label": f"./labelsTr/m{i}.nii.gz"})
+    meta = {"labels": {"0": "background", "1": "edema", "2": "tumour"}, "modality": {"0": "T1", "1": "FLAIR"}}
+    (root / "dataset.json").write_text(json.dumps({**meta, "training": entries}))
+    data = prepared(
+        {"type": "decathlon", "root": str(root), "patch_size": [8, 8, 8], "intensity": {"zscore": True}, "cache": False}
+    )
+    info = data.info()
+    assert info.channels == 2 and info.classes == ["background", "edema", "tumour"]
+    image = data.splits["val"][0]["image"]
+    np.testing.assert_allclose(image.reshape(2, -1).mean(1), 0, atol=1e-5)  # z-scored per channel
+    task = volume_task(patch=(8, 8, 8), classes=info.classes, channels=2)
+    batch = next(iter(data.train_dataloader()))
+    loss, _ = task.training_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and task.decoder.head.out_channels == 3
+    metrics = task.new_metrics()
+    with torch.no_grad():
+        task.eval().evaluate(next(iter(data.val_dataloader())), "val", metrics)
+    assert 0.0 <= float(metrics["dice"].compute()) <= 1.0 and metrics["dice"].count.shape == (2,)

@@ -259,6 +259,53 @@ class SegmentationExplorer:
         return mask, (over * 255).round().astype(np.uint8), maps, "", summary
 
 
+class VolumeExplorer:
+    """A 3D segmentation model and what its page does with an uploaded scan (NIfTI): the scan read as training read
+    its volumes, segmented with the sliding window; the figure of axial, coronal and sagittal slices through the
+    segmented region's centre, with each attention gate's coefficients and the prediction; the label volume as
+    ``eeap predict`` writes it (the scan's grid, affine and header), to download and open over the scan in 3D Slicer
+    or ITK-SNAP; and a summary (the grid, the voxel size, each class's volume in mL).
+
+    # Parameters
+    task: the trained segmentation task (``info.volume`` set); source: where it came from; folder: where the answers'
+    files are written (served to the page).
+    """
+
+    def __init__(self, task: Any, source: str, folder: Path) -> None:
+        self.task, self.source, self.folder = task, source, folder
+        self.answers = 0
+
+    def answer(self, scan: Optional[str]) -> tuple[Optional[str], Optional[str], str, dict]:
+        """One scan's answer: the figure (PNG path), the label volume (.nii.gz path), a message and a summary."""
+        import numpy as np
+        import torch
+
+        from eeap.model.plotting import save_figure
+        from eeap.model.prediction import DecodeOptions, Problems
+
+        if not scan:
+            return None, None, "Upload a scan (.nii.gz or .nii) first.", {}
+        problems = Problems()
+        item = self.task.read_input(scan, 1, problems)
+        if item is None:
+            reason = "; ".join(m.removeprefix("line 1: ").replace(str(scan), "the file") for m in problems.messages)
+            return None, None, reason or "The model could not read this scan.", {}
+        self.answers += 1
+        with torch.no_grad():
+            records, figures = self.task.predict_batch([item], [scan], DecodeOptions(), True)
+        written = self.task.write_output(records[0], self.folder, self.answers, scan)
+        picture = save_figure(figures[0], self.folder / f"{self.answers:05d}_planes.png")
+        labels = records[0]["mask"]  # (X, Y, Z) on the scan's grid
+        voxel = float(np.prod(item.source.header.get_zooms()[:3])) / 1000.0  # mL
+        classes = self.task.info.classes
+        summary = {
+            "grid": list(labels.shape),
+            "voxel_mm": [round(float(z), 4) for z in item.source.header.get_zooms()[:3]],
+            "class_ml": {name: round(float((labels == c).sum()) * voxel, 3) for c, name in enumerate(classes) if c},
+        }
+        return str(picture), written["output"], "", summary
+
+
 def highlighted_text(pieces: Sequence[str], weights: Sequence[float]) -> str:
     """A text's pieces, each shaded by its pooling weight (``data-weight``; hovering shows it), as HTML."""
     if not weights:
@@ -312,6 +359,10 @@ def explorer_for(task: Any, source: str, max_chars: int = MAX_CHARS) -> Any:
         return CaptionExplorer(task, source, example_images(task))
     if task.registered_name == "classification":
         return ClassifierExplorer(task, source, max_chars, example_images(task))
+    if task.registered_name == "segmentation" and task.info.volume is not None:
+        import tempfile
+
+        return VolumeExplorer(task, source, Path(tempfile.mkdtemp(prefix="eeap-explore-")))
     if task.registered_name == "segmentation":
         return SegmentationExplorer(task, source, example_images(task))
     return Explorer(task, source, max_chars)
@@ -460,6 +511,8 @@ def model_app(explorers: Sequence[Any]) -> Any:
         return build_caption_app(explorers)
     if kinds == {SegmentationExplorer}:
         return build_segmentation_app(explorers)
+    if kinds == {VolumeExplorer}:
+        return build_volume_app(explorers)
     if kinds == {ClassifierExplorer}:
         if len({explorer.is_text for explorer in explorers}) > 1:
             raise ConfigError("eeap explore: side by side needs two classifiers of one kind of input (text or images)")
@@ -504,6 +557,43 @@ def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
             return tuple(part for explorer in explorers for part in explorer.answer(path))
 
         go.click(answer, [image], outputs, api_name="segment")
+    return app
+
+
+def build_volume_app(explorers: Sequence[VolumeExplorer]) -> Any:
+    """The page of 3D segmentation: a scan upload (NIfTI), each model's answer in its own column. Its endpoint
+    ``/segment_volume`` (scan → for each model: the three-plane figure, the label volume, message, summary) is what
+    the page calls and what ``gradio_client`` reaches."""
+    import gradio as gr
+
+    names = ", ".join(explorer.task.registered_name for explorer in explorers)
+    with gr.Blocks(title=f"EEAP explore: {names} (volumes)") as app:
+        gr.Markdown(f"## EEAP explore: {names} (volumes)")
+        scan = gr.File(label="scan (.nii.gz or .nii)", type="filepath", elem_id="eeap-scan")
+        go = gr.Button("Segment", variant="primary")
+        outputs: list = []
+        with gr.Row():
+            for number, explorer in enumerate(explorers):
+                suffix = "" if number == 0 else f"-{number + 1}"
+                with gr.Column():
+                    parameters = sum(p.numel() for p in explorer.task.parameters())
+                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                    planes = gr.Image(
+                        label="axial, coronal, sagittal: the scan, each gate's coefficients, the prediction",
+                        type="filepath",
+                        interactive=False,
+                        elem_id=f"eeap-planes{suffix}",
+                    )
+                    labels = gr.File(label="label volume (as eeap predict writes it)", elem_id=f"eeap-labels{suffix}")
+                    with gr.Accordion("summary", open=False):
+                        summary = gr.JSON()
+                outputs += [planes, labels, message, summary]
+
+        def answer(path: Optional[str]) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.answer(path))
+
+        go.click(answer, [scan], outputs, api_name="segment_volume")
     return app
 
 
@@ -675,15 +765,17 @@ def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True, ru
     """Start the page's server (no share link, queued requests, 1 MB uploads at most); the running app."""
     app = build_app(explorers, run)
     app.queue(default_concurrency_limit=1, max_size=64)
+    volumes = [str(e.folder) for e in explorers if isinstance(e, VolumeExplorer)]
+    allowed = ([str(run.folder / "figures")] if run is not None else []) + volumes
     app.launch(
         server_name=host,
         server_port=port,
         share=False,
         quiet=True,
         show_error=False,
-        max_file_size="1mb",
+        max_file_size="512mb" if volumes else "1mb",  # a CT scan is tens of MB
         ssr_mode=False,
-        allowed_paths=[str(run.folder / "figures")] if run is not None else None,  # the run's figures, no more
+        allowed_paths=allowed or None,  # the run's figures and the volume answers' files, no more
         prevent_thread_lock=not block,
         css=CSS,
     )

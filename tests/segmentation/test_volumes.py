@@ -330,6 +330,34 @@ def test_volumes_config_trains_resumes_exactly_and_predicts_label_volumes(tiny, 
     labels = np.asarray(written.dataobj)
     agree = (labels == (np.asarray(chance.dataobj) > 0.5)).mean()  # the same but where resampling differs
     assert agree > 0.9, agree
+    explore_a_scan(tmp_path / "straight/checkpoints/last.ckpt", scan, labels)
+
+
+def explore_a_scan(checkpoint, scan, labels):
+    """eeap explore's page of the 3D model: an uploaded scan gives the three-plane figure and the label volume
+    predict writes; a file that is not NIfTI gets a message."""
+    pytest.importorskip("gradio", reason="the explore extra (pip install 'eeap[explore]')")
+    from gradio_client import handle_file
+
+    from tests.test_explore import client, start
+
+    server, port = start(str(checkpoint))
+    try:
+        reach = client(f"http://127.0.0.1:{port}/")
+        planes, label_file, message, summary = reach.predict(handle_file(str(scan)), api_name="/segment_volume")
+        assert message == "" and planes.endswith(".png")
+        served = nib.load(label_file)
+        assert np.array_equal(served.affine, nib.load(str(scan)).affine)
+        np.testing.assert_array_equal(np.asarray(served.dataobj), labels)  # what eeap predict wrote
+        assert summary["grid"] == list(labels.shape) and summary["voxel_mm"] == [1.5, 1.5, 3.0]
+        assert summary["class_ml"]["target"] == pytest.approx(labels.sum() * 1.5 * 1.5 * 3.0 / 1000, abs=1e-3)
+        wrong = checkpoint.parent / "notes.txt"
+        wrong.write_text("not a scan")
+        assert "not a NIfTI file" in reach.predict(handle_file(str(wrong)), api_name="/segment_volume")[2]
+        assert server.poll() is None
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 ARRANGEMENTS = [  # the paper's (bilinear, coarse gating, θ stride 2) and MONAI's (transposed, upsampled gating)

@@ -429,7 +429,12 @@ CASES = [
     ("predict-no-weights", ["predict", "{w}/noweights.ckpt"], 2, "(no model weights, 'state_dict')"),
     ("predict-edited-sizes", ["predict", "{w}/resized.ckpt"], 2, "resized.ckpt: the checkpoint holds another model"),
     ("predict-input-missing", ["predict", "{w}/dates.ckpt", "--input", "{w}/nothere.txt"], 2, "--input: file not"),
-    ("predict-input-folder", ["predict", "{w}/dates.ckpt", "--input", "{w}/folder"], 2, "--input: file not found"),
+    (
+        "predict-input-folder",
+        ["predict", "{w}/dates.ckpt", "--input", "{w}/folder"],
+        2,
+        "--input: {w}/folder is a folder; this model reads its inputs as lines of a text file",
+    ),
     (
         "predict-input-not-utf8",
         ["predict", "{w}/dates.ckpt", "--input", "{w}/latin1-lines.txt"],

@@ -30,7 +30,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "predict.py") -> int:
         help="a .ckpt written by train.py (e.g. runs/dates/<time>/checkpoints/last.ckpt), or a model folder "
         "(eeap export --format folder)",
     )
-    parser.add_argument("--input", default="-", help="input file, one example per line; - reads standard input")
+    parser.add_argument(
+        "--input",
+        default="-",
+        help="input file, one example per line; - reads standard input; for segmentation models also one image or "
+        "NIfTI scan, or a folder of them",
+    )
     parser.add_argument("--output", default="-", help="output file; - writes standard output")
     parser.add_argument(
         "--format",
@@ -93,7 +98,7 @@ def predict(args: Any) -> int:
         raise DataError(f"--coverage must be at least 0, got {args.coverage}")
     if args.attention and args.format != "jsonl":
         raise DataError("--attention: the weights are written in jsonl records; add --format jsonl")
-    if args.input != "-" and not Path(args.input).is_file():
+    if args.input != "-" and not Path(args.input).exists():
         raise DataError(f"--input: file not found: {args.input}")
     if args.output != "-":
         writable_file(Path(args.output), "--output")
@@ -111,7 +116,9 @@ def predict(args: Any) -> int:
     dtype = PRECISIONS[args.precision]
     autocast = torch.autocast(device.type, getattr(torch, dtype)) if dtype else contextlib.nullcontext()
     chunks = (
-        read_stdin_chunks(args.batch_size) if args.input == "-" else iter([decode_lines(Path(args.input).read_bytes())])
+        read_stdin_chunks(args.batch_size)
+        if args.input == "-"
+        else iter([input_lines(Path(args.input), task.writes_files)])
     )
     written, skipped = [], 0
     results: list[dict] = []
@@ -199,6 +206,25 @@ def render(record: Optional[dict], line: str, number: int, form: str, n_best: in
 
 
 Lines = tuple[list[str], dict[int, str]]  # lines, and the undecodable ones' messages by index
+
+
+FILE_INPUTS = (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def input_lines(path: Path, reads_files: bool) -> Lines:
+    """``--input``'s lines: a text file's (one input per line); for a model whose outputs are files (segmentation:
+    its inputs are images or scans), also one such file itself (``--input scan.nii.gz``) or a folder's files of
+    those kinds, sorted."""
+    if path.is_dir():
+        if not reads_files:
+            raise DataError(f"--input: {path} is a folder; this model reads its inputs as lines of a text file")
+        files = sorted(str(f) for f in path.iterdir() if f.is_file() and f.name.lower().endswith(FILE_INPUTS))
+        if not files:
+            raise DataError(f"--input: {path} holds no image or NIfTI files ({', '.join(FILE_INPUTS)})")
+        return files, {}
+    if reads_files and path.name.lower().endswith(FILE_INPUTS):
+        return [str(path)], {}
+    return decode_lines(path.read_bytes())
 
 
 def decode_lines(data: bytes) -> Lines:

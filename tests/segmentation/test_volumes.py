@@ -330,6 +330,20 @@ def test_volumes_config_trains_resumes_exactly_and_predicts_label_volumes(tiny, 
     labels = np.asarray(written.dataobj)
     agree = (labels == (np.asarray(chance.dataobj) > 0.5)).mean()  # the same but where resampling differs
     assert agree > 0.9, agree
+    folder = subprocess.run(  # a folder of scans, and one scan itself, as --input
+        [sys.executable, "-m", "eeap", "predict", str(tmp_path / "straight/checkpoints/last.ckpt"),
+         "--input", str(tmp_path / "ct" / "labelsTr"), "--out-dir", str(tmp_path / "folder")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert folder.returncode == 0, folder.stderr
+    assert len(folder.stdout.splitlines()) == 6 and len(list((tmp_path / "folder").glob("*.nii.gz"))) == 6
+    one = subprocess.run(
+        [sys.executable, "-m", "eeap", "predict", str(tmp_path / "straight/checkpoints/last.ckpt"),
+         "--input", str(scan), "--out-dir", str(tmp_path / "one")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    np.testing.assert_array_equal(np.asarray(nib.load(one.stdout.strip()).dataobj), labels)
     explore_a_scan(tmp_path / "straight/checkpoints/last.ckpt", scan, labels)
 
 
@@ -451,3 +465,23 @@ def test_multichannel_multiclass_volumes_train_a_step(tmp_path):
     with torch.no_grad():
         task.eval().evaluate(next(iter(data.val_dataloader())), "val", metrics)
     assert 0.0 <= float(metrics["dice"].compute()) <= 1.0 and metrics["dice"].count.shape == (2,)
+
+
+def test_a_3d_step_in_bf16_mixed_precision_stays_near_float32():
+    """What trainer.precision=bf16-mixed does to a step: autocast's bfloat16 convolutions, a loss and gradients near
+    float32's."""
+    torch.manual_seed(0)
+    task = volume_task(patch=(8, 8, 8))
+    volume, truth = torch.randn(2, 1, 16, 16, 8), (torch.rand(2, 16, 16, 8) > 0.7).long()
+    losses, grads = [], []
+    for mixed in (False, True):
+        task.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16, enabled=mixed):
+            logits, _, _ = task(volume)
+            loss = task.loss(logits, truth)
+        loss.backward()
+        assert logits.dtype == (torch.bfloat16 if mixed else torch.float32)
+        losses.append(float(loss))
+        grads.append(torch.cat([p.grad.flatten() for p in task.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=0.02)
+    assert F.cosine_similarity(grads[0], grads[1], dim=0) > 0.95

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import abc
 import csv
+import json
+import os
+import shutil
 import signal
 import warnings
 from pathlib import Path
@@ -278,6 +281,34 @@ def demo_import(module: str, needed_for: str) -> Any:
             f"{needed_for} needs the package '{module.split('.')[0]}', which comes with EEAP's demo data "
             "extra: pip install 'eeap[demos]'"
         ) from None
+
+
+def write_generated(root: Path, marker_name: str, settings: dict, what: str, write: Callable[[Path], None]) -> None:
+    """A generated data set made in ``root`` once: ``write(folder)`` fills a temporary folder beside it, which is
+    renamed into place when complete, so ranks that start together, or a killed run, never leave half a folder.
+    ``root/<marker_name>`` keeps the ``settings``; a folder already made with the same settings is kept, one made
+    with others (or any other folder that is not empty) is refused in one line. ``what`` names the set in messages."""
+    marker = root / marker_name
+    if marker.is_file():
+        if json.loads(marker.read_text()) == settings:
+            return
+        raise DataError(
+            f"data.root: {root} holds {what} generated with other settings ({marker}); delete it or choose another root"
+        )
+    if root.exists() and any(root.iterdir()):
+        raise DataError(f"data.root: {root} exists and is not a folder of generated {what}; choose another root")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    temporary = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    write(temporary)
+    (temporary / marker_name).write_text(json.dumps(settings))
+    try:
+        os.rename(temporary, root)
+    except OSError:  # another process made it first
+        shutil.rmtree(temporary, ignore_errors=True)
+        if not marker.is_file():
+            raise
 
 
 class EpochShuffle(Sampler[int]):

@@ -21,7 +21,7 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from eeap.errors import ConfigError, DataError
 from eeap.model.prediction import DecodeOptions
@@ -520,6 +520,16 @@ def model_app(explorers: Sequence[Any]) -> Any:
     return build_translation_app(explorers)
 
 
+def model_columns(gr: Any, explorers: Sequence[Any]) -> Iterator[str]:
+    """Each model's column of a page, side by side, headed by where the model came from and its size: yields, inside
+    the column, the suffix of its elements' ids ("" for the first model, "-2" for the second)."""
+    for number, explorer in enumerate(explorers):
+        with gr.Column():
+            parameters = sum(p.numel() for p in explorer.task.parameters())
+            gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
+            yield "" if number == 0 else f"-{number + 1}"
+
+
 def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
     """The segmentation page: an image upload, each model's answer in its own column. Its endpoint ``/segment``
     (image → for each model: the mask as predict writes it (PNG), the mask over the image, the gates' maps, message,
@@ -535,22 +545,18 @@ def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
         go = gr.Button("Segment", variant="primary")
         outputs: list = []
         with gr.Row():
-            for number, explorer in enumerate(explorers):
-                suffix = "" if number == 0 else f"-{number + 1}"
-                with gr.Column():
-                    parameters = sum(p.numel() for p in explorer.task.parameters())
-                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
-                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                    over = gr.Image(label="prediction over the image", interactive=False, elem_id=f"eeap-over{suffix}")
-                    gates = gr.Gallery(
-                        label="each attention gate's coefficients (red: the skip connection let through)",
-                        columns=4,
-                        height="auto",
-                        elem_id=f"eeap-gates{suffix}",
-                    )
-                    mask = gr.Image(label="mask (as eeap predict writes it)", format="png", interactive=False)
-                    with gr.Accordion("summary", open=False):
-                        summary = gr.JSON()
+            for suffix in model_columns(gr, explorers):
+                message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                over = gr.Image(label="prediction over the image", interactive=False, elem_id=f"eeap-over{suffix}")
+                gates = gr.Gallery(
+                    label="each attention gate's coefficients (red: the skip connection let through)",
+                    columns=4,
+                    height="auto",
+                    elem_id=f"eeap-gates{suffix}",
+                )
+                mask = gr.Image(label="mask (as eeap predict writes it)", format="png", interactive=False)
+                with gr.Accordion("summary", open=False):
+                    summary = gr.JSON()
                 outputs += [mask, over, gates, message, summary]
 
         def answer(path: Optional[str]) -> tuple:
@@ -573,21 +579,17 @@ def build_volume_app(explorers: Sequence[VolumeExplorer]) -> Any:
         go = gr.Button("Segment", variant="primary")
         outputs: list = []
         with gr.Row():
-            for number, explorer in enumerate(explorers):
-                suffix = "" if number == 0 else f"-{number + 1}"
-                with gr.Column():
-                    parameters = sum(p.numel() for p in explorer.task.parameters())
-                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
-                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                    planes = gr.Image(
-                        label="axial, coronal, sagittal: the scan, each gate's coefficients, the prediction",
-                        type="filepath",
-                        interactive=False,
-                        elem_id=f"eeap-planes{suffix}",
-                    )
-                    labels = gr.File(label="label volume (as eeap predict writes it)", elem_id=f"eeap-labels{suffix}")
-                    with gr.Accordion("summary", open=False):
-                        summary = gr.JSON()
+            for suffix in model_columns(gr, explorers):
+                message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                planes = gr.Image(
+                    label="axial, coronal, sagittal: the scan, each gate's coefficients, the prediction",
+                    type="filepath",
+                    interactive=False,
+                    elem_id=f"eeap-planes{suffix}",
+                )
+                labels = gr.File(label="label volume (as eeap predict writes it)", elem_id=f"eeap-labels{suffix}")
+                with gr.Accordion("summary", open=False):
+                    summary = gr.JSON()
                 outputs += [planes, labels, message, summary]
 
         def answer(path: Optional[str]) -> tuple:
@@ -617,28 +619,22 @@ def build_classifier_app(explorers: Sequence[ClassifierExplorer]) -> Any:
         go = gr.Button("Classify", variant="primary")
         outputs: list = []
         with gr.Row():
-            for number, explorer in enumerate(explorers):
-                suffix = "" if number == 0 else f"-{number + 1}"
-                with gr.Column():
-                    parameters = sum(p.numel() for p in explorer.task.parameters())
-                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
-                    label = gr.Textbox(label="class", interactive=False, elem_id=f"eeap-class{suffix}")
-                    probability = gr.Number(label="probability", interactive=False)
-                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                    attention: Any
-                    if is_text:
-                        attention = gr.HTML(label="pooling attention", elem_id=f"eeap-attention{suffix}")
-                    else:
-                        attention = gr.Image(
-                            label="pooling attention over the image (red)",
-                            interactive=False,
-                            elem_id=f"eeap-attention{suffix}",
-                        )
-                    classes = gr.Dataframe(
-                        headers=["rank", "class", "probability"], label="every class", interactive=False
+            for suffix in model_columns(gr, explorers):
+                label = gr.Textbox(label="class", interactive=False, elem_id=f"eeap-class{suffix}")
+                probability = gr.Number(label="probability", interactive=False)
+                message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                attention: Any
+                if is_text:
+                    attention = gr.HTML(label="pooling attention", elem_id=f"eeap-attention{suffix}")
+                else:
+                    attention = gr.Image(
+                        label="pooling attention over the image (red)",
+                        interactive=False,
+                        elem_id=f"eeap-attention{suffix}",
                     )
-                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
-                        record = gr.JSON()
+                classes = gr.Dataframe(headers=["rank", "class", "probability"], label="every class", interactive=False)
+                with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                    record = gr.JSON()
                 outputs += [label, probability, classes, attention, message, record]
 
         def answer(value: Optional[str]) -> tuple:
@@ -667,25 +663,21 @@ def build_caption_app(explorers: Sequence[CaptionExplorer]) -> Any:
         go = gr.Button("Caption", variant="primary")
         outputs: list = []
         with gr.Row():
-            for number, explorer in enumerate(explorers):
-                suffix = "" if number == 0 else f"-{number + 1}"
-                with gr.Column():
-                    parameters = sum(p.numel() for p in explorer.task.parameters())
-                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
-                    caption = gr.Textbox(label="caption", interactive=False, elem_id=f"eeap-caption{suffix}")
-                    score = gr.Number(label="score (log-probability)", interactive=False)
-                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                    words = gr.Gallery(
-                        label="where each word looked (red: its attention over the image as the model read it)",
-                        columns=6,
-                        height="auto",
-                        elem_id=f"eeap-words{suffix}",
-                    )
-                    best = gr.Dataframe(
-                        headers=["rank", "caption", "score"], label="beam search's n best", interactive=False
-                    )
-                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
-                        record = gr.JSON()
+            for suffix in model_columns(gr, explorers):
+                caption = gr.Textbox(label="caption", interactive=False, elem_id=f"eeap-caption{suffix}")
+                score = gr.Number(label="score (log-probability)", interactive=False)
+                message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                words = gr.Gallery(
+                    label="where each word looked (red: its attention over the image as the model read it)",
+                    columns=6,
+                    height="auto",
+                    elem_id=f"eeap-words{suffix}",
+                )
+                best = gr.Dataframe(
+                    headers=["rank", "caption", "score"], label="beam search's n best", interactive=False
+                )
+                with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                    record = gr.JSON()
                 outputs += [caption, score, best, words, message, record]
 
         def answer(path: Optional[str], beam: int) -> tuple:
@@ -735,20 +727,16 @@ def build_translation_app(explorers: Sequence[Explorer]) -> Any:
         go = gr.Button("Translate", variant="primary")
         outputs: list = []
         with gr.Row():
-            for number, explorer in enumerate(explorers):
-                suffix = "" if number == 0 else f"-{number + 1}"
-                with gr.Column():
-                    parameters = sum(p.numel() for p in explorer.task.parameters())
-                    gr.Markdown(f"`{explorer.source}` · {parameters:,} parameters")
-                    output = gr.Textbox(label="output", interactive=False, elem_id=f"eeap-output{suffix}")
-                    score = gr.Number(label="score (log-probability)", interactive=False)
-                    message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                    alignment = gr.HTML(elem_id=f"eeap-alignment{suffix}")
-                    best = gr.Dataframe(
-                        headers=["rank", "output", "score"], label="beam search's n best", interactive=False
-                    )
-                    with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
-                        record = gr.JSON()
+            for suffix in model_columns(gr, explorers):
+                output = gr.Textbox(label="output", interactive=False, elem_id=f"eeap-output{suffix}")
+                score = gr.Number(label="score (log-probability)", interactive=False)
+                message = gr.Markdown(elem_id=f"eeap-message{suffix}")
+                alignment = gr.HTML(elem_id=f"eeap-alignment{suffix}")
+                best = gr.Dataframe(
+                    headers=["rank", "output", "score"], label="beam search's n best", interactive=False
+                )
+                with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
+                    record = gr.JSON()
                 outputs += [output, score, best, alignment, message, record]
 
         def answer(text: str, beam: int, head: str) -> tuple:

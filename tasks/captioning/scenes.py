@@ -10,16 +10,14 @@ both objects' attributes in one vector (the with/without-attention gap the READM
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from eeap.config.registry import DATA, NonNegativeInt, PositiveInt
-from eeap.errors import DataError
+from eeap.data.base import write_generated
 from eeap.tasks.captioning.data import PhotoCollection, karpathy_records
 
 COLOURS = {
@@ -90,53 +88,36 @@ def draw_scene(rng: random.Random, size: int) -> tuple[np.ndarray, list[str]]:
 
 
 def write_scenes(root: Path, sizes: dict[str, int], image_size: int, seed: int) -> None:
-    """The set as a Karpathy split file and ``images/*.png`` in ``root``, written under a temporary name and renamed
-    into place (so ranks that start together, or a killed run, never leave half a folder); a folder already made
-    with the same settings is kept."""
+    """The set as a Karpathy split file and ``images/*.png`` in ``root``, written once (``write_generated``: under a
+    temporary name, renamed into place; a folder already made with the same settings is kept)."""
     from PIL import Image
 
+    def write(folder: Path) -> None:
+        (folder / "images").mkdir()
+        rng = random.Random(seed)
+        entries: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for split in ("test", "val", "train"):
+            made = 0
+            while made < sizes[split]:
+                pixels, texts = draw_scene(rng, image_size)
+                if split != "train" and texts[0] in seen:  # held-out scenes are described unlike any other
+                    continue
+                if split == "train" and texts[0] in seen and rng.random() < 0.5:
+                    continue
+                seen.add(texts[0])
+                name = f"{len(entries):06d}.png"
+                Image.fromarray(pixels).save(folder / "images" / name)
+                sentences = [
+                    {"tokens": t.split(), "raw": t[0].upper() + t[1:] + ".", "sentid": 5 * len(entries) + i}
+                    for i, t in enumerate(texts)
+                ]
+                entries.append({"filename": name, "imgid": len(entries), "split": split, "sentences": sentences})
+                made += 1
+        (folder / "dataset_scenes.json").write_text(json.dumps({"dataset": "scenes", "images": entries}))
+
     settings = {"version": VERSION, "sizes": sizes, "image_size": image_size, "seed": seed}
-    marker = root / "scenes.json"
-    if marker.is_file():
-        if json.loads(marker.read_text()) == settings:
-            return
-        raise DataError(
-            f"data.root: {root} holds scenes generated with other settings ({marker}); delete it or choose another root"
-        )
-    if root.exists() and any(root.iterdir()):
-        raise DataError(f"data.root: {root} exists and is not a generated scenes folder; choose another root")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    temporary = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    (temporary / "images").mkdir(parents=True)
-    rng = random.Random(seed)
-    entries: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for split in ("test", "val", "train"):
-        made = 0
-        while made < sizes[split]:
-            pixels, texts = draw_scene(rng, image_size)
-            if split != "train" and texts[0] in seen:  # held-out scenes are described unlike any other
-                continue
-            if split == "train" and texts[0] in seen and rng.random() < 0.5:
-                continue
-            seen.add(texts[0])
-            name = f"{len(entries):06d}.png"
-            Image.fromarray(pixels).save(temporary / "images" / name)
-            sentences = [
-                {"tokens": t.split(), "raw": t[0].upper() + t[1:] + ".", "sentid": 5 * len(entries) + i}
-                for i, t in enumerate(texts)
-            ]
-            entries.append({"filename": name, "imgid": len(entries), "split": split, "sentences": sentences})
-            made += 1
-    (temporary / "dataset_scenes.json").write_text(json.dumps({"dataset": "scenes", "images": entries}))
-    (temporary / "scenes.json").write_text(json.dumps(settings))
-    try:
-        os.rename(temporary, root)
-    except OSError:  # another process made it first
-        shutil.rmtree(temporary, ignore_errors=True)
-        if not marker.is_file():
-            raise
+    write_generated(root, "scenes.json", settings, "scenes", write)
 
 
 @DATA.register("scenes")

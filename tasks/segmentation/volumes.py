@@ -5,9 +5,7 @@ written in the Decathlon layout, so the shipped config reads its data as a user'
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -16,7 +14,7 @@ import torch
 
 from eeap.config.loader import validate
 from eeap.config.registry import DATA, Fraction, NonNegativeInt, PositiveFloat, PositiveInt
-from eeap.data.base import CachedFiles, DataModule
+from eeap.data.base import CachedFiles, DataModule, write_generated
 from eeap.data.volumes import Intensity, VolumeReading, is_nifti, read_volume
 from eeap.errors import ConfigError, DataError
 from eeap.tasks.segmentation.info import SegmentationInfo
@@ -375,55 +373,39 @@ def draw_ct_volume(rng: np.random.Generator, shape: Sequence[int]) -> tuple[np.n
 
 def write_ct_volumes(root: Path, count: int, shape: Sequence[int], spacing: Sequence[float], seed: int) -> None:
     """``count`` generated volumes in the Decathlon layout in ``root`` (``dataset.json``, ``imagesTr/``,
-    ``labelsTr/``), written with nibabel under a temporary name and renamed into place; a folder already made with
-    the same settings is kept. The files are stored in LPS orientation (as DICOM converters write them) with
-    anisotropic voxels, so reading them exercises reorientation and resampling."""
+    ``labelsTr/``), written with nibabel once (``write_generated``: under a temporary name, renamed into place; a
+    folder already made with the same settings is kept). The files are stored in LPS orientation (as DICOM
+    converters write them) with anisotropic voxels, so reading them exercises reorientation and resampling."""
     import nibabel as nib
 
+    def write(folder: Path) -> None:
+        (folder / "imagesTr").mkdir()
+        (folder / "labelsTr").mkdir()
+        rng = np.random.default_rng(seed)
+        affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])  # LPS: x to the left, y to the back
+        affine[:3, 3] = [spacing[0] * shape[0] / 2, spacing[1] * shape[1] / 2, -spacing[2] * shape[2] / 2]
+        entries = []
+        for i in range(count):
+            volume, labels = draw_ct_volume(rng, shape)
+            name = f"ct_{i:03d}.nii.gz"
+            nib.save(nib.Nifti1Image(volume, affine), str(folder / "imagesTr" / name))
+            nib.save(nib.Nifti1Image(labels.astype(np.uint8), affine), str(folder / "labelsTr" / name))
+            entries.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+        meta = {
+            "name": "ct_volumes",
+            "description": "EEAP's generated CT-like volumes: a small target told from look-alikes by its neighbour",
+            "tensorImageSize": "3D",
+            "modality": {"0": "CT"},
+            "labels": {"0": "background", "1": "target"},
+            "numTraining": count,
+            "numTest": 0,
+            "training": entries,
+            "test": [],
+        }
+        (folder / "dataset.json").write_text(json.dumps(meta, indent=1))
+
     settings = {"version": VERSION, "count": count, "shape": list(shape), "spacing": list(spacing), "seed": seed}
-    marker = root / "ct_volumes.json"
-    if marker.is_file():
-        if json.loads(marker.read_text()) == settings:
-            return
-        raise DataError(
-            f"data.root: {root} holds volumes generated with other settings ({marker}); delete it or choose another root"
-        )
-    if root.exists() and any(root.iterdir()):
-        raise DataError(f"data.root: {root} exists and is not a generated volumes folder; choose another root")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    temporary = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    (temporary / "imagesTr").mkdir(parents=True)
-    (temporary / "labelsTr").mkdir()
-    rng = np.random.default_rng(seed)
-    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])  # LPS: x to the left, y to the back
-    affine[:3, 3] = [spacing[0] * shape[0] / 2, spacing[1] * shape[1] / 2, -spacing[2] * shape[2] / 2]
-    entries = []
-    for i in range(count):
-        volume, labels = draw_ct_volume(rng, shape)
-        name = f"ct_{i:03d}.nii.gz"
-        nib.save(nib.Nifti1Image(volume, affine), str(temporary / "imagesTr" / name))
-        nib.save(nib.Nifti1Image(labels.astype(np.uint8), affine), str(temporary / "labelsTr" / name))
-        entries.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
-    meta = {
-        "name": "ct_volumes",
-        "description": "EEAP's generated CT-like volumes: a small target told from look-alikes by its neighbour",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "labels": {"0": "background", "1": "target"},
-        "numTraining": count,
-        "numTest": 0,
-        "training": entries,
-        "test": [],
-    }
-    (temporary / "dataset.json").write_text(json.dumps(meta, indent=1))
-    (temporary / "ct_volumes.json").write_text(json.dumps(settings))
-    try:
-        os.rename(temporary, root)
-    except OSError:  # another process made it first
-        shutil.rmtree(temporary, ignore_errors=True)
-        if not marker.is_file():
-            raise
+    write_generated(root, "ct_volumes.json", settings, "volumes", write)
 
 
 @DATA.register("ct_volumes")

@@ -485,3 +485,27 @@ def test_a_3d_step_in_bf16_mixed_precision_stays_near_float32():
         grads.append(torch.cat([p.grad.flatten() for p in task.parameters()]))
     assert losses[1] == pytest.approx(losses[0], rel=0.02)
     assert F.cosine_similarity(grads[0], grads[1], dim=0) > 0.95
+
+
+def test_generated_volumes_are_written_once_and_a_folder_of_other_settings_is_refused(tmp_path):
+    from eeap.tasks.segmentation.volumes import write_ct_volumes
+
+    root = tmp_path / "ct"
+    write_ct_volumes(root, 2, (24, 24, 12), (1.5, 1.5, 3.0), seed=0)
+    made = (root / "imagesTr" / "ct_000.nii.gz").stat().st_mtime_ns
+    write_ct_volumes(root, 2, (24, 24, 12), (1.5, 1.5, 3.0), seed=0)  # the same settings: kept as it is
+    assert (root / "imagesTr" / "ct_000.nii.gz").stat().st_mtime_ns == made
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["labels"] == {"0": "background", "1": "target"} and len(meta["training"]) == 2
+    image, labels = nib.load(root / "imagesTr" / "ct_000.nii.gz"), nib.load(root / "labelsTr" / "ct_000.nii.gz")
+    assert nib.aff2axcodes(image.affine) == ("L", "P", "S") and image.header.get_zooms() == (1.5, 1.5, 3.0)
+    assert np.asarray(labels.dataobj).any() and np.array_equal(image.affine, labels.affine)
+    assert "generated with other settings" in one_line(
+        lambda: write_ct_volumes(root, 2, (24, 24, 12), (1.5, 1.5, 3.0), 1)
+    )
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "scan.nii.gz").write_bytes(b"x")
+    assert "not a folder of generated volumes" in one_line(
+        lambda: write_ct_volumes(tmp_path / "mine", 2, (24, 24, 12), (1.5, 1.5, 3.0), 0)
+    )
+    assert not list(tmp_path.glob(".*.tmp-*"))  # no temporary folder left behind

@@ -10,7 +10,8 @@ each head and averages the penalties, GNMT's coverage penalty and every figure a
 from __future__ import annotations
 
 import abc
-from typing import Any, Optional
+import contextlib
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +69,8 @@ class Attention(nn.Module, Role):
     supplied = ("query_dim", "key_dim")
     normalized = True  # weights sum to 1 over what a query attends to (local-p's Gaussian leaves them below)
     uses_step = False  # the weights depend on the decoding step's number (local-m), not only on query and keys
+    notes: tuple[str, ...] = ()  # what it decides beyond its weights, kept while ``noting`` (hard's choice, ...)
+    noted: Optional[list[dict[str, Tensor]]] = None  # the calls' notes while ``noting``, else None
 
     def __init__(self, query_dim: int, key_dim: int) -> None:
         super().__init__()
@@ -126,6 +129,30 @@ class Attention(nn.Module, Role):
         """An extra training loss from what this attention did since the last call; reward (batch,), e.g. the
         log-likelihood of the target. Zero unless the attention has one."""
         return reward.new_zeros(())
+
+    def note(self, **values: Tensor) -> None:
+        """Keep what this call decided beyond its weights (each (batch, tgt_len, ...), named in ``notes``) while
+        ``noting`` is on; nothing otherwise."""
+        if self.noted is not None:
+            self.noted.append({name: value.detach() for name, value in values.items()})
+
+
+@contextlib.contextmanager
+def noting(model: nn.Module) -> Iterator[dict[str, dict[str, Tensor]]]:
+    """What the attentions of ``model`` that have ``notes`` decided during the block (hard attention's chosen
+    position, local attention's window, gated attention's gates): {module name: {note: (batch, tgt_len, ...)}}, each
+    call's notes joined along tgt_len, filled in when the block ends."""
+    found = {name: m for name, m in model.named_modules() if isinstance(m, Attention) and m.notes}
+    notes: dict[str, dict[str, Tensor]] = {}
+    for module in found.values():
+        module.noted = []
+    try:
+        yield notes
+    finally:
+        for name, module in found.items():
+            calls, module.noted = module.noted or [], None
+            if calls:
+                notes[name] = {key: torch.cat([call[key] for call in calls], 1) for key in calls[0]}
 
 
 class ScoreAttention(Attention):

@@ -28,8 +28,11 @@ class GatedAttention(WrappedAttention):
     threshold: gate probability above which a position is open at evaluation.
     sparsity_weight: weight of the density penalty.
 
-    Returns weights (batch, tgt_len, src_len), zero on shut positions; ``last_gates`` holds the gates used.
+    Returns weights (batch, tgt_len, src_len), zero on shut positions; ``last_gates`` holds the gates used. Its
+    notes: ``gate`` (batch, tgt_len, src_len), the gate probabilities g, and ``open``, the gates used (1 open, 0 shut).
     """
+
+    notes = ("gate", "open")
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class GatedAttention(WrappedAttention):
         best = F.one_hot(probs.masked_fill(~valid, -1).argmax(-1), scores.shape[-1]).to(scores.dtype)
         gates = torch.where(shut, best, gates)  # (batch, tgt_len, src_len)
         self.last_gates = gates.detach()
+        self.note(gate=probs * valid, open=gates)
         masked = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
         exp = torch.exp(masked - masked.amax(-1, keepdim=True))  # (batch, tgt_len, src_len), shut rows stay finite
         weighted = exp * gates  # (batch, tgt_len, src_len)

@@ -28,8 +28,11 @@ class HardAttention(WrappedAttention):
     baseline_decay: decay of the reward's moving average.
     entropy_weight: weight of the entropy bonus (reinforce).
 
-    Weights returned are one-hot (batch, tgt_len, src_len): the location actually used.
+    Weights returned are one-hot (batch, tgt_len, src_len): the location actually used. Its notes: ``choice``
+    (batch, tgt_len), that location, and ``probability`` (batch, tgt_len, src_len), the softmax it was chosen from.
     """
+
+    notes = ("choice", "probability")
 
     def __init__(
         self,
@@ -56,7 +59,9 @@ class HardAttention(WrappedAttention):
             choice = probs.argmax(-1)  # (batch, tgt_len)
         elif self.estimator == "gumbel":
             logits = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
-            return F.gumbel_softmax(logits, tau=self.temperature, hard=True) * valid
+            sample = F.gumbel_softmax(logits, tau=self.temperature, hard=True) * valid  # (batch, tgt_len, src_len)
+            self.note(choice=sample.argmax(-1), probability=probs)
+            return sample
         else:
             row_ok = valid.any(-1)  # (batch, tgt_len)
             safe = torch.where(row_ok.unsqueeze(-1), probs, torch.ones_like(probs))  # empty rows: any index
@@ -64,6 +69,7 @@ class HardAttention(WrappedAttention):
             choice = dist.sample()  # (batch, tgt_len)
             self.log_probs.append((dist.log_prob(choice) * row_ok).sum(-1))  # (batch,)
             self.entropies.append((dist.entropy() * row_ok).sum(-1))  # (batch,)
+        self.note(choice=choice, probability=probs)
         return F.one_hot(choice, scores.shape[-1]).to(scores.dtype) * valid
 
     def auxiliary_loss(self, reward: Tensor) -> Tensor:

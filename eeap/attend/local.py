@@ -24,7 +24,12 @@ class LocalAttention(WrappedAttention):
     window: D, the half-width of the window.
     score: the attention whose score is used inside the window, from its section (default ``{type: general}``).
     hidden_dim: size of W_p (predictive), default query_dim.
+
+    Its notes: ``centre`` (batch, tgt_len), p_t, and ``first`` / ``last`` (batch, tgt_len), the window's first and
+    last source positions inside the source.
     """
+
+    notes = ("centre", "first", "last")
 
     def __init__(
         self,
@@ -61,6 +66,11 @@ class LocalAttention(WrappedAttention):
         p = self.centres(query, lengths, step).unsqueeze(-1)  # (batch, tgt_len, 1)
         s = torch.arange(src_len, device=scores.device, dtype=scores.dtype)  # (src_len,)
         inside = (s >= torch.floor(p) - self.window) & (s <= torch.floor(p) + self.window)  # (batch, tgt, src)
+        if self.noted is not None:
+            end = (lengths - 1).view(-1, 1).to(p.dtype)  # (batch, 1) the last source position
+            first = (torch.floor(p) - self.window).squeeze(-1).clamp(min=0)  # (batch, tgt_len)
+            last = torch.minimum((torch.floor(p) + self.window).squeeze(-1), end)  # (batch, tgt_len)
+            self.note(centre=p.squeeze(-1), first=first.long(), last=last.long())
         weights = masked_softmax(scores, mask & inside)  # (batch, tgt_len, src_len)
         if self.mode == "predictive":
             sigma = self.window / 2

@@ -5,7 +5,7 @@ particular input lines, and numbers rounded for JSON records. Model side: the ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass
@@ -15,7 +15,8 @@ class DecodeOptions:
     beam_size: None for the model's own (``model.beam_size``); n_best: hypotheses (or classes) reported per input;
     length_penalty: GNMT's α, None for the model's; coverage: GNMT's coverage penalty β (0: none); batch_size: inputs
     per batch; attention: records carry the attention weights; maps: a volume segmentation model also writes each
-    class's probability and each gate's coefficients as volumes.
+    class's probability and each gate's coefficients as volumes; progress: called after each decoding step of a
+    sequence model with each input's best output so far (its text), for a page that shows the output as it decodes.
     """
 
     beam_size: Optional[int] = None
@@ -25,6 +26,7 @@ class DecodeOptions:
     batch_size: int = 64
     attention: bool = False
     maps: bool = False
+    progress: Optional[Callable[[list[str]], None]] = None
 
     def search(self) -> dict[str, Any]:
         """The keyword arguments of ``Seq2Seq.decode`` besides the beam size."""

@@ -8,15 +8,15 @@ A task computes the memory from its own source (tokens, an image) and hands it h
 from __future__ import annotations
 
 import abc
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap import threads
-from eeap.attend.base import Attention, head_mean
-from eeap.data.text import PAD, Tokenizer, pad
+from eeap.attend.base import Attention, head_mean, noting
+from eeap.data.text import BOS, PAD, Tokenizer, pad
 from eeap.model.prediction import DecodeOptions, Problems, rounded
 from eeap.model.task import Example, Task
 from eeap.predict.base import SequenceDecoder
@@ -129,6 +129,7 @@ class Seq2Seq(nn.Module):
         n_best: int = 1,
         length_penalty: Optional[float] = None,
         coverage: float = 0.0,
+        progress: Optional[Callable[[Tensor], None]] = None,
     ) -> Hypotheses:
         """Greedy (beam 1) or beam search over memory (batch, src_len, dim): the best output of each example (and the
         ``n_best``); the model's beam size and length penalty unless given; on the CPU, on one thread
@@ -144,7 +145,40 @@ class Seq2Seq(nn.Module):
                 alpha,
                 n_best=n_best,
                 coverage=coverage,
+                progress=progress,
             )
+
+    def explain(self, memory: Tensor, mask: Tensor, hyps: Hypotheses) -> dict[str, Tensor]:
+        """For each of the ranked hypotheses, what the decoder's attentions decided beyond their weights
+        (``Attention.notes``: hard attention's chosen position, local attention's window, gated attention's gates):
+        {note: (batch, n, steps, ...)}, named ``module.note`` where several attentions keep notes; and for a decoder
+        with several attending layers (a Transformer) every layer's weights under ``layers``: (batch, n, layers,
+        [heads,] steps, src_len). Empty where there is neither.
+
+        The decoder reads each hypothesis again, teacher-forced (BOS, then its tokens), in evaluation mode: step t
+        sees what it saw while decoding, so it decides the same (its weights equal beam search's; tested)."""
+        noted = any(isinstance(m, Attention) and m.notes for m in self.decoder.modules())
+        layered = self.decoder.attention_layers > 1
+        if hyps.ranked_tokens is None or not (noted or layered):
+            return {}
+        batch, n, steps = hyps.ranked_tokens.shape
+        tokens = hyps.ranked_tokens.reshape(batch * n, steps)  # (batch·n, steps)
+        start = torch.full_like(tokens[:, :1], BOS)
+        read = torch.cat([start, tokens[:, :-1]], 1)  # (batch·n, steps): what step t read
+        rows = torch.arange(batch, device=memory.device).repeat_interleave(n)  # (batch·n,)
+        with torch.no_grad(), noting(self.decoder) as notes:
+            every = self.decoder.layer_weights(read, memory[rows], mask[rows]) if layered else []
+            if noted and not layered:
+                self.decoder(read, memory[rows], mask[rows], need_weights=True)
+        named = {
+            (key if len(notes) == 1 else f"{module}.{key}"): value.reshape(batch, n, *value.shape[1:])
+            for module, kept in notes.items()
+            for key, value in kept.items()
+        }
+        if every:
+            stacked = torch.stack(every, 1)  # (batch·n, layers, [heads,] steps, src_len)
+            named["layers"] = stacked.reshape(batch, n, *stacked.shape[1:])
+        return named
 
     def evaluate(
         self, memory: Tensor, mask: Tensor, batch: dict, metrics: dict[str, Any], beam_size: int
@@ -180,29 +214,60 @@ def references_of(batch: dict) -> list[list[str]]:
     return [[t] for t in batch["tgt_text"]]
 
 
-def hypothesis_records(hyps: Hypotheses, target: Any, n_best: int = 1, attention: bool = False) -> list[dict]:
+def hypothesis_records(
+    hyps: Hypotheses,
+    target: Any,
+    n_best: int = 1,
+    attention: bool = False,
+    details: Optional[dict[str, Tensor]] = None,
+) -> list[dict]:
     """What ``eeap predict`` reports of each decoded example: the output text and its score; with ``n_best`` > 1 the
     ranked outputs with theirs; with ``attention`` the weights of each output token over the source (``attention``;
     the mean over heads where the attention has several, and each head's under ``attention_heads``), rounded to 4
-    places."""
+    places, what each row is (``output_pieces``, the end's row ``</s>``), what the attention decided beyond its
+    weights (``attention_details``, from ``Seq2Seq.explain``) and, for a decoder with several attending layers,
+    every layer's weights (``attention_layers``: layer, [head,] output piece, source piece; ``attention`` is the
+    last layer's): each of the n best has all of these too."""
+
+    def described(row: int, rank: int, tokens: Tensor, score: Tensor, length: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"output": target.decode(tokens.tolist()), "score": round(float(score), 6)}
+        weights = hyps.ranked_weights[row, rank] if hyps.ranked_weights is not None else None
+        if not attention or weights is None:
+            return record
+        mean = head_mean(weights.unsqueeze(0), 3)[0]  # (steps, src_len): the heads' mean where there are heads
+        record["attention"] = rounded(mean[:length].float().cpu().tolist())
+        if weights.dim() == 3:
+            record["attention_heads"] = rounded(weights[:, :length].float().cpu().tolist())
+        pieces = target.pieces(tokens[:length].tolist())
+        record["output_pieces"] = pieces + ["</s>"] * (length - len(pieces))  # the end's row
+        notes = {key: value for key, value in (details or {}).items() if key != "layers"}
+        if notes:
+            record["attention_details"] = {
+                key: detail_values(value[row, rank, :length]) for key, value in notes.items()
+            }
+        if details and "layers" in details:  # (layers, [heads,] steps, src_len)
+            record["attention_layers"] = rounded(details["layers"][row, rank, ..., :length, :].float().cpu().tolist())
+        return record
+
     records = []
     for row in range(hyps.tokens.shape[0]):
-        record: dict[str, Any] = {
-            "output": target.decode(hyps.tokens[row].tolist()),
-            "score": round(float(hyps.scores[row]), 6),
-        }
-        if n_best > 1 and hyps.ranked_tokens is not None and hyps.ranked_scores is not None:
-            record["n_best"] = [
-                {"output": target.decode(tokens.tolist()), "score": round(float(score), 6)}
-                for tokens, score in zip(hyps.ranked_tokens[row], hyps.ranked_scores[row])
-            ]
-        if attention and hyps.weights is not None:
-            length = int(hyps.lengths[row])
-            record["attention"] = rounded(head_mean(hyps.weights, 3)[row, :length].float().cpu().tolist())
-            if hyps.weights.dim() == 4:
-                record["attention_heads"] = rounded(hyps.weights[row, :, :length].float().cpu().tolist())
+        assert hyps.ranked_tokens is not None and hyps.ranked_scores is not None and hyps.ranked_lengths is not None
+        each = [
+            described(row, rank, hyps.ranked_tokens[row, rank], hyps.ranked_scores[row, rank], int(length))
+            for rank, length in enumerate(hyps.ranked_lengths[row])
+        ]
+        record = dict(each[0])
+        if n_best > 1:
+            record["n_best"] = each
         records.append(record)
     return records
+
+
+def detail_values(value: Tensor) -> Any:
+    """An attention's note as JSON: whole numbers as ints, others rounded to 4 places."""
+    if value.is_floating_point():
+        return rounded(value.float().cpu().tolist())
+    return value.cpu().tolist()
 
 
 class Inputs(abc.ABC):
@@ -433,12 +498,14 @@ class Seq2SeqTask(Task):
     ) -> tuple[list[dict], list[Any]]:
         """Decode the batch: ``hypothesis_records``, and each one's attention figure when asked for."""
         src = self.inputs.collate(items).to(self.device)
-        hyps = self.decode(src, options.beam_size, **options.search())
-        records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention)
-        if options.attention and hyps.weights is not None:  # what the weights' rows and columns are
+        memory, mask = self.encode(src)
+        report = options.progress
+        progress = (lambda tokens: report([self.info.target.decode(r) for r in tokens.tolist()])) if report else None
+        hyps = self.seq2seq.decode(memory, mask, options.beam_size, progress=progress, **options.search())
+        details = self.seq2seq.explain(memory, mask, hyps) if options.attention else None
+        records = hypothesis_records(hyps, self.info.target, options.n_best, options.attention, details)
+        if options.attention and hyps.weights is not None:  # what the weights' columns are
             for row, record in enumerate(records):
-                pieces = self.info.target.pieces(hyps.tokens[row, : int(hyps.lengths[row])].tolist())
-                record["output_pieces"] = pieces + ["</s>"] * (len(record["attention"]) - len(pieces))  # the end's
                 labels = self.inputs.labels(src[row])
                 if labels is not None:
                     record["source_pieces"] = labels

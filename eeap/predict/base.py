@@ -75,6 +75,17 @@ class SequenceDecoder(PredictPart):
     ) -> tuple[Tensor, Optional[Tensor]]:
         """Teacher-forced logits for every position."""
 
+    @property
+    def attention_layers(self) -> int:
+        """How many layers attend over the memory (``forward`` and ``step`` give the last one's weights)."""
+        return 1
+
+    def layer_weights(self, tokens: Tensor, memory: Tensor, mask: Tensor) -> list[Tensor]:
+        """Teacher-forced, each attending layer's weights over the memory, first layer first: (batch, [heads,]
+        tgt_len, src_len) each; one decoder layer's, ``forward``'s, unless the decoder has several."""
+        weights = self(tokens, memory, mask, need_weights=True)[1]
+        return [] if weights is None else [weights]
+
 
 class ClassifierHead(PredictPart):
     """The classifier head role: ``forward(x, mask)`` with x (batch, len, input_dim) → logits (batch, classes) and

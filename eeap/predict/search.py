@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -19,8 +19,9 @@ class Hypotheses:
 
     tokens (batch, steps): ends with EOS then PAD; lengths (batch,): tokens up to and including EOS;
     scores (batch,): log-probability over the length penalty, plus the coverage penalty; weights (batch, steps,
-    src_len), per head (batch, heads, steps, src_len), or None. ranked_tokens (batch, n, steps), ranked_lengths and ranked_scores (batch, n): the n best,
-    finished ones first.
+    src_len), per head (batch, heads, steps, src_len), or None. ranked_tokens (batch, n, steps), ranked_lengths and
+    ranked_scores (batch, n): the n best, finished ones first; ranked_weights (batch, n, [heads,] steps, src_len): the
+    weights each of them computed, or None.
     """
 
     tokens: Tensor
@@ -30,6 +31,7 @@ class Hypotheses:
     ranked_tokens: Optional[Tensor] = None
     ranked_lengths: Optional[Tensor] = None
     ranked_scores: Optional[Tensor] = None
+    ranked_weights: Optional[Tensor] = None
 
 
 def length_penalty(lengths: Tensor, alpha: float) -> Tensor:
@@ -55,9 +57,12 @@ def beam_search(
     alpha: float = 0.0,
     n_best: int = 1,
     coverage: float = 0.0,
+    progress: Optional[Callable[[Tensor], None]] = None,
 ) -> Hypotheses:
     """Decode ``max_len`` steps at most; memory (batch, src_len, dim), mask (batch, src_len). ``alpha``: the length
-    penalty; ``coverage``: the coverage penalty's β (0: none); ``n_best`` ≤ ``beam_size`` hypotheses are ranked.
+    penalty; ``coverage``: the coverage penalty's β (0: none); ``n_best`` ≤ ``beam_size`` hypotheses are ranked;
+    ``progress``: called after each step with each example's leading beam so far (batch, steps), for showing the
+    output as it decodes (the final answer can differ: a beam that finishes later may overtake it).
 
     Every example's ``beam_size`` beams advance together as rows of one batch. Finished beams stay in the beam,
     extended by PAD at no cost, so every beam ends the same length. The answer is the best finished hypothesis by
@@ -106,6 +111,8 @@ def beam_search(
                 covered = (0 if covered is None else covered[source]) + head_mean(weights[source], 2).float() * live
         chosen_tokens.append(token)
         parents.append(source)
+        if progress is not None:  # topk sorts: each example's first beam leads
+            progress(trace(offsets.view(-1), chosen_tokens, parents, [])[0])
         lengths = lengths[source] + (~finished[source]).long()
         finished = finished[source] | (token == EOS)
         if bool(finished.all()):
@@ -127,14 +134,16 @@ def beam_search(
     ranked_tokens = tokens.view(batch, n, steps)
     ranked_lengths = lengths[rows].view(batch, n)
     ranked_scores = normalised.gather(1, order)  # (batch, n)
+    ranked_weights = picked.view(batch, n, *picked.shape[1:]) if picked is not None else None
     return Hypotheses(
         tokens=ranked_tokens[:, 0],
         lengths=ranked_lengths[:, 0],
         scores=ranked_scores[:, 0],
-        weights=picked.view(batch, n, *picked.shape[1:])[:, 0] if picked is not None else None,
+        weights=ranked_weights[:, 0] if ranked_weights is not None else None,
         ranked_tokens=ranked_tokens,
         ranked_lengths=ranked_lengths,
         ranked_scores=ranked_scores,
+        ranked_weights=ranked_weights,
     )
 
 

@@ -131,6 +131,20 @@ class TransformerDecoder(SequenceDecoder):
         return self.output(self.norm(x)), weights  # (batch, tgt_len, vocab), (batch, tgt_len, src_len)
 
     @property
+    def attention_layers(self) -> int:
+        return len(self.layers)
+
+    def layer_weights(self, tokens: Tensor, memory: Tensor, mask: Tensor) -> list[Tensor]:
+        """Every layer's cross-attention weights, as ``forward`` computes them: (batch, [heads,] tgt_len, src_len)."""
+        x = self.embedding(tokens)  # (batch, tgt_len, dim)
+        every = []
+        for layer in self.layers:
+            x, weights = layer(x, memory, mask, True)
+            if weights is not None:
+                every.append(weights)
+        return every
+
+    @property
     def needs_prefix(self) -> bool:  # type: ignore[override]
         """With the cache, a step reads the last token only; the rest is in the state."""
         return not self.cache

@@ -27,7 +27,8 @@ DATES = ["March 5, 2021", "12/25/2023", "1 Jan 1999", "2020-02-29", "Sunday, Jul
 
 
 def in_process(target: str, requests: int, beam: int) -> list[float]:
-    """Server time: ``Explorer.answer`` called as Gradio calls it, in this process."""
+    """Server time: ``Explorer.stream`` (the answer on a decoding thread, the page's updates) run to its answer as
+    Gradio runs it, in this process."""
     from eeap.model.checkpoints import load_task
     from eeap.serving.explore import Explorer, find_model
 
@@ -36,7 +37,7 @@ def in_process(target: str, requests: int, beam: int) -> list[float]:
     times = []
     for i in range(requests + 1):
         start = time.perf_counter()
-        explorer.answer(DATES[i % len(DATES)], beam, "mean")
+        list(explorer.stream(DATES[i % len(DATES)], beam, "mean"))
         times.append(time.perf_counter() - start)
     return times
 
@@ -66,7 +67,7 @@ def through_http(target: str, requests: int, beam: int) -> list[float]:
         times = []
         for i in range(requests + 1):
             start = time.perf_counter()
-            client.predict(DATES[i % len(DATES)], beam, "mean", api_name="/translate")
+            client.predict(DATES[i % len(DATES)], beam, "mean", 1, api_name="/translate")
             times.append(time.perf_counter() - start)
         return times
     finally:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATES, TINY_DATES
+from eeap import build
+from eeap.config.loader import load_config
+from tests.conftest import DATES, QUIET, TINY_DATES
 
 pytest.importorskip("gradio", reason="the explore extra (pip install 'eeap[explore]')")
 
@@ -102,7 +104,7 @@ def client(url: str):
 @pytest.mark.parametrize(("text", "beam"), [("March 5, 2021", 1), ("12/25/2023", 3), ("1 Jan 1999", 5)])
 def test_the_page_answers_as_eeap_predict_does(page, checkpoint, text, beam):
     url, _, _ = page
-    output, score, best, table, message, record = client(url).predict(text, beam, "mean", api_name="/translate")
+    output, score, best, table, message, record = client(url).predict(text, beam, "mean", 1, api_name="/translate")
     assert record == predicted(checkpoint, text, beam)
     assert output == record["output"] and score == record["score"] and message == ""
     ranked = record.get("n_best", [record])  # beam 1: the one output
@@ -115,14 +117,134 @@ def test_the_page_answers_as_eeap_predict_does(page, checkpoint, text, beam):
     assert weights == pytest.approx([w for row in record["attention"] for w in row], abs=1e-4)
 
 
+@pytest.mark.parametrize("hypothesis", [2, 3])
+def test_each_of_the_n_best_shows_its_own_alignment(page, checkpoint, hypothesis):
+    url, _, _ = page
+    *_, table, message, record = client(url).predict("12/25/2023", 3, "mean", hypothesis, api_name="/translate")
+    assert record == predicted(checkpoint, "12/25/2023", 3) and message == ""
+    chosen = record["n_best"][hypothesis - 1]
+    assert chosen["output"] != record["output"] and f"hypothesis {hypothesis} of 3" in table
+    weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', table)]
+    assert weights == pytest.approx([w for row in chosen["attention"] for w in row], abs=1e-4)
+    rows = re.findall(r'<th class="out">(.*?)</th>', table)
+    assert rows == [piece.replace("<", "&lt;").replace(">", "&gt;") for piece in chosen["output_pieces"]]
+
+
+def test_the_page_streams_the_output_as_it_decodes(checkpoint):
+    from eeap.model.checkpoints import load_task
+    from eeap.serving.explore import Explorer, serve
+
+    explorer = Explorer(load_task(checkpoint).eval(), str(checkpoint), MAX_CHARS)
+    explorer.every = 0.0  # every step's output: a date decodes faster than the page's 0.1 s between updates
+    parts = list(explorer.stream("March 5, 2021", 1))
+    *partial, final = parts
+    assert final[5] == explorer.answer("March 5, 2021", 1)[5] == predicted(checkpoint, "March 5, 2021", 1)
+    shown = [part[0] for part in partial]
+    assert len(shown) >= 5 and shown[0] == final[0][:1]  # one character a step
+    assert all(later.startswith(earlier) for earlier, later in zip(shown, shown[1:]))  # greedy: each extends the last
+    assert shown[-1] == final[0]
+    port = free_port()
+    app = serve([explorer], "127.0.0.1", port, block=False)
+    try:  # through the page's queue, each update reaches the client
+        job = client(f"http://127.0.0.1:{port}/").submit("March 5, 2021", 1, "mean", 1, api_name="/translate")
+        assert job.result(timeout=60)[5] == final[5]
+        assert [update[0] for update in job.outputs()] == [part[0] for part in parts]
+    finally:
+        app.close()
+
+
+def test_a_failed_decode_reaches_the_page_after_its_updates():
+    from eeap.serving.explore import streamed
+
+    def work(progress):
+        progress(["19"])
+        raise RuntimeError("out of memory")
+
+    updates = streamed(work, lambda outputs: (outputs[0],), 0.0)
+    assert next(updates) == ("19",)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        next(updates)
+
+
+def test_the_table_shows_what_hard_local_and_gated_attention_decided():
+    from eeap.serving.explore import alignment_table
+
+    base = {"source_pieces": ["a", "b", "c"], "output_pieces": ["x", "</s>"]}
+    hard = alignment_table(
+        {
+            **base,
+            "attention": [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]],
+            "attention_details": {"choice": [1, 0], "probability": [[0.2, 0.7, 0.1], [0.5, 0.3, 0.2]]},
+        }
+    )
+    assert re.findall(r'class="w chosen" data-weight="([0-9.]+)"', hard) == ["1.0000", "1.0000"]
+    assert "rgba(31, 119, 180, 0.700)" in hard and "(probability 0.2000)" in hard  # shaded by what it drew from
+    assert re.findall(r'<td class="note">(.*?)</td>', hard) == ["→ b", "→ a"]
+    local = alignment_table(
+        {
+            **base,
+            "attention": [[0.4, 0.6, 0.0], [0.0, 0.3, 0.7]],
+            "attention_details": {"centre": [0.5, 2.2], "first": [0, 1], "last": [1, 2]},
+        }
+    )
+    assert local.count('class="w outside"') == 2 and "(outside the window)" in local
+    assert re.findall(r'<td class="note">(.*?)</td>', local) == ["p = 0.50, [0, 1]", "p = 2.20, [1, 2]"]
+    gated = alignment_table(
+        {
+            **base,
+            "attention": [[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]],
+            "attention_details": {"gate": [[0.1, 0.9, 0.2], [0.8, 0.6, 0.3]], "open": [[0, 1, 0], [1, 1, 0]]},
+        }
+    )
+    assert gated.count('class="w shut"') == 3 and gated.count(">×</td>") == 3 and "(gate 0.9000, open)" in gated
+    assert re.findall(r'<td class="note">(.*?)</td>', gated) == ["1 open", "2 open"]
+    assert 'class="note"' not in alignment_table({**base, "attention": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]})
+
+
+@pytest.mark.parametrize(
+    ("attend", "shows"),
+    [
+        ("{type: hard}", 'class="w chosen"'),
+        ("{type: local, window: 1}", "outside the window"),
+        ("{type: gated}", "open"),
+    ],
+)
+def test_a_hard_local_or_gated_models_page_shows_what_its_attention_decided(attend, shows):
+    from eeap.serving.explore import Explorer
+    from tests.attend.test_notes import SMALL
+
+    module, _ = build(load_config(DATES, [*QUIET, *SMALL, f"model.attend={attend}"]))
+    explorer = Explorer(module.model.eval(), "untrained", MAX_CHARS)
+    *_, table, message, record = explorer.answer("4 March 2021", 3, "mean", 2)
+    chosen = record["n_best"][1]
+    assert message == "" and set(chosen["attention_details"]) and "hypothesis 2 of 3" in table
+    assert table.count('<td class="note">') == len(chosen["attention"]) and shows in table
+
+
+def test_a_transformers_page_shows_each_layer_and_head():
+    from eeap.serving.explore import Explorer
+    from tests.conftest import ROOT
+
+    config = ROOT / "configs" / "translation" / "dates_transformer.yaml"
+    sizes = ["data.train_size=64", "data.val_size=8", "data.test_size=8", "model.attend.average_heads=false"]
+    module, _ = build(load_config(config, [*QUIET, *sizes]))
+    explorer = Explorer(module.model.eval(), "untrained", MAX_CHARS)
+    each = ["mean", "head 1", "head 2", "head 3", "head 4"]
+    assert explorer.views() == each + [f"layer {layer} {view}" for layer in (1, 2) for view in each]
+    *_, table, message, record = explorer.answer("4 March 2021", 1, "layer 1 head 2")
+    weights = [float(w) for w in re.findall(r'data-weight="([0-9.]+)"', table)]
+    assert weights == pytest.approx([w for row in record["attention_layers"][0][1] for w in row], abs=1e-4)
+    assert message == "" and "layer 1 head 2" in table
+
+
 def test_bad_input_gets_a_message_in_the_page_and_the_server_keeps_serving(page):
     url, _, server = page
     reach = client(url)
-    empty = reach.predict("   ", 1, "mean", api_name="/translate")
+    empty = reach.predict("   ", 1, "mean", 1, api_name="/translate")
     assert empty[0] == "" and empty[4] == "Type something first."
-    long = reach.predict("9" * (MAX_CHARS + 1), 1, "mean", api_name="/translate")
+    long = reach.predict("9" * (MAX_CHARS + 1), 1, "mean", 1, api_name="/translate")
     assert long[4] == f"The input is {MAX_CHARS + 1} characters long; this page takes at most {MAX_CHARS}."
-    assert reach.predict("March 5, 2021", 1, "mean", api_name="/translate")[0] != ""
+    assert reach.predict("March 5, 2021", 1, "mean", 1, api_name="/translate")[0] != ""
     assert server.poll() is None
 
 
@@ -130,9 +252,9 @@ def test_eight_requests_at_once_are_all_answered(page):
     url, _, _ = page
     reach = client(url)
     texts = [f"March {day}, 2021" for day in range(1, 9)]
-    jobs = [reach.submit(text, 2, "mean", api_name="/translate") for text in texts]
+    jobs = [reach.submit(text, 2, "mean", 1, api_name="/translate") for text in texts]
     answers = [job.result(timeout=120) for job in jobs]
-    alone = [reach.predict(text, 2, "mean", api_name="/translate")[5] for text in texts]
+    alone = [reach.predict(text, 2, "mean", 1, api_name="/translate")[5] for text in texts]
     assert [answer[5] for answer in answers] == alone  # each its own input's answer, none lost
 
 
@@ -172,6 +294,14 @@ def test_a_person_types_a_date_in_chromium_and_sees_its_alignment(page, checkpoi
             title = cells.first.get_attribute("title")
             assert title is not None and re.search(r"← M: [01]\.\d{4}$", title)  # hover shows the weight
             view.screenshot(path=str(tmp_path / "explore-translation.png"), full_page=True)
+            # choosing the n best's second row shows that hypothesis' own alignment
+            view.locator('#eeap-best [data-testid="cell-1-1"]').click()  # Gradio's grid: row 1, column 1
+            view.wait_for_function(
+                "document.querySelector('#eeap-alignment caption').textContent.includes('hypothesis 2 of 3')",
+                timeout=60_000,
+            )
+            second = predicted(checkpoint, "March 5, 2021", 3)["n_best"][1]
+            assert view.locator("#eeap-alignment tr th.out").count() == len(second["output_pieces"])
         finally:
             browser.close()
     assert (tmp_path / "explore-translation.png").stat().st_size > 10_000
@@ -216,12 +346,21 @@ def test_the_alignment_table_shows_one_head_or_their_mean():
     second = alignment_table(record, "head 2")
     assert re.findall(r'data-weight="([0-9.]+)"', second) == ["0.0000", "1.0000"]
     assert "no attention" in alignment_table({"attention": []})
+    layered = {
+        **record,
+        "attention_layers": [[[[0.2, 0.8]], [[0.6, 0.4]]], [[[1.0, 0.0]], [[0.0, 1.0]]]],  # (layer, head, out, src)
+    }
+    first = alignment_table(layered, "layer 1 head 2")
+    assert re.findall(r'data-weight="([0-9.]+)"', first) == ["0.6000", "0.4000"] and "layer 1 head 2" in first
+    assert re.findall(r'data-weight="([0-9.]+)"', alignment_table(layered, "layer 1 mean")) == ["0.4000", "0.6000"]
+    beyond = alignment_table(layered, "layer 3 mean")
+    assert "mean (this model has 2 attending layers)" in beyond and beyond.count('data-weight="0.5000"') == 2
 
 
 def test_two_models_side_by_side_answer_the_same_input_each_as_predict_does(checkpoint, dot_checkpoint):
     server, port = start(str(checkpoint), str(dot_checkpoint))
     try:
-        answers = client(f"http://127.0.0.1:{port}/").predict("July 4, 1976", 2, "mean", api_name="/translate")
+        answers = client(f"http://127.0.0.1:{port}/").predict("July 4, 1976", 2, "mean", 1, api_name="/translate")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -278,7 +417,7 @@ def test_the_caption_page_answers_as_eeap_predict_does(caption_page, caption_che
     url, _, _ = caption_page
     image = scene_image(caption_checkpoint)
     caption, score, best, words, message, record = client(url).predict(
-        handle_file(str(image)), beam, api_name="/caption"
+        handle_file(str(image)), beam, 1, api_name="/caption"
     )
     assert record == predicted_file(caption_checkpoint, image, beam)
     assert caption == record["output"] and score == record["score"] and message == ""
@@ -286,6 +425,18 @@ def test_the_caption_page_answers_as_eeap_predict_does(caption_page, caption_che
     # a panel per word (and the end), captioned by it; the attention rows are over the model's grid of cells
     assert [panel["caption"] for panel in words] == record["output_pieces"]
     assert all(len(row) == 16 and abs(sum(row) - 1) < 1e-3 for row in record["attention"])  # 32 / 8: 4 × 4 cells
+
+
+def test_each_caption_of_the_n_best_shows_where_its_own_words_looked(caption_page, caption_checkpoint):
+    from gradio_client import handle_file
+
+    url, _, _ = caption_page
+    image = scene_image(caption_checkpoint)
+    *_, words, message, record = client(url).predict(handle_file(str(image)), 3, 2, api_name="/caption")
+    second = record["n_best"][1]
+    assert message == "" and second["output"] != record["output"]
+    assert [panel["caption"] for panel in words] == second["output_pieces"]
+    assert len(second["attention"]) == len(second["output_pieces"])
 
 
 def test_the_attention_overlay_is_red_where_a_word_looked():
@@ -306,16 +457,16 @@ def test_bad_uploads_get_a_message_and_the_caption_page_keeps_serving(caption_pa
 
     url, _, server = caption_page
     reach = client(url)
-    assert reach.predict(None, 1, api_name="/caption")[4] == "Upload an image first."
+    assert reach.predict(None, 1, 1, api_name="/caption")[4] == "Upload an image first."
     (tmp_path / "notes.png").write_text("not an image at all")
-    answer = reach.predict(handle_file(str(tmp_path / "notes.png")), 1, api_name="/caption")
+    answer = reach.predict(handle_file(str(tmp_path / "notes.png")), 1, 1, api_name="/caption")
     assert answer[0] == "" and "not an image this page can read" in answer[4]
     Image.new("L", (6400, 6400)).save(tmp_path / "huge.png")  # 41 million pixels, a small file
     assert (
         "this page takes at most 40,000,000 pixels"
-        in reach.predict(handle_file(str(tmp_path / "huge.png")), 1, api_name="/caption")[4]
+        in reach.predict(handle_file(str(tmp_path / "huge.png")), 1, 1, api_name="/caption")[4]
     )
-    good = reach.predict(handle_file(str(scene_image(caption_checkpoint))), 1, api_name="/caption")
+    good = reach.predict(handle_file(str(scene_image(caption_checkpoint))), 1, 1, api_name="/caption")
     assert good[0] != "" and good[4] == "" and server.poll() is None
     import eeap.serving.explore
 

@@ -4,9 +4,10 @@ types or uploads and shows where each output piece looked.
 A captioning model's page: an image upload (or one of the model's own data's images), the caption and its score, the
 n best, and each word's attention laid over the image as the model read it (``CaptionExplorer``).
 
-A translation model's page: a text box, the output and its score, beam search's n best with their scores, and the
-alignment as a table of source pieces × output pieces shaded by weight (hovering a cell shows it), the mean over heads
-or one head where the attention has several. Each answer is ``eeap predict --format jsonl --attention``'s record
+A translation model's page: a text box, the output as it decodes and its score, beam search's n best with their
+scores, and the alignment of the chosen hypothesis as a table of source pieces × output pieces shaded by weight
+(hovering a cell shows it): the mean over heads or one head where the attention has several, each layer's for a
+Transformer, and what hard, local and gated attention decided (the chosen position, the window, the shut gates). Each answer is ``eeap predict --format jsonl --attention``'s record
 for the same input (``Task.predict_lines``), shown in full under the table. Two models side by side (``eeap explore
 A B``: additive against dot attention, say) answer the same input each in its column.
 
@@ -21,13 +22,49 @@ import html
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from eeap.errors import ConfigError, DataError
 from eeap.model.prediction import DecodeOptions
 
 MAX_CHARS = 500  # the longest input the page takes (--max-chars)
 MAX_BEAM = 10
+STREAM_EVERY = 0.1  # seconds between the partial outputs a page shows while a sequence decodes
+BLANK: tuple = ("", None, [], "", "", {})  # a sequence model's answer before it comes
+
+
+def streamed(
+    work: Callable[[Callable[[list[str]], None]], tuple], partial: Callable[[list[str]], tuple], every: float
+) -> Iterator[tuple]:
+    """Run ``work(progress)`` on a thread of its own and yield ``partial(outputs so far)`` as decoding reports it, no
+    more often than every ``every`` seconds (a quick answer shows none), then work's answer; an exception in the work
+    is raised here."""
+    import queue
+    import threading
+    import time
+
+    reports: queue.Queue = queue.Queue()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["answer"] = work(reports.put)
+        except BaseException as e:  # noqa: BLE001  (handed to the page's thread)
+            result["error"] = e
+        finally:
+            reports.put(None)
+
+    thread = threading.Thread(target=run, daemon=True, name="eeap-explore-decode")
+    thread.start()
+    last = time.monotonic()
+    while (outputs := reports.get()) is not None:
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            yield partial(outputs)
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    yield result["answer"]
 
 
 def find_model(target: str) -> Path:
@@ -64,10 +101,19 @@ class Explorer:
             )
         self.task, self.source, self.max_chars = task, source, max_chars
         self.beam = int(getattr(getattr(task, "seq2seq", None), "beam_size", 1) or 1)
+        self.every = STREAM_EVERY
 
-    def answer(self, text: str, beam: int = 1, head: str = "mean") -> tuple[str, Optional[float], list, str, str, dict]:
-        """One input's answer: output, score, n best ([rank, output, score] rows), the alignment table (HTML), a
-        message (empty when all went well) and predict's record."""
+    def answer(
+        self,
+        text: str,
+        beam: int = 1,
+        head: str = "mean",
+        hypothesis: int = 1,
+        progress: Optional[Callable[[list[str]], None]] = None,
+    ) -> tuple[str, Optional[float], list, str, str, dict]:
+        """One input's answer: output, score, n best ([rank, output, score] rows), the alignment table (HTML) of
+        the ``hypothesis``-th best, a message (empty when all went well) and predict's record. ``progress``: called
+        with the output so far after each decoding step."""
         text = (text or "").strip()
         if not text:
             return "", None, [], "", "Type something first.", {}
@@ -75,7 +121,7 @@ class Explorer:
             too_long = f"The input is {len(text)} characters long; this page takes at most {self.max_chars}."
             return "", None, [], "", too_long, {}
         beam = max(1, min(int(beam), MAX_BEAM))
-        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True)
+        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True, progress=progress)
         records, problems = self.task.predict_lines([text], options)
         record = records[0]
         message = "; ".join(m.removeprefix("line 1: ") for m in problems.messages)
@@ -83,16 +129,30 @@ class Explorer:
             return "", None, [], "", message or "The model could not read this input.", {}
         ranked = record.get("n_best", [{"output": record["output"], "score": record["score"]}])
         rows = [[rank, hyp["output"], hyp["score"]] for rank, hyp in enumerate(ranked, 1)]
-        table = alignment_table(record, head)
+        table = alignment_table(record, head, hypothesis)
         return record["output"], record["score"], rows, table, message, record
 
-    def heads(self) -> int:
-        """How many heads the attention has (0 for one without heads)."""
+    def stream(self, text: str, beam: int = 1, head: str = "mean", hypothesis: int = 1) -> Iterator[tuple]:
+        """``answer``'s parts as the output decodes: the output so far (the rest empty) while it decodes, then the
+        answer."""
+
+        def partial(outputs: list[str]) -> tuple:
+            return (outputs[0], None, [], "", "", {})
+
+        return streamed(lambda progress: self.answer(text, beam, head, hypothesis, progress), partial, self.every)
+
+    def views(self) -> list[str]:
+        """The attention maps the page offers: the mean over heads and each head (of the last attending layer), and
+        for a decoder with several attending layers each layer's mean and heads."""
         probe = self.task.predict_lines(["1"], DecodeOptions(attention=True))[0][0] or {}
-        return len(probe.get("attention_heads", []))
+        heads = len(probe.get("attention_heads", []))
+        each = ["mean"] + [f"head {h}" for h in range(1, heads + 1)]
+        layers = len(probe.get("attention_layers", []))
+        return each + [f"layer {layer} {view}" for layer in range(1, layers + 1) for view in each]
 
 
 MAX_PIXELS = 40_000_000  # the largest upload (width × height) a caption page decodes
+IMAGE_HEIGHT = 280  # pixels: the height a page shows an image at (small ones scaled up, pixels kept sharp)
 
 
 class CaptionExplorer:
@@ -108,16 +168,23 @@ class CaptionExplorer:
     def __init__(self, task: Any, source: str, examples: Sequence[str] = ()) -> None:
         self.task, self.source, self.examples = task, source, list(examples)
         self.beam = int(task.seq2seq.beam_size or 1)
+        self.every = STREAM_EVERY
 
-    def answer(self, image: Optional[str], beam: int = 1) -> tuple[str, Optional[float], list, list, str, dict]:
+    def answer(
+        self,
+        image: Optional[str],
+        beam: int = 1,
+        hypothesis: int = 1,
+        progress: Optional[Callable[[list[str]], None]] = None,
+    ) -> tuple[str, Optional[float], list, list, str, dict]:
         """One image's answer: caption, score, n best ([rank, caption, score] rows), the per-word overlays
-        ([(image, word)]), a message (empty when all went well) and predict's record. ``image``: the file Gradio
-        saved the upload to."""
+        ([(image, word)]) of the ``hypothesis``-th best, a message (empty when all went well) and predict's record.
+        ``image``: the file Gradio saved the upload to; ``progress``: called with the caption so far at each step."""
         item, message = read_upload(self.task, image)
         if item is None:
             return "", None, [], [], message, {}
         beam = max(1, min(int(beam), MAX_BEAM))
-        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True)
+        options = DecodeOptions(beam_size=beam, n_best=min(beam, 5), attention=True, progress=progress)
         import torch
 
         with torch.no_grad():
@@ -125,13 +192,21 @@ class CaptionExplorer:
         record = records[0]
         ranked = record.get("n_best", [{"output": record["output"], "score": record["score"]}])
         rows = [[rank, hyp["output"], hyp["score"]] for rank, hyp in enumerate(ranked, 1)]
-        pieces = record.get("output_pieces", [])
+        chosen = hypothesis_of(record, hypothesis)
         seen = item.numpy().transpose(1, 2, 0)  # (H, W, C) in [0, 1]: the image as the model read it
         overlays = [
             (attention_overlay(seen, row, self.task.inputs.grid), word)
-            for word, row in zip(pieces, record.get("attention", []))
+            for word, row in zip(chosen.get("output_pieces", []), chosen.get("attention", []))
         ]
         return record["output"], record["score"], rows, overlays, "", record
+
+    def stream(self, image: Optional[str], beam: int = 1, hypothesis: int = 1) -> Iterator[tuple]:
+        """``answer``'s parts as the caption decodes: the caption so far while it decodes, then the answer."""
+
+        def partial(outputs: list[str]) -> tuple:
+            return (outputs[0], None, [], [], "", {})
+
+        return streamed(lambda progress: self.answer(image, beam, hypothesis, progress), partial, self.every)
 
 
 def read_upload(task: Any, image: Optional[str]) -> tuple[Any, str]:
@@ -368,43 +443,122 @@ def explorer_for(task: Any, source: str, max_chars: int = MAX_CHARS) -> Any:
     return Explorer(task, source, max_chars)
 
 
-def alignment_table(record: dict, head: str = "mean") -> str:
-    """The attention of ``record`` (predict's, with ``--attention``) as an HTML table: a row per output piece, a
-    column per source piece, each cell shaded by its weight, which hovering shows (``title``)."""
-    weights = record.get("attention")
-    heads = record.get("attention_heads") or []
-    if head != "mean" and int(head.split()[-1]) <= len(heads):
-        weights = heads[int(head.split()[-1]) - 1]
-    elif head != "mean":
-        head = f"mean (this model's attention has {len(heads) or 'no'} heads)"
+def hypothesis_of(record: dict, hypothesis: int) -> dict:
+    """The ``hypothesis``-th best of ``record`` (predict's, with ``--attention``; 1 the best), its last where there are
+    fewer."""
+    ranked = record.get("n_best") or [record]
+    return ranked[min(max(int(hypothesis), 1), len(ranked)) - 1]
+
+
+def alignment_table(record: dict, head: str = "mean", hypothesis: int = 1) -> str:
+    """The attention of ``record``'s ``hypothesis``-th best (predict's record, with ``--attention``) as an HTML
+    table: a row per output piece, a column per source piece, each cell shaded by its weight, which hovering shows
+    (``title``). Where the attention decides more than weights (``attention_details``), the table shows it: hard
+    attention's chosen position (outlined; cells shaded by the probability it was drawn from), local attention's
+    window (cells outside it hatched, p_t at the row's end), gated attention's shut positions (×, each gate's
+    probability on hover)."""
+    chosen = hypothesis_of(record, hypothesis)
+    weights, head = shown_weights(chosen, head)
     if not weights:
         return "<p>This model has no attention to show.</p>"
     source = record.get("source_pieces") or [str(i) for i in range(len(weights[0]))]
-    output = record.get("output_pieces") or [str(i) for i in range(len(weights))]
+    output = chosen.get("output_pieces") or [str(i) for i in range(len(weights))]
+    details = chosen.get("attention_details") or {}
+    ranked = len(record.get("n_best") or [record])
+    which = f"hypothesis {min(max(int(hypothesis), 1), ranked)} of {ranked}, " if ranked > 1 else ""
 
     def shown(piece: str) -> str:
         return html.escape(piece.replace(" ", "␣"))
 
     head_row = "".join(f'<th class="src">{shown(p)}</th>' for p in source)
     rows = []
-    for out, row in zip(output, weights):
-        cells = "".join(
-            f'<td class="w" data-weight="{w:.4f}" title="{shown(out)} ← {shown(src)}: {w:.4f}" '
-            f'style="background: rgba(31, 119, 180, {min(max(w, 0.0), 1.0):.3f})"></td>'
-            for src, w in zip(source, row)
-        )
-        rows.append(f'<tr><th class="out">{shown(out)}</th>{cells}</tr>')
+    for t, (out, row) in enumerate(zip(output, weights)):
+        cells = []
+        for s, (src, w) in enumerate(zip(source, row)):
+            kind, shade, title, mark = "w", w, f"{shown(out)} ← {shown(src)}: {w:.4f}", ""
+            if "choice" in details:  # hard
+                shade = details["probability"][t][s]
+                title += f" (probability {shade:.4f}{', chosen' if details['choice'][t] == s else ''})"
+                kind += " chosen" if details["choice"][t] == s else ""
+            elif "first" in details and not details["first"][t] <= s <= details["last"][t]:  # local
+                kind, title = "w outside", title + " (outside the window)"
+            elif "open" in details:  # gated
+                title += f" (gate {details['gate'][t][s]:.4f}, {'open' if details['open'][t][s] else 'shut'})"
+                kind, mark = ("w", "") if details["open"][t][s] else ("w shut", "×")
+            cells.append(
+                f'<td class="{kind}" data-weight="{w:.4f}" title="{title}" '
+                f'style="background: rgba(31, 119, 180, {min(max(shade, 0.0), 1.0):.3f})">{mark}</td>'
+            )
+        rows.append(f'<tr><th class="out">{shown(out)}</th>{"".join(cells)}{row_note(details, t, source)}</tr>')
     return (
         '<table class="eeap-alignment" style="border-collapse: collapse">'
-        f"<caption>where each output piece (row) looked in the input (columns): {html.escape(head)}</caption>"
+        f"<caption>where each output piece (row) looked in the input (columns): {which}{html.escape(head)}"
+        f"{detail_caption(details)}</caption>"
         f"<tr><th></th>{head_row}</tr>{''.join(rows)}</table>"
     )
+
+
+def shown_weights(chosen: dict, view: str) -> tuple[Any, str]:
+    """The weights (output piece × source piece) that ``view`` names in a hypothesis' record: ``mean`` or ``head H``
+    (of the last attending layer), ``layer L mean`` or ``layer L head H``; and what is shown, said for the caption
+    (the mean, and why, where the model has no such head or layer)."""
+    found = re.fullmatch(r"(?:layer (\d+) )?(mean|head (\d+))", view)
+    layer, head = (int(found[1]) if found and found[1] else None), (int(found[3]) if found and found[3] else None)
+    mean, heads = chosen.get("attention"), chosen.get("attention_heads") or []
+    layers = chosen.get("attention_layers") or []
+    if layer is not None:
+        if layer > len(layers):
+            return mean, f"mean (this model has {len(layers) or 'one'} attending layers)"
+        kept = layers[layer - 1]  # (heads, steps, src_len) or (steps, src_len)
+        has_heads = bool(kept) and bool(kept[0]) and isinstance(kept[0][0], list)
+        heads = kept if has_heads else []
+        mean = [[sum(cells) / len(heads) for cells in zip(*rows)] for rows in zip(*heads)] if has_heads else kept
+    if head is None:
+        return mean, view if found else "mean"
+    if head > len(heads):
+        return mean, f"mean (this model's attention has {len(heads) or 'no'} heads)"
+    return heads[head - 1], view
+
+
+def detail_caption(details: dict) -> str:
+    """What the table shows of an attention's details, said under its caption."""
+    if "choice" in details:
+        return (
+            "; hard attention: each row's chosen position outlined, cells shaded by the probability it was drawn from"
+        )
+    if "first" in details:
+        return "; local attention: hatched cells are outside the window [p_t − D, p_t + D], p_t at each row's end"
+    if "open" in details:
+        return "; gated attention: × marks a position its gate shut (hover: the gate's probability)"
+    return ""
+
+
+def row_note(details: dict, t: int, source: Sequence[str]) -> str:
+    """The cell after row ``t``: hard attention's chosen piece, local attention's p_t and window, gated attention's
+    open count; none for other attentions."""
+    if "choice" in details:
+        text = f"→ {html.escape(source[details['choice'][t]].replace(' ', '␣'))}"
+    elif "first" in details:
+        text = f"p = {details['centre'][t]:.2f}, [{details['first'][t]}, {details['last'][t]}]"
+    elif "open" in details:
+        text = f"{sum(1 for g in details['open'][t] if g)} open"
+    else:
+        return ""
+    return f'<td class="note">{text}</td>'
 
 
 CSS = """
 .eeap-alignment td.w { width: 1.6em; height: 1.6em; border: 1px solid #eee; }
 .eeap-alignment th { font-family: monospace; font-weight: normal; padding: 0 0.3em; }
+.eeap-alignment td.chosen { outline: 2px solid #d62728; outline-offset: -2px; }
+.eeap-alignment td.outside { background: repeating-linear-gradient(45deg, #fff, #fff 3px, #ddd 3px, #ddd 5px) !important; }
+.eeap-alignment td.shut { color: #999; text-align: center; font-size: 0.8em; }
+.eeap-alignment td.note { font-family: monospace; color: #555; padding-left: 0.6em; white-space: nowrap; }
 .eeap-highlight span.w { padding: 0.1em 0; border-radius: 0.2em; }
+#eeap-image img, [id^="eeap-over"] img, [id^="eeap-attention"] img, [id^="eeap-mask"] img {
+  width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;
+}
+[id^="eeap-gates"] img { image-rendering: pixelated; }
 """
 
 
@@ -539,7 +693,9 @@ def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
     names = ", ".join(explorer.task.registered_name for explorer in explorers)
     with gr.Blocks(title=f"EEAP explore: {names}") as app:
         gr.Markdown(f"## EEAP explore: {names}")
-        image = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image")
+        image = image_upload(
+            gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image", height=IMAGE_HEIGHT
+        )
         if explorers[0].examples:
             gr.Examples(explorers[0].examples, inputs=[image], label="images of the model's data")
         go = gr.Button("Segment", variant="primary")
@@ -547,14 +703,25 @@ def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
         with gr.Row():
             for suffix in model_columns(gr, explorers):
                 message = gr.Markdown(elem_id=f"eeap-message{suffix}")
-                over = gr.Image(label="prediction over the image", interactive=False, elem_id=f"eeap-over{suffix}")
+                over = gr.Image(
+                    label="prediction over the image",
+                    interactive=False,
+                    elem_id=f"eeap-over{suffix}",
+                    height=IMAGE_HEIGHT,
+                )
                 gates = gr.Gallery(
                     label="each attention gate's coefficients (red: the skip connection let through)",
                     columns=4,
                     height="auto",
                     elem_id=f"eeap-gates{suffix}",
                 )
-                mask = gr.Image(label="mask (as eeap predict writes it)", format="png", interactive=False)
+                mask = gr.Image(
+                    label="mask (as eeap predict writes it)",
+                    format="png",
+                    interactive=False,
+                    elem_id=f"eeap-mask{suffix}",
+                    height=IMAGE_HEIGHT,
+                )
                 with gr.Accordion("summary", open=False):
                     summary = gr.JSON()
                 outputs += [mask, over, gates, message, summary]
@@ -613,7 +780,9 @@ def build_classifier_app(explorers: Sequence[ClassifierExplorer]) -> Any:
         if is_text:
             given = gr.Textbox(label="input", placeholder="type a text, then Enter", max_lines=3, elem_id="eeap-input")
         else:
-            given = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image")
+            given = image_upload(
+                gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image", height=IMAGE_HEIGHT
+            )
             if explorers[0].examples:
                 gr.Examples(explorers[0].examples, inputs=[given], label="images of the model's data")
         go = gr.Button("Classify", variant="primary")
@@ -631,6 +800,7 @@ def build_classifier_app(explorers: Sequence[ClassifierExplorer]) -> Any:
                         label="pooling attention over the image (red)",
                         interactive=False,
                         elem_id=f"eeap-attention{suffix}",
+                        height=IMAGE_HEIGHT,
                     )
                 classes = gr.Dataframe(headers=["rank", "class", "probability"], label="every class", interactive=False)
                 with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
@@ -658,10 +828,14 @@ def build_caption_app(explorers: Sequence[CaptionExplorer]) -> Any:
         with gr.Row():
             image = image_upload(gr, type="filepath", label="image", sources=["upload"], elem_id="eeap-image", scale=3)
             beam = gr.Slider(1, MAX_BEAM, value=explorers[0].beam, step=1, label="beam", scale=1)
+            hypothesis = gr.Number(
+                value=1, minimum=1, maximum=5, precision=0, label="hypothesis shown", scale=1, elem_id="eeap-hypothesis"
+            )
         if explorers[0].examples:
             gr.Examples(explorers[0].examples, inputs=[image], label="images of the model's data")
         go = gr.Button("Caption", variant="primary")
         outputs: list = []
+        tables: list = []
         with gr.Row():
             for suffix in model_columns(gr, explorers):
                 caption = gr.Textbox(label="caption", interactive=False, elem_id=f"eeap-caption{suffix}")
@@ -674,16 +848,27 @@ def build_caption_app(explorers: Sequence[CaptionExplorer]) -> Any:
                     elem_id=f"eeap-words{suffix}",
                 )
                 best = gr.Dataframe(
-                    headers=["rank", "caption", "score"], label="beam search's n best", interactive=False
+                    headers=["rank", "caption", "score"],
+                    label="beam search's n best (choose one to see where its words looked)",
+                    interactive=False,
+                    elem_id=f"eeap-best{suffix}",
                 )
                 with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
                     record = gr.JSON()
                 outputs += [caption, score, best, words, message, record]
+                tables.append(best)
 
-        def answer(path: Optional[str], beam: int) -> tuple:
-            return tuple(part for explorer in explorers for part in explorer.answer(path, beam))
+        def answer(path: Optional[str], beam: int, hypothesis: Optional[float]) -> Iterator[tuple]:
+            done: list[tuple] = [("", None, [], [], "", {})] * len(explorers)
+            for i, explorer in enumerate(explorers):
+                for part in explorer.stream(path, beam, int(hypothesis or 1)):
+                    done[i] = part
+                    yield tuple(piece for parts in done for piece in parts)
 
-        go.click(answer, [image, beam], outputs, api_name="caption")
+        go.click(answer, [image, beam, hypothesis], outputs, api_name="caption")
+        hypothesis.change(answer, [image, beam, hypothesis], outputs, api_visibility="private")
+        for best in tables:
+            best.select(chosen_row(gr), None, hypothesis, api_visibility="private")
     return app
 
 
@@ -709,12 +894,14 @@ def image_upload(gr: Any, **settings: Any) -> Any:
 
 def build_translation_app(explorers: Sequence[Explorer]) -> Any:
     """The translation page (a ``gradio.Blocks``): one input for every model, each model's answer in its own column
-    (two models side by side). Its one endpoint, ``/translate`` (text, beam, head → for each model: output, score,
-    n best, alignment, message, record), is what the page calls and what ``gradio_client`` reaches."""
+    (two models side by side). Its one endpoint, ``/translate`` (text, beam, head, hypothesis → for each model:
+    output, score, n best, alignment, message, record), is what the page calls and what ``gradio_client`` reaches;
+    it streams: the output so far while a long input decodes, then the answer. Choosing a row of the n best (or its
+    number) shows that hypothesis' own alignment."""
     import gradio as gr
 
     names = ", ".join(explorer.task.registered_name for explorer in explorers)
-    heads = max(explorer.heads() for explorer in explorers)
+    views = max((explorer.views() for explorer in explorers), key=len)
     with gr.Blocks(title=f"EEAP explore: {names}") as app:
         gr.Markdown(f"## EEAP explore: {names}")
         with gr.Row():
@@ -722,10 +909,13 @@ def build_translation_app(explorers: Sequence[Explorer]) -> Any:
                 label="input", placeholder="type a sentence, then Enter", max_lines=1, scale=4, elem_id="eeap-input"
             )
             beam = gr.Slider(1, MAX_BEAM, value=explorers[0].beam, step=1, label="beam", scale=1)
-            choices = ["mean"] + [f"head {h}" for h in range(1, heads + 1)]
-            head = gr.Dropdown(choices, value="mean", label="attention", scale=1)
+            head = gr.Dropdown(views, value="mean", label="attention (layer, head)", scale=1)
+            hypothesis = gr.Number(
+                value=1, minimum=1, maximum=5, precision=0, label="hypothesis shown", scale=1, elem_id="eeap-hypothesis"
+            )
         go = gr.Button("Translate", variant="primary")
         outputs: list = []
+        tables: list = []
         with gr.Row():
             for suffix in model_columns(gr, explorers):
                 output = gr.Textbox(label="output", interactive=False, elem_id=f"eeap-output{suffix}")
@@ -733,20 +923,41 @@ def build_translation_app(explorers: Sequence[Explorer]) -> Any:
                 message = gr.Markdown(elem_id=f"eeap-message{suffix}")
                 alignment = gr.HTML(elem_id=f"eeap-alignment{suffix}")
                 best = gr.Dataframe(
-                    headers=["rank", "output", "score"], label="beam search's n best", interactive=False
+                    headers=["rank", "output", "score"],
+                    label="beam search's n best (choose one to see its alignment)",
+                    interactive=False,
+                    elem_id=f"eeap-best{suffix}",
                 )
                 with gr.Accordion("record (eeap predict --format jsonl --attention)", open=False):
                     record = gr.JSON()
                 outputs += [output, score, best, alignment, message, record]
+                tables.append(best)
 
-        def answer(text: str, beam: int, head: str) -> tuple:
-            return tuple(part for explorer in explorers for part in explorer.answer(text, beam, head))
+        def answer(text: str, beam: int, head: str, hypothesis: Optional[float]) -> Iterator[tuple]:
+            done = [BLANK] * len(explorers)
+            for i, explorer in enumerate(explorers):
+                for part in explorer.stream(text, beam, head, int(hypothesis or 1)):
+                    done[i] = part
+                    yield tuple(piece for parts in done for piece in parts)
 
-        inputs = [text, beam, head]
+        inputs = [text, beam, head, hypothesis]
         go.click(answer, inputs, outputs, api_name="translate")
         text.submit(answer, inputs, outputs, api_visibility="private")
         head.change(answer, inputs, outputs, api_visibility="private")
+        hypothesis.change(answer, inputs, outputs, api_visibility="private")
+        for best in tables:
+            best.select(chosen_row(gr), None, hypothesis, api_visibility="private")
     return app
+
+
+def chosen_row(gr: Any) -> Callable[[Any], int]:
+    """The handler of a click on an n-best table: the clicked row's rank."""
+
+    def pick(event: Any) -> int:
+        return int(event.index[0]) + 1
+
+    pick.__annotations__ = {"event": gr.SelectData, "return": int}  # Gradio hands the click to a SelectData argument
+    return pick
 
 
 def serve(explorers: Sequence[Any], host: str, port: int, block: bool = True, run: Optional[RunView] = None) -> Any:

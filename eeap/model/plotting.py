@@ -161,9 +161,16 @@ def volume_slice(volume: np.ndarray, axis: int, at: int) -> np.ndarray:
     return np.swapaxes(plane, -1, -2)
 
 
-def volume_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, Any]], num_classes: int) -> Figure:
-    """A volume's attention: a row per plane (axial, coronal, sagittal) through the target's centre, each showing
-    the image, every gate's coefficients over it (finest first) and the label volumes (prediction, truth).
+def volume_figure(
+    image: Any,
+    gates: Sequence[Any],
+    masks: Sequence[tuple[str, Any]],
+    num_classes: int,
+    centre: Optional[Sequence[int]] = None,
+) -> Figure:
+    """A volume's attention: a row per plane (axial, coronal, sagittal) through ``centre`` (a voxel (x, y, z); by
+    default the target's centre), each showing the image, every gate's coefficients over it (finest first) and the
+    label volumes (prediction, truth).
 
     image (C, X, Y, Z); gates [(x, y, z)] at any resolution (resampled to the image's grid); masks [(title,
     (X, Y, Z) class indices)]."""
@@ -178,24 +185,28 @@ def volume_figure(image: Any, gates: Sequence[Any], masks: Sequence[tuple[str, A
         ].numpy()
         for g in gates
     ]
-    centre = volume_centre(masks, shape)
+    at = (
+        volume_centre(masks, shape)
+        if centre is None
+        else tuple(min(max(int(v), 0), n - 1) for v, n in zip(centre, shape))
+    )
     panels = 1 + len(grids) + len(masks)
     figure = new_figure(figsize=(2.2 * panels + 0.6, 2.3 * len(PLANES)))
     axes = figure.subplots(len(PLANES), panels, squeeze=False)
     mappable = None
     for row, (plane, axis) in enumerate(PLANES):
-        shown = display_image(volume_slice(image, axis, centre[axis]))
+        shown = display_image(volume_slice(image, axis, at[axis]))
         axes[row, 0].imshow(shown, cmap="gray" if shown.ndim == 2 else None, origin="lower")
-        axes[row, 0].set_title(f"{plane} ({'xyz'[axis]}={centre[axis]})", fontsize=8)
+        axes[row, 0].set_title(f"{plane} ({'xyz'[axis]}={at[axis]})", fontsize=8)
         for i, grid in enumerate(grids):
             target = axes[row, 1 + i]
-            mappable = overlay(target, shown, volume_slice(grid, axis, centre[axis]), vmax=1.0)
+            mappable = overlay(target, shown, volume_slice(grid, axis, at[axis]), vmax=1.0)
             target.set_ylim(target.get_ylim()[::-1])  # the overlay draws top-down: turn it like the image
             target.set_title(f"gate {i + 1} ({'×'.join(str(n) for n in np.asarray(gates[i]).shape)})", fontsize=8)
         for j, (title, mask) in enumerate(masks):
             target = axes[row, 1 + len(grids) + j]
             target.imshow(
-                volume_slice(np.asarray(mask), axis, centre[axis]),
+                volume_slice(np.asarray(mask), axis, at[axis]),
                 cmap="tab10",
                 vmin=0,
                 vmax=max(num_classes - 1, 1),

@@ -349,6 +349,20 @@ class VolumeExplorer:
     def __init__(self, task: Any, source: str, folder: Path) -> None:
         self.task, self.source, self.folder = task, source, folder
         self.answers = 0
+        self.read: Optional[tuple] = None  # the last scan's image, prediction and gates as the model read them
+
+    def slices(self, x: float, y: float, z: float) -> tuple[Optional[str], str]:
+        """The last scan's figure with its planes through another voxel: ``x``, ``y``, ``z`` in percent of the grid
+        the model read (0: the first slice, 100: the last); and a message (empty when all went well)."""
+        from eeap.model.plotting import save_figure
+
+        if self.read is None:
+            return None, "Segment a scan first; then the sliders move the planes through it."
+        image, predicted, gates = self.read
+        at = [round(min(max(float(p), 0.0), 100.0) / 100 * (n - 1)) for p, n in zip((x, y, z), image.shape[1:])]
+        self.answers += 1
+        figure = self.task.figure(image, predicted, gates, centre=at)
+        return str(save_figure(figure, self.folder / f"{self.answers:05d}_planes.png")), ""
 
     def answer(self, scan: Optional[str]) -> tuple[Optional[str], Optional[str], str, dict]:
         """One scan's answer: the figure (PNG path), the label volume (.nii.gz path), a message and a summary."""
@@ -368,6 +382,7 @@ class VolumeExplorer:
         self.answers += 1
         with torch.no_grad():
             records, figures = self.task.predict_batch([item], [scan], DecodeOptions(), True)
+        self.read = records[0]["read"]
         written = self.task.write_output(records[0], self.folder, self.answers, scan)
         picture = save_figure(figures[0], self.folder / f"{self.answers:05d}_planes.png")
         labels = records[0]["mask"]  # (X, Y, Z) on the scan's grid
@@ -734,9 +749,10 @@ def build_segmentation_app(explorers: Sequence[SegmentationExplorer]) -> Any:
 
 
 def build_volume_app(explorers: Sequence[VolumeExplorer]) -> Any:
-    """The page of 3D segmentation: a scan upload (NIfTI), each model's answer in its own column. Its endpoint
-    ``/segment_volume`` (scan → for each model: the three-plane figure, the label volume, message, summary) is what
-    the page calls and what ``gradio_client`` reaches."""
+    """The page of 3D segmentation: a scan upload (NIfTI), each model's answer in its own column, and three sliders
+    that move the planes through the scan. Its endpoints ``/segment_volume`` (scan → for each model: the three-plane
+    figure, the label volume, message, summary) and ``/slices`` (x, y, z in percent → for each model: the figure
+    through that voxel, message) are what the page calls and what ``gradio_client`` reaches."""
     import gradio as gr
 
     names = ", ".join(explorer.task.registered_name for explorer in explorers)
@@ -745,6 +761,7 @@ def build_volume_app(explorers: Sequence[VolumeExplorer]) -> Any:
         scan = gr.File(label="scan (.nii.gz or .nii)", type="filepath", elem_id="eeap-scan")
         go = gr.Button("Segment", variant="primary")
         outputs: list = []
+        moved: list = []
         with gr.Row():
             for suffix in model_columns(gr, explorers):
                 message = gr.Markdown(elem_id=f"eeap-message{suffix}")
@@ -758,11 +775,23 @@ def build_volume_app(explorers: Sequence[VolumeExplorer]) -> Any:
                 with gr.Accordion("summary", open=False):
                     summary = gr.JSON()
                 outputs += [planes, labels, message, summary]
+                moved += [planes, message]
+        with gr.Row():  # where the planes cut: sagittal (x), coronal (y), axial (z), in percent of the grid
+            sliders = [
+                gr.Slider(0, 100, value=50, step=1, label=f"{plane} slice (%)", elem_id=f"eeap-slice-{axis}")
+                for plane, axis in (("sagittal", "x"), ("coronal", "y"), ("axial", "z"))
+            ]
 
         def answer(path: Optional[str]) -> tuple:
             return tuple(part for explorer in explorers for part in explorer.answer(path))
 
+        def move(x: float, y: float, z: float) -> tuple:
+            return tuple(part for explorer in explorers for part in explorer.slices(x, y, z))
+
         go.click(answer, [scan], outputs, api_name="segment_volume")
+        sliders[0].release(move, sliders, moved, api_name="slices")
+        for slider in sliders[1:]:
+            slider.release(move, sliders, moved, api_visibility="private")
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, cast
+from typing import Any, Literal, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -313,9 +313,17 @@ class SegmentationTask(Task):
             image, output, truth = (volume_slice(np.asarray(a), 2, z) for a in (image, output, truth))
         return Example(display_image(image), output, truth, figure, classes=len(self.info.classes))
 
-    def figure(self, image: Tensor, predicted: Tensor, gates: list[Tensor], mask: Optional[Tensor] = None) -> Any:
+    def figure(
+        self,
+        image: Tensor,
+        predicted: Tensor,
+        gates: list[Tensor],
+        mask: Optional[Tensor] = None,
+        centre: Optional[Sequence[int]] = None,
+    ) -> Any:
         """The image, each gate's coefficients laid over it (finest first), the prediction and the true mask; for a
-        volume, each of them in axial, coronal and sagittal slices through the target's centre."""
+        volume, each of them in axial, coronal and sagittal slices through ``centre`` (a voxel; by default the
+        target's centre)."""
         masks = [("predicted", predicted)] + ([("true mask", mask)] if mask is not None else [])
         if self.volumes:
             return volume_figure(
@@ -323,6 +331,7 @@ class SegmentationTask(Task):
                 [g[0].float().cpu() for g in gates],
                 [(name, m.cpu()) for name, m in masks],
                 len(self.info.classes),
+                centre,
             )
         return gate_figure(
             image.float().cpu(),
@@ -381,6 +390,7 @@ class SegmentationTask(Task):
                 predicted = self.classes_of(logits)[0].cpu()  # (X, Y, Z)
                 orientation = (self.info.volume or {}).get("orientation")
                 record = {"mask": restore(predicted.numpy(), item, orientation), "volume": item}
+                record["read"] = (image, predicted, [g[0].cpu() for g in gates])  # as the model read it: figures
                 if options.maps:  # probabilities (outputs, X, Y, Z) and each gate's map, on the scan's grid
                     chances = logits.sigmoid() if self.info.binary else logits.softmax(1)
                     record["probability"] = restore(chances[0].float().cpu().numpy(), item, orientation)

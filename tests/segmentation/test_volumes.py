@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -358,6 +359,10 @@ def explore_a_scan(checkpoint, scan, labels):
     server, port = start(str(checkpoint))
     try:
         reach = client(f"http://127.0.0.1:{port}/")
+        assert reach.predict(50, 50, 50, api_name="/slices") == (
+            None,
+            "Segment a scan first; then the sliders move the planes through it.",
+        )
         planes, label_file, message, summary = reach.predict(handle_file(str(scan)), api_name="/segment_volume")
         assert message == "" and planes.endswith(".png")
         served = nib.load(label_file)
@@ -365,6 +370,10 @@ def explore_a_scan(checkpoint, scan, labels):
         np.testing.assert_array_equal(np.asarray(served.dataobj), labels)  # what eeap predict wrote
         assert summary["grid"] == list(labels.shape) and summary["voxel_mm"] == [1.5, 1.5, 3.0]
         assert summary["class_ml"]["target"] == pytest.approx(labels.sum() * 1.5 * 1.5 * 3.0 / 1000, abs=1e-3)
+        # the sliders move the planes through the scan just segmented: another voxel, another figure
+        first, note = reach.predict(0, 0, 100, api_name="/slices")
+        other, _ = reach.predict(100, 100, 0, api_name="/slices")
+        assert note == "" and first.endswith(".png") and Path(first).read_bytes() != Path(other).read_bytes()
         wrong = checkpoint.parent / "notes.txt"
         wrong.write_text("not a scan")
         assert "not a NIfTI file" in reach.predict(handle_file(str(wrong)), api_name="/segment_volume")[2]
@@ -404,6 +413,22 @@ def test_checkpointing_gives_the_same_outputs_gradients_and_statistics(predict, 
         torch.testing.assert_close(grad, results[1][2][name], atol=1e-6, rtol=1e-5)
     for (name, a), b in zip(plain.state_dict().items(), saving.state_dict().values()):
         assert torch.equal(a, b), name  # running means, variances and batch counts updated once, as without
+
+
+def test_the_volume_figure_cuts_through_the_voxel_asked_for():
+    from eeap.model.plotting import volume_figure
+
+    image = np.zeros((1, 6, 5, 4), dtype=np.float32)
+    mask = np.zeros((6, 5, 4), dtype=np.int64)
+    mask[1, 1, 1] = 1  # the target's centre
+    titles = lambda figure: [a.get_title() for a in figure.axes[::2]]  # noqa: E731  (each row's image: 2 panels a row)
+    assert titles(volume_figure(image, [], [("predicted", mask)], 2)) == [
+        "axial (z=1)",
+        "coronal (y=1)",
+        "sagittal (x=1)",
+    ]
+    moved = volume_figure(image, [], [("predicted", mask)], 2, centre=(5, 9, -2))  # outside: the nearest slice
+    assert titles(moved) == ["axial (z=0)", "coronal (y=4)", "sagittal (x=5)"]
 
 
 def test_maps_are_for_volume_models():

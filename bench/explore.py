@@ -94,7 +94,7 @@ def main() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     load = os.getloadavg()
     results = [
-        summary("server (Explorer.answer)", in_process(args.target, args.requests, args.beam)),
+        summary("server (Explorer.stream)", in_process(args.target, args.requests, args.beam)),
         summary("client (gradio_client over HTTP)", through_http(args.target, args.requests, args.beam)),
     ]
     threads = os.environ.get("OMP_NUM_THREADS", "torch's default")

@@ -3,6 +3,7 @@ client and through Debian's Chromium (driven by Playwright); its answers are ``e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -99,6 +100,26 @@ def client(url: str):
     from gradio_client import Client
 
     return Client(url, verbose=False)
+
+
+@contextlib.contextmanager
+def chromium(url: str, height: int = 1000):
+    """A page of Debian's Chromium (driven by Playwright) open at ``url``; the test fails under CI without Chromium
+    (``.ci/run`` installs it) and is skipped elsewhere."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("Chromium is not installed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            view = browser.new_page(viewport={"width": 1200, "height": height})
+            view.goto(url, wait_until="networkidle")
+            yield view
+        finally:
+            browser.close()
 
 
 @pytest.mark.parametrize(("text", "beam"), [("March 5, 2021", 1), ("12/25/2023", 3), ("1 Jan 1999", 5)])
@@ -271,39 +292,27 @@ def test_the_page_listens_on_this_machine_only(page):
 
 
 def test_a_person_types_a_date_in_chromium_and_sees_its_alignment(page, checkpoint, tmp_path):
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
-        pytest.skip("Chromium is not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
     url, _, _ = page
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            view = browser.new_page(viewport={"width": 1200, "height": 1000})
-            view.goto(url, wait_until="networkidle")
-            view.locator("#eeap-input textarea, #eeap-input input").first.fill("March 5, 2021")
-            view.get_by_role("button", name="Translate").click()
-            view.wait_for_selector("#eeap-alignment table.eeap-alignment td.w", timeout=60_000)
-            output = view.locator("#eeap-output textarea, #eeap-output input").first.input_value()
-            cells = view.locator("#eeap-alignment td.w")
-            expected = predicted(checkpoint, "March 5, 2021")  # the page starts at the model's own beam
-            assert output == expected["output"]
-            assert cells.count() == len("March 5, 2021") * len(expected["attention"])  # each piece and the end
-            title = cells.first.get_attribute("title")
-            assert title is not None and re.search(r"← M: [01]\.\d{4}$", title)  # hover shows the weight
-            view.screenshot(path=str(tmp_path / "explore-translation.png"), full_page=True)
-            # choosing the n best's second row shows that hypothesis' own alignment
-            view.locator('#eeap-best [data-testid="cell-1-1"]').click()  # Gradio's grid: row 1, column 1
-            view.wait_for_function(
-                "document.querySelector('#eeap-alignment caption').textContent.includes('hypothesis 2 of 3')",
-                timeout=60_000,
-            )
-            second = predicted(checkpoint, "March 5, 2021", 3)["n_best"][1]
-            assert view.locator("#eeap-alignment tr th.out").count() == len(second["output_pieces"])
-        finally:
-            browser.close()
+    with chromium(url) as view:
+        view.locator("#eeap-input textarea, #eeap-input input").first.fill("March 5, 2021")
+        view.get_by_role("button", name="Translate").click()
+        view.wait_for_selector("#eeap-alignment table.eeap-alignment td.w", timeout=60_000)
+        output = view.locator("#eeap-output textarea, #eeap-output input").first.input_value()
+        cells = view.locator("#eeap-alignment td.w")
+        expected = predicted(checkpoint, "March 5, 2021")  # the page starts at the model's own beam
+        assert output == expected["output"]
+        assert cells.count() == len("March 5, 2021") * len(expected["attention"])  # each piece and the end
+        title = cells.first.get_attribute("title")
+        assert title is not None and re.search(r"← M: [01]\.\d{4}$", title)  # hover shows the weight
+        view.screenshot(path=str(tmp_path / "explore-translation.png"), full_page=True)
+        # choosing the n best's second row shows that hypothesis' own alignment
+        view.locator('#eeap-best [data-testid="cell-1-1"]').click()  # Gradio's grid: row 1, column 1
+        view.wait_for_function(
+            "document.querySelector('#eeap-alignment caption').textContent.includes('hypothesis 2 of 3')",
+            timeout=60_000,
+        )
+        second = predicted(checkpoint, "March 5, 2021", 3)["n_best"][1]
+        assert view.locator("#eeap-alignment tr th.out").count() == len(second["output_pieces"])
     assert (tmp_path / "explore-translation.png").stat().st_size > 10_000
 
 
@@ -474,30 +483,18 @@ def test_bad_uploads_get_a_message_and_the_caption_page_keeps_serving(caption_pa
 
 
 def test_a_person_uploads_a_photo_in_chromium_and_sees_each_words_attention(caption_page, caption_checkpoint, tmp_path):
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
-        pytest.skip("Chromium is not installed: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
     url, _, _ = caption_page
     image = scene_image(caption_checkpoint)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            view = browser.new_page(viewport={"width": 1200, "height": 1100})
-            view.goto(url, wait_until="networkidle")
-            view.locator("#eeap-image input[type=file]").set_input_files(str(image))
-            view.wait_for_selector("#eeap-image img", timeout=60_000)
-            view.get_by_role("button", name="Caption").click()
-            view.wait_for_selector("#eeap-words img", timeout=60_000)
-            caption = view.locator("#eeap-caption textarea, #eeap-caption input").first.input_value()
-            expected = predicted_file(caption_checkpoint, image, 2)  # the page starts at the model's own beam
-            assert caption == expected["output"]
-            assert view.locator("#eeap-words img").count() >= 1
-            view.screenshot(path=str(tmp_path / "explore-captioning.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium(url, height=1100) as view:
+        view.locator("#eeap-image input[type=file]").set_input_files(str(image))
+        view.wait_for_selector("#eeap-image img", timeout=60_000)
+        view.get_by_role("button", name="Caption").click()
+        view.wait_for_selector("#eeap-words img", timeout=60_000)
+        caption = view.locator("#eeap-caption textarea, #eeap-caption input").first.input_value()
+        expected = predicted_file(caption_checkpoint, image, 2)  # the page starts at the model's own beam
+        assert caption == expected["output"]
+        assert view.locator("#eeap-words img").count() >= 1
+        view.screenshot(path=str(tmp_path / "explore-captioning.png"), full_page=True)
     assert (tmp_path / "explore-captioning.png").stat().st_size > 10_000
 
 
@@ -570,22 +567,78 @@ def test_the_classification_pages_answer_as_eeap_predict_does(classifier_checkpo
             assert Opened.open(attention).size == (8, 8) and message == ""
 
 
-def test_the_segmentation_page_draws_the_mask_predict_writes_and_each_gate(tmp_path):
-    import numpy as np
-    from gradio_client import handle_file
-    from PIL import Image
-
+@pytest.fixture(scope="module")
+def shapes_checkpoint(tmp_path_factory) -> str:
+    """An Attention U-Net on shapes (shapes.yaml, shrunk), briefly trained."""
     from eeap.config.loader import load_config
     from eeap.training.run import train
     from tests.conftest import QUIET, ROOT
 
+    folder = tmp_path_factory.mktemp("explore-shapes")
     overrides = [*QUIET, "data.train_size=8", "data.val_size=4", "data.test_size=4", "data.image_size=32"]
     config = ROOT / "configs" / "segmentation" / "shapes.yaml"
-    checkpoint = train(load_config(config, [*overrides, "trainer.max_epochs=1", f"run_dir={tmp_path / 'run'}"]))
-    checkpoint = checkpoint["best_checkpoint"]
-    picture = np.zeros((40, 36, 3), dtype=np.uint8)  # not the training size: a segmentation model takes any
+    return train(load_config(config, [*overrides, "trainer.max_epochs=1", f"run_dir={folder / 'run'}"]))[
+        "best_checkpoint"
+    ]
+
+
+def shape_picture(folder: Path) -> Path:
+    """A red rectangle on black, 40 × 36: not the training size (a segmentation model takes any)."""
+    import numpy as np
+    from PIL import Image
+
+    picture = np.zeros((40, 36, 3), dtype=np.uint8)
     picture[8:24, 10:30] = (230, 60, 60)
-    Image.fromarray(picture).save(tmp_path / "shape.png")
+    Image.fromarray(picture).save(folder / "shape.png")
+    return folder / "shape.png"
+
+
+def test_a_person_uploads_a_digit_and_a_shapes_image_in_chromium(classifier_checkpoints, shapes_checkpoint, tmp_path):
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digit = tmp_path / "digit.png"
+    Image.fromarray((load_digits().images[3] * 255 / 16).astype(np.uint8)).save(digit)
+    pages = [
+        (classifier_checkpoints["image"], digit, "Classify", "#eeap-attention img", "classification"),
+        (shapes_checkpoint, shape_picture(tmp_path), "Segment", "#eeap-gates img", "segmentation"),
+    ]
+    for checkpoint, image, button, drawn, name in pages:
+        server, port = start(str(checkpoint))
+        try:
+            with chromium(f"http://127.0.0.1:{port}/") as view:
+                view.locator("#eeap-image input[type=file]").set_input_files(str(image))
+                view.wait_for_selector("#eeap-image img", timeout=60_000)
+                view.get_by_role("button", name=button).click()
+                view.wait_for_selector(drawn, timeout=60_000)
+                if name == "classification":  # the class predict gives, every class's probability
+                    shown = view.locator("#eeap-class textarea, #eeap-class input").first.input_value()
+                    done = subprocess.run(
+                        [sys.executable, "-m", "eeap", "predict", str(checkpoint)],
+                        input=f"{image}\n",
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    assert shown == done.stdout.strip()
+                else:  # the prediction over the image, a map per gate, the mask
+                    assert view.locator("#eeap-over img").count() == 1 and view.locator("#eeap-mask img").count() == 1
+                    assert view.locator("#eeap-gates img").count() >= 1
+                view.screenshot(path=str(tmp_path / f"explore-{name}.png"), full_page=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        assert (tmp_path / f"explore-{name}.png").stat().st_size > 10_000
+
+
+def test_the_segmentation_page_draws_the_mask_predict_writes_and_each_gate(shapes_checkpoint, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    checkpoint = shapes_checkpoint
+    shape_picture(tmp_path)
     server, port = start(checkpoint)
     try:
         reach = client(f"http://127.0.0.1:{port}/")

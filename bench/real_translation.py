@@ -402,7 +402,7 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "real_translation"))
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the config")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may sit between the Python and the overrides, as in the docstring
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     cfg = load(args.config, args.overrides)

@@ -117,7 +117,7 @@ STAND_INS: dict[str, Callable[[Path], list[str]]] = {
 
 
 def machine() -> str:
-    """The CPU's model and cores, torch's version, and the load averages now."""
+    """The CPU's model and cores, and torch's version."""
     import torch
 
     model = platform.processor() or "CPU"
@@ -125,8 +125,7 @@ def machine() -> str:
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         model = names[0] if names else model
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, load {load}"
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def hand_typed(checkpoint: str, threads: int) -> tuple[int, int, list[str]]:
@@ -221,15 +220,20 @@ def report(records: list[dict[str, Any]]) -> str:
                 f"| `{config.split('/')[1]}` seed {r['seed']} failed: {r['error']} |" for r in runs if "error" in r
             ]
         lines.append("")
-    machines = sorted({r["machine"].split(", load ")[0] for r in records if "machine" in r})
-    loads = [float(r["machine"].split(", load ")[1].split(",")[0]) for r in records if ", load " in r["machine"]]
-    dates = sorted({r["date"] for r in records if "date" in r})
-    jobs = sorted({f"{r['jobs']} runs at a time on {r['threads']} thread(s) each" for r in records if "jobs" in r})
+    machines = sorted({r["machine"] for r in records})
+    loads = [r["load"] for r in records]
+    dates = sorted({r["date"] for r in records})
+    jobs = sorted({f"{r['jobs']} runs at a time on {r['threads']} thread(s) each" for r in records})
     lines += [
         f"Measured {', '.join(dates)} on {'; '.join(machines)}; {'; '.join(jobs)}; "
         f"1-minute load {min(loads, default=0):.1f}–{max(loads, default=0):.1f} as runs ended."
     ]
     return "\n".join(lines)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The runs' records, one JSON object a line."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -244,8 +248,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the tables from --out and exit")
     args = parser.parse_args()
     if args.report:
-        records = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-        print(report(records))
+        print(report(read_records(args.out)))
         return
 
     def chosen(name: str, among: list[str]) -> bool:
@@ -269,7 +272,9 @@ def main() -> None:
         def one(job: tuple[str, int]) -> None:
             config, seed = job
             record = train_one(config, seed, extras.get(config, []), folder, threads)
-            record.update(date=datetime.date.today().isoformat(), machine=machine(), threads=threads, jobs=args.jobs)
+            load = os.getloadavg()[0]  # as the run ends
+            record.update(date=datetime.date.today().isoformat(), machine=machine(), load=load, threads=threads)
+            record["jobs"] = args.jobs
             with lock:
                 with args.out.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
@@ -282,8 +287,7 @@ def main() -> None:
         jobs = [(config, seed) for config in configs for seed in args.seeds]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(one, jobs))
-    records = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    print(report(records))
+    print(report(read_records(args.out)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Every shipped config trained as shipped over several seeds: the figures the README and docs/tasks/*.md quote.
 
     python bench/configs.py [--seeds 0 1 2] [--only translation/dates classification ...] [--jobs 2]
-        [--out bench/results/configs.jsonl] [--report]
+        [--out bench/results/configs.jsonl] [--report] [key=value overrides for every run]
 
 Each (config, seed) is one ``eeap train CONFIG seed=S`` in its own process (CSV logging only, a fresh run folder),
 ``--jobs`` of them at a time, each on ``cores / jobs`` threads. Its test metrics come from the run's metrics.json;
@@ -246,7 +246,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "configs.jsonl")
     parser.add_argument("--report", action="store_true", help="print the tables from --out and exit")
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", help="for every run, e.g. trainer.accelerator=gpu")
+    args = parser.parse_intermixed_args()
     if args.report:
         print(report(read_records(args.out)))
         return
@@ -271,7 +272,7 @@ def main() -> None:
 
         def one(job: tuple[str, int]) -> None:
             config, seed = job
-            record = train_one(config, seed, extras.get(config, []), folder, threads)
+            record = train_one(config, seed, [*extras.get(config, []), *args.overrides], folder, threads)
             load = os.getloadavg()[0]  # as the run ends
             record.update(date=datetime.date.today().isoformat(), machine=machine(), load=load, threads=threads)
             record["jobs"] = args.jobs

@@ -85,7 +85,11 @@ def run_one(config: Path, overrides: list[str], seed: int, system: str) -> dict:
             if system == "monai" and not isinstance(module.model.decoder, MonaiNetwork):
                 channels = list(cfg.model.encode.channels)
                 module.model.encoder = Images(len(channels))
-                module.model.decoder = MonaiNetwork(module.model, channels)
+                # MONAI's initial weights from the run's seed alone, not from wherever building EEAP's model (which
+                # it replaces) left the random stream: EEAP's decoder settings must not change MONAI's start.
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    module.model.decoder = MonaiNetwork(module.model, channels)
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
             if module.device.type == "cuda":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,8 @@ from eeap.attend.spatial import INTERPOLATION, SpatialDims, batch_norm, checkpoi
 from eeap.config.registry import PREDICT, PositiveInt
 from eeap.encode.image import double_conv
 from eeap.predict.base import SegmentationHead
+
+Block = Literal["double", "single"]
 
 
 @PREDICT.register("attention_unet")
@@ -31,7 +33,9 @@ class AttentionUNetDecoder(SegmentationHead):
     upsample: how the coarser level is brought to the skip's size: ``bilinear`` interpolation (the paper's), or
         ``transposed``, a learned 3×3 transposed convolution with stride 2 → BatchNorm → ReLU to the level's
         decoder channels (MONAI's AttentionUnet; needs each level at twice its coarser neighbour's resolution).
-    block: the convolutions after concatenating: ``double`` (3×3 conv → BN → ReLU, twice; the paper's) or ``single``.
+    block: the convolutions after concatenating: ``double`` (3×3 conv → BN → ReLU, twice; the paper's) or ``single``
+        (MONAI's); or a list with one of these per decoder level, finest first like ``decoder_channels`` (e.g.
+        ``[single, double, double]``: the paper's block where the maps are small, the cheap one at full resolution).
     gating: the gates' gating signal: the ``coarse`` level before upsampling (the paper's), or the ``upsampled`` one,
         on the skip's grid (MONAI's; with the gate's ``subsample: 1`` no resampling is left in the gate).
     spatial_dims: 2 for images, 3 for volumes, supplied by the task from the data (3D convolutions, trilinear
@@ -52,7 +56,7 @@ class AttentionUNetDecoder(SegmentationHead):
         decoder_channels: Optional[list[PositiveInt]] = None,
         deep_supervision: bool = False,
         upsample: Literal["bilinear", "transposed"] = "bilinear",
-        block: Literal["double", "single"] = "double",
+        block: Union[Block, list[Block]] = "double",
         gating: Literal["coarse", "upsampled"] = "coarse",
         spatial_dims: SpatialDims = 2,
     ) -> None:
@@ -65,6 +69,12 @@ class AttentionUNetDecoder(SegmentationHead):
             raise ValueError(
                 f"decoder_channels: expected {len(skips)} levels (one per skip connection of the "
                 f"encoder), got {len(decoder_channels)}"
+            )
+        blocks = [block] * len(skips) if isinstance(block, str) else list(block)
+        if len(blocks) != len(skips):
+            raise ValueError(
+                f"block: expected one of 'double', 'single', or a list of {len(skips)} of them (one per decoder level, "
+                f"finest first), got {len(blocks)}: {list(blocks)}"
             )
         if attention and len(attention) != len(skips):
             raise ValueError(f"{len(skips)} skip levels need {len(skips)} gates, got {len(attention)}")
@@ -84,7 +94,7 @@ class AttentionUNetDecoder(SegmentationHead):
             if upsample == "transposed":
                 self.ups.append(transposed_up(coarser, width, spatial_dims))
                 coarser = width
-            merge = double_conv if block == "double" else single_conv
+            merge = double_conv if blocks[level] == "double" else single_conv
             self.blocks.append(merge(coarser + skips[level], width, spatial_dims=spatial_dims))
             coarser = width
         self.head = conv(spatial_dims)(decoder_channels[0], num_classes, 1)

@@ -191,6 +191,38 @@ def test_unet_variants_keep_the_contract(encode, predict, attend):
     assert all(p.grad is not None for p in task.parameters() if p.requires_grad)
 
 
+def test_block_per_level_builds_each_levels_convolutions_finest_first():
+    """``block: [single, double]`` (finest first, as ``decoder_channels``): the finest level merges with one 3×3
+    convolution, the coarser with two; its output equals the modules' own arithmetic; a list of the wrong length is
+    one line naming the levels."""
+    task = build_task(
+        encode={"type": "unet_conv", "channels": [8, 16, 32]},
+        predict={"type": "attention_unet", "block": ["single", "double"]},
+    ).eval()
+    blocks = task.decoder.blocks  # coarse to fine
+    convs = [[m for m in b.modules() if isinstance(m, torch.nn.Conv2d)] for b in blocks]
+    assert [len(c) for c in convs] == [2, 1]  # the coarse level doubles, the finest is single
+    assert [(c[0].in_channels, c[-1].out_channels) for c in convs] == [(32 + 16, 16), (16 + 8, 8)]
+    same = [len([m for m in b.modules() if isinstance(m, torch.nn.Conv2d)]) for b in build_task().decoder.blocks]
+    assert same == [2, 2]  # a single name applies to every level
+    x = torch.rand(1, 24, 8, 8)  # the finest block alone: conv → BN (running statistics) → ReLU
+    finest = blocks[1]
+    conv, bn = finest[0], finest[1]
+    by_hand = torch.relu(
+        (torch.nn.functional.conv2d(x, conv.weight, padding=1) - bn.running_mean[:, None, None])
+        / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+        * bn.weight[:, None, None]
+        + bn.bias[:, None, None]
+    )
+    torch.testing.assert_close(finest(x), by_hand)
+    with pytest.raises(ConfigError) as e:
+        build_task(predict={"type": "attention_unet", "block": ["single", "double", "double"]})
+    assert "model.predict" in str(e.value) and "a list of 2 of them" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        build_task(predict={"type": "attention_unet", "block": ["single", "triple"]})
+    assert "model.predict.block" in str(e.value) and "'double'" in str(e.value)
+
+
 def test_strided_encoder_levels_are_their_convolutions_by_hand():
     """``downsample: conv``: level i is conv(stride 2) → BN → ReLU → conv → BN → ReLU of level i − 1, no pooling;
     ``maxpool``: the same convolutions (stride 1) after 2×2 max pooling."""

@@ -30,6 +30,22 @@ def batch_norm(spatial_dims: int) -> type[nn.Module]:
     return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[spatial_dims]
 
 
+Norm = Literal["batch", "instance"]
+
+
+def norm_layer(kind: Norm, spatial_dims: int, channels: int) -> nn.Module:
+    """A normalisation over ``channels``: ``batch`` (statistics over the batch and the grid, running averages for
+    evaluation) or ``instance`` (statistics over each sample's grid alone, with a learned scale and shift, as
+    nnU-Net's and MONAI's 3D decoders use: independent of the batch, which for volumes is often 2).
+
+    Instance normalisation is computed as ``GroupNorm`` with one group per channel: the same equations as
+    ``InstanceNorm3d(affine=True)`` (tested against it), about 1.7× faster forward and backward on the CPU at 8
+    channels of 32³ (bench/README)."""
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
+    return batch_norm(spatial_dims)(channels)
+
+
 def max_pool(spatial_dims: int) -> type[nn.Module]:
     """``nn.MaxPool2d`` or ``nn.MaxPool3d``."""
     return {2: nn.MaxPool2d, 3: nn.MaxPool3d}[spatial_dims]

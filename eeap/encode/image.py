@@ -13,21 +13,23 @@ from typing import Annotated, Any, Literal, Optional, Sequence, cast
 import torch
 from torch import Tensor, nn
 
-from eeap.attend.spatial import SpatialDims, batch_norm, checkpointed, conv, max_pool
+from eeap.attend.spatial import Norm, SpatialDims, checkpointed, conv, max_pool, norm_layer
 from eeap.config.registry import ENCODE, PositiveInt, Range
 from eeap.encode.base import PyramidEncoder
 
 
-def double_conv(in_channels: int, out_channels: int, stride: int = 1, spatial_dims: int = 2) -> nn.Sequential:
+def double_conv(
+    in_channels: int, out_channels: int, stride: int = 1, spatial_dims: int = 2, norm: Norm = "batch"
+) -> nn.Sequential:
     """(Conv 3×3 → BatchNorm → ReLU) twice (3×3×3 in 3D): the building block of U-Nets; ``stride`` 2 makes the first
-    convolution halve the input's sides."""
-    Conv, Norm = conv(spatial_dims), batch_norm(spatial_dims)
+    convolution halve the input's sides; ``norm: instance`` normalises each sample alone."""
+    Conv = conv(spatial_dims)
     return nn.Sequential(
         Conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        Norm(out_channels),
+        norm_layer(norm, spatial_dims, out_channels),
         nn.ReLU(True),
         Conv(out_channels, out_channels, 3, padding=1, bias=False),
-        Norm(out_channels),
+        norm_layer(norm, spatial_dims, out_channels),
         nn.ReLU(True),
     )
 

@@ -9,7 +9,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eeap.attend.base import SkipGate
-from eeap.attend.spatial import INTERPOLATION, SpatialDims, batch_norm, checkpointed, conv, conv_transpose
+from eeap.attend.spatial import (
+    INTERPOLATION,
+    Norm,
+    SpatialDims,
+    batch_norm,
+    checkpointed,
+    conv,
+    conv_transpose,
+    norm_layer,
+)
 from eeap.config.registry import PREDICT, PositiveInt
 from eeap.encode.image import double_conv
 from eeap.predict.base import SegmentationHead
@@ -38,6 +47,9 @@ class AttentionUNetDecoder(SegmentationHead):
         ``[single, double, double]``: the paper's block where the maps are small, the cheap one at full resolution).
     gating: the gates' gating signal: the ``coarse`` level before upsampling (the paper's), or the ``upsampled`` one,
         on the skip's grid (MONAI's; with the gate's ``subsample: 1`` no resampling is left in the gate).
+    norm: the decoder blocks' normalisation: ``batch`` (the paper's) or ``instance`` (each sample's own statistics,
+        with a learned scale and shift: nnU-Net's, and MONAI's AttentionUnet's merge convolution; steadier than
+        BatchNorm on the two-patch batches 3D training affords).
     spatial_dims: 2 for images, 3 for volumes, supplied by the task from the data (3D convolutions, trilinear
         resampling).
 
@@ -58,6 +70,7 @@ class AttentionUNetDecoder(SegmentationHead):
         upsample: Literal["bilinear", "transposed"] = "bilinear",
         block: Union[Block, list[Block]] = "double",
         gating: Literal["coarse", "upsampled"] = "coarse",
+        norm: Norm = "batch",
         spatial_dims: SpatialDims = 2,
     ) -> None:
         super().__init__()
@@ -95,7 +108,7 @@ class AttentionUNetDecoder(SegmentationHead):
                 self.ups.append(transposed_up(coarser, width, spatial_dims))
                 coarser = width
             merge = double_conv if blocks[level] == "double" else single_conv
-            self.blocks.append(merge(coarser + skips[level], width, spatial_dims=spatial_dims))
+            self.blocks.append(merge(coarser + skips[level], width, spatial_dims=spatial_dims, norm=norm))
             coarser = width
         self.head = conv(spatial_dims)(decoder_channels[0], num_classes, 1)
         self.aux_heads = (
@@ -161,11 +174,11 @@ class AttentionUNetDecoder(SegmentationHead):
         return logits, gates, aux  # logits (batch, num_classes, H, W)
 
 
-def single_conv(in_channels: int, out_channels: int, spatial_dims: int = 2) -> nn.Sequential:
-    """Conv 3×3 (3×3×3) → BatchNorm → ReLU."""
+def single_conv(in_channels: int, out_channels: int, spatial_dims: int = 2, norm: Norm = "batch") -> nn.Sequential:
+    """Conv 3×3 (3×3×3) → BatchNorm (or InstanceNorm) → ReLU."""
     return nn.Sequential(
         conv(spatial_dims)(in_channels, out_channels, 3, padding=1, bias=False),
-        batch_norm(spatial_dims)(out_channels),
+        norm_layer(norm, spatial_dims, out_channels),
         nn.ReLU(True),
     )
 

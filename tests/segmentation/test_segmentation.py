@@ -223,6 +223,39 @@ def test_block_per_level_builds_each_levels_convolutions_finest_first():
     assert "model.predict.block" in str(e.value) and "'double'" in str(e.value)
 
 
+def test_instance_norm_blocks_normalise_each_sample_by_its_own_statistics():
+    """``norm: instance``: every decoder block normalises each sample over its own grid (with a learned scale and
+    shift), by hand; so in training a sample's block output does not depend on the rest of the batch, as it does
+    with BatchNorm."""
+    torch.manual_seed(0)
+    task = build_task(predict={"type": "attention_unet", "norm": "instance", "block": ["single", "double"]}).train()
+    norms = [m for b in task.decoder.blocks for m in b.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 3 and all(n.affine and n.num_groups == n.num_channels for n in norms)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for b in task.decoder.blocks for m in b.modules())
+    finest = task.decoder.blocks[-1]  # conv → InstanceNorm → ReLU
+    conv, norm = finest[0], finest[1]
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.rand(2, 24, 6, 7)
+    y = torch.nn.functional.conv2d(x, conv.weight, padding=1)  # (2, 8, 6, 7)
+    mean, var = y.mean((2, 3), keepdim=True), y.var((2, 3), unbiased=False, keepdim=True)  # (2, 8, 1, 1) each
+    by_hand = torch.relu(
+        (y - mean) / torch.sqrt(var + norm.eps) * norm.weight[:, None, None] + norm.bias[:, None, None]
+    )
+    torch.testing.assert_close(finest(x), by_hand)
+    reference = torch.nn.InstanceNorm2d(8, affine=True)  # torch's own instance norm, with the same scale and shift
+    reference.load_state_dict({"weight": norm.weight, "bias": norm.bias}, strict=False)
+    torch.testing.assert_close(norm(y), reference(y))
+    other = torch.cat([x[:1], torch.rand(1, 24, 6, 7) * 5])  # the same first sample beside a different second one
+    torch.testing.assert_close(finest(other)[0], finest(x)[0])
+    batch = build_task(predict={"type": "attention_unet", "block": "single"}).train().decoder.blocks[-1]
+    assert not torch.allclose(batch(other)[0], batch(x)[0])  # BatchNorm's statistics mix the batch
+    logits, _, _ = task(torch.rand(2, 3, 32, 32))
+    task.loss(logits, torch.randint(0, 3, (2, 32, 32))).backward()
+    assert all(p.grad is not None for p in task.parameters() if p.requires_grad)
+
+
 def test_strided_encoder_levels_are_their_convolutions_by_hand():
     """``downsample: conv``: level i is conv(stride 2) → BN → ReLU → conv → BN → ReLU of level i − 1, no pooling;
     ``maxpool``: the same convolutions (stride 1) after 2×2 max pooling."""

@@ -329,8 +329,10 @@ def test_volumes_config_trains_resumes_exactly_and_predicts_label_volumes(tiny, 
         assert made.shape == source.shape and np.array_equal(made.affine, source.affine)
         assert 0.0 <= values.min() and values.max() <= 1.0
     labels = np.asarray(written.dataobj)
-    agree = (labels == (np.asarray(chance.dataobj) > 0.5)).mean()  # the same but where resampling differs
-    assert agree > 0.9, agree
+    probability = np.asarray(chance.dataobj)
+    decisive = np.abs(probability - 0.5) > 0.1  # away from the boundary, where resampling cannot flip a voxel
+    agree = (labels == (probability > 0.5))[decisive].mean()  # the label volume is the thresholded probability
+    assert decisive.sum() > 100 and agree > 0.99, (decisive.sum(), agree)  # two epochs: most voxels are near 0.5
     folder = subprocess.run(  # a folder of scans, and one scan itself, as --input
         [sys.executable, "-m", "eeap", "predict", str(tmp_path / "straight/checkpoints/last.ckpt"),
          "--input", str(tmp_path / "ct" / "labelsTr"), "--out-dir", str(tmp_path / "folder")],

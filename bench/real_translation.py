@@ -16,7 +16,8 @@ Both get the same things:
 - **model**: the config's sizes mapped onto JoeyNMT's recurrent model (biGRU encoder, GRU decoder with Bahdanau
   attention queried by the new state, no input feeding, dropout on the source embeddings and before the output
   layer) or, for a Transformer config, onto JoeyNMT's Transformer; the same batch size, optimizer, learning rate,
-  label smoothing, gradient clipping, validation once an epoch (greedy BLEU) and the best validation BLEU kept;
+  label smoothing, gradient clipping, validation once every ``trainer.check_val_every_n_epoch`` epochs (greedy
+  BLEU; 1 unless overridden) and the best validation BLEU kept;
 - **wall time**: ``--minutes`` of training from the first training step (EEAP: Lightning's ``max_time``, checked after
   each batch; JoeyNMT: stopped by this script at the same time, once no validation is under way, so neither loses
   the validation it is in). Tokenizer fitting and data loading come before the clock for both;
@@ -84,6 +85,7 @@ def write_data(cfg: Any, folder: Path) -> dict:
 def joeynmt_config(cfg: Any, folder: Path, steps_per_epoch: int) -> dict:
     """The EEAP config's data, model and training settings in JoeyNMT 2.3's terms."""
     data, model = cfg.data, cfg.model
+    validate_every = int(cfg.trainer.get("check_val_every_n_epoch", 1))
 
     def side(lang: str, max_length: int) -> dict:
         return {
@@ -183,8 +185,9 @@ def joeynmt_config(cfg: Any, folder: Path, steps_per_epoch: int) -> dict:
             "normalization": "tokens",
             "label_smoothing": model.label_smoothing,
             "epochs": 10_000,  # stopped by the clock
-            "validation_freq": steps_per_epoch,
-            "logging_freq": steps_per_epoch,
+            # EEAP's trainer.check_val_every_n_epoch, so an override validates both as rarely
+            "validation_freq": steps_per_epoch * validate_every,
+            "logging_freq": steps_per_epoch * validate_every,
             "early_stopping_metric": "bleu",
             "keep_best_ckpts": 1,
             "clip_grad_norm": cfg.trainer.gradient_clip_val,

@@ -192,7 +192,7 @@ class Seq2Seq(nn.Module):
         hyps = self.decode(memory, mask, beam_size)
         outputs = [self.target.decode(row) for row in hyps.tokens.tolist()]
         references = references_of(batch)
-        metrics["exact_match"].update(torch.tensor([o in r for o, r in zip(outputs, references)], dtype=torch.float32))
+        metrics["exact_match"].update(exact_matches(outputs, references, self.target))
         most = max(len(r) for r in references)  # sacrebleu: one stream per reference, None where an example has fewer
         padded = [list(r) + [None] * (most - len(r)) for r in references]
         metrics["bleu"].update(outputs, padded)
@@ -204,6 +204,14 @@ class Seq2Seq(nn.Module):
         from eeap.model.metrics import bleu_signature
 
         return bleu_signature(self.bleu_tokenize)
+
+
+def exact_matches(outputs: list[str], references: list[list[str]], target: Tokenizer) -> Tensor:
+    """1.0 where an output is one of its references as the target tokenizer writes text (split into its pieces and
+    joined back: by words, ``a square.`` is written ``a square .``), else 0.0; (batch,)."""
+    return torch.tensor(
+        [o in {target.join(target.split(x)) for x in r} for o, r in zip(outputs, references)], dtype=torch.float32
+    )
 
 
 def references_of(batch: dict) -> list[list[str]]:

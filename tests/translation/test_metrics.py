@@ -72,3 +72,17 @@ def test_chrf_of_nothing_is_zero_and_reset_starts_afresh():
 def test_signature_names_the_settings():
     signature = bleu_signature()
     assert "nrefs:1" in signature and "tok:13a" in signature and f"version:{sacrebleu.__version__}" in signature
+
+
+def test_exact_match_compares_references_as_the_tokenizer_writes_outputs():
+    # A word tokenizer writes "a square." as "a square ." (pieces joined by spaces): a caption file's punctuation
+    # and spacing must not make a right output count as wrong (it did: exact match 0 at BLEU-4 0.89).
+    from eeap.data.text import fit_tokenizer
+    from eeap.model.seq2seq import exact_matches
+
+    words = fit_tokenizer("word", ["A large square.", "There is a circle, left."])
+    outputs = ["A large square .", "There is a circle , left .", "A large square", "a large square ."]
+    references = [["A large square."], ["No.", "There is  a circle, left."], ["A large square."], ["A large square."]]
+    assert exact_matches(outputs, references, words).tolist() == [1.0, 1.0, 0.0, 0.0]  # case is the data's to fold
+    chars = fit_tokenizer("char", ["2021-03-04"])
+    assert exact_matches(["2021-03-04", "2021-03-4"], [["2021-03-04"], ["2021-03-04"]], chars).tolist() == [1.0, 0.0]

@@ -47,6 +47,8 @@ class TranslationData(DataModule):
         sorted by length for the same reason.
     on_bad_line: a line of a data file that is not UTF-8 or lacks a column: ``error`` stops with one line naming
         the file and the line; ``skip`` leaves it out, counts such lines and shows the first few.
+    split_seed: the seed that draws the held-out splits where a source draws them (``parallel`` without val / test
+        files, ``gettext``'s catalogs); unset, the run's seed. Set it to compare seeds on one test split.
     """
 
     info_class = TranslationInfo
@@ -66,9 +68,11 @@ class TranslationData(DataModule):
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,
         on_bad_line: Literal["error", "skip"] = "error",
+        split_seed: Optional[NonNegativeInt] = None,
     ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.on_bad_line = on_bad_line
+        self.split_seed = seed if split_seed is None else split_seed
         self.src_kind, self.tgt_kind = src_tokenizer, tgt_tokenizer
         self.vocab_size, self.min_freq = vocab_size, min_freq
         self.max_src_len, self.max_tgt_len = max_src_len, max_tgt_len
@@ -288,7 +292,7 @@ class ParallelData(CachedFiles, TranslationData):
 
         total = sum(1 for _ in rows(quiet=False))
         order = list(range(total))
-        random.Random(self.seed).shuffle(order)  # the permutation make_splits' shuffle applies to the pairs
+        random.Random(self.split_seed).shuffle(order)  # the permutation make_splits' shuffle applies to the pairs
         rank = np.empty(total, dtype=np.int64)
         rank[np.asarray(order, dtype=np.int64)] = np.arange(total)
         del order
@@ -372,7 +376,7 @@ class ParallelData(CachedFiles, TranslationData):
             if spec is not None
         }
         train = splits["train"]
-        random.Random(self.seed).shuffle(train)
+        random.Random(self.split_seed).shuffle(train)
         total = len(train)
         for name in ("val", "test"):
             if name not in splits:
@@ -416,7 +420,7 @@ class GettextData(TranslationData):
         from eeap.tasks.translation.catalogs import find_catalogs, split_catalogs
 
         catalogs = find_catalogs(self.packages, self.locale_dirs, self.language)
-        split = split_catalogs([(c.name, c.pairs()) for c in catalogs], *self.fractions, self.seed)
+        split = split_catalogs([(c.name, c.pairs()) for c in catalogs], *self.fractions, self.split_seed)
         for name in ("val", "test"):
             if not split.catalogs[name]:
                 total = sum(len(pairs) for pairs in split.splits.values()) + sum(split.duplicates.values())

@@ -113,6 +113,20 @@ def test_gettext_data_over_django(capsys):
     assert data.info().source.decode(example["src"]) == example["src_text"]
 
 
+def test_split_seed_holds_the_same_catalogs_out_whatever_the_run_seed():
+    """po_de.yaml compares seeds on one test split: split_seed fixes the held-out apps; unset, the run's seed draws."""
+
+    def held_out(seed: int, **settings) -> dict:
+        section = {"type": "gettext", "packages": ["django"], **settings}
+        split = DATA.build(section, "data", seed=seed).corpus()
+        return {name: sorted(split.catalogs[name]) for name in ("val", "test")}
+
+    drawn = {seed: held_out(seed) for seed in range(4)}
+    assert len({repr(d) for d in drawn.values()}) > 1  # the run's seed draws the split
+    assert all(held_out(seed, split_seed=0) == drawn[0] for seed in (1, 2, 3))
+    assert held_out(0, split_seed=2) == drawn[2]
+
+
 def test_gettext_data_errors(tmp_path):
     with pytest.raises(DataError, match="data.packages: 'no_such_package' is not an installed Python package"):
         find_catalogs(["no_such_package"], [], "de")

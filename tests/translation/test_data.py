@@ -220,6 +220,19 @@ def test_parallel_holds_out_val_and_test_and_drops_bad_pairs(tmp_path):
     assert sizes["val"] == 10 and sizes["test"] == 20 and sum(sizes.values()) == 100
 
 
+def test_parallel_split_seed_fixes_the_held_out_pairs(tmp_path):
+    (tmp_path / "all.tsv").write_text("".join(f"w{i}\tv{i}\n" for i in range(100)))
+
+    def test_split(seed: int, **settings) -> list[str]:
+        section = {"type": "parallel", "train": str(tmp_path / "all.tsv"), "test_fraction": 0.1, **settings}
+        data = DATA.build(section, "data", seed=seed)
+        data.prepare()
+        return sorted(e["src_text"] for e in data.splits["test"])
+
+    assert test_split(0) != test_split(1)  # unset, the run's seed draws the held-out pairs
+    assert test_split(1, split_seed=0) == test_split(0) and test_split(0, split_seed=1) == test_split(1)
+
+
 @pytest.mark.parametrize("kind", ["char", "word", "space", "subword"])
 def test_tokenizers_round_trip_through_their_state(kind):
     texts = ["the quick brown fox", "jumps over the lazy dog", "the dog sleeps"] * 30

@@ -11,7 +11,7 @@ finished run is appended to ``--out`` as one JSON line at once, so a run cut sho
 time, epochs) from that file alone, with the date, the machine and its load.
 
 The configs written for the user's own data (``parallel``, ``text_file``, ``folder``, ``caption_folder``) are
-trained on stand-ins written to a folder in the formats they read: Django's German gettext catalog (``parallel``),
+trained on stand-ins written to a folder in the formats they read: po_de.yaml's corpus as CSV files (``parallel``),
 langid's Django translations as a CSV (``text_file``), shapes as PNG images and 0/255 masks (``folder``), and the
 generated scenes as ``images/`` and ``captions.tsv`` (``caption_folder``, at 64 × 64 pixels instead of 224).
 """
@@ -102,10 +102,18 @@ def write_caption_folder(folder: Path) -> list[str]:
 
 
 def write_parallel(folder: Path) -> list[str]:
-    """Django's own German catalog (English msgid, German msgstr), a gettext file ``parallel`` reads as it is."""
-    import django
+    """po_de.yaml's corpus (the gettext catalogs of Django, Wagtail, django-allauth and Sphinx, split by app with
+    split seed 0) as ``train.csv``, ``val.csv`` and ``test.csv`` (source, target; CSV, since strings span lines)."""
+    from eeap.config.registry import DATA
 
-    return [f"data.train={Path(django.__file__).parent / 'conf/locale/de/LC_MESSAGES/django.po'}"]
+    section = {"type": "gettext", "packages": ["django", "wagtail", "allauth", "sphinx"], "language": "de"}
+    split = DATA.build({**section, "val_fraction": 0.1, "test_fraction": 0.1}, "data", seed=0).corpus()
+    overrides = []
+    for name, pairs in split.splits.items():
+        with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(pairs)
+        overrides.append(f"data.{name}={folder / f'{name}.csv'}")
+    return overrides
 
 
 STAND_INS: dict[str, Callable[[Path], list[str]]] = {

@@ -223,14 +223,14 @@ def test_parallel_holds_out_val_and_test_and_drops_bad_pairs(tmp_path):
 def test_parallel_split_seed_fixes_the_held_out_pairs(tmp_path):
     (tmp_path / "all.tsv").write_text("".join(f"w{i}\tv{i}\n" for i in range(100)))
 
-    def test_split(seed: int, **settings) -> list[str]:
+    def held_out_test(seed: int, **settings) -> list[str]:
         section = {"type": "parallel", "train": str(tmp_path / "all.tsv"), "test_fraction": 0.1, **settings}
         data = DATA.build(section, "data", seed=seed)
         data.prepare()
         return sorted(e["src_text"] for e in data.splits["test"])
 
-    assert test_split(0) != test_split(1)  # unset, the run's seed draws the held-out pairs
-    assert test_split(1, split_seed=0) == test_split(0) and test_split(0, split_seed=1) == test_split(1)
+    assert held_out_test(0) != held_out_test(1)  # unset, the run's seed draws the held-out pairs
+    assert held_out_test(1, split_seed=0) == held_out_test(0) and held_out_test(0, split_seed=1) == held_out_test(1)
 
 
 @pytest.mark.parametrize("kind", ["char", "word", "space", "subword"])

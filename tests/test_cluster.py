@@ -261,6 +261,38 @@ def test_a_sigterm_requeues_only_at_the_time_limit():
     assert cluster.requeues_on(signal.SIGUSR1, "7")  # the warning signal always asks for a requeue
 
 
+def test_the_sigterm_of_the_requeue_itself_does_not_cut_its_report_short(tmp_path, monkeypatch):
+    """``scontrol requeue`` makes SLURM send SIGTERM to the job while rank 0 still waits for scontrol's answer (seen
+    under load: the run ended "stopped by SIGTERM" without saying it was requeued). That SIGTERM is the requeue's
+    own: the run stops as the warning asked, with the requeue's report."""
+    from types import SimpleNamespace
+
+    from eeap.training.callbacks import StopOnSignal
+
+    def requeue(job: str) -> str:
+        os.kill(os.getpid(), signal.SIGTERM)  # what SLURM does to the job's tasks while scontrol runs
+        time.sleep(0.2)  # the handler runs here
+        return f"SLURM job {job} requeued; it continues from there when it starts again"
+
+    monkeypatch.setattr(cluster, "requeue", requeue)
+    last = tmp_path / "last.ckpt"
+    trainer = SimpleNamespace(
+        world_size=1, is_global_zero=True, current_epoch=2, global_step=20, save_checkpoint=lambda path: last.touch()
+    )
+    stop = StopOnSignal(last, requeue_job="7")
+    stop.on_train_start(trainer, None)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)  # the scheduler's warning
+        time.sleep(0.2)
+        with pytest.raises(Stopped) as stopped:
+            stop.on_train_batch_start(trainer, None, None, 0)
+    finally:
+        stop.teardown(trainer, None, "fit")
+    assert stopped.value.signum == signal.SIGUSR1 and stopped.value.where == "epoch 2, step 20" and last.is_file()
+    assert stopped.value.note == "SLURM job 7 requeued; it continues from there when it starts again"
+    assert signal.getsignal(signal.SIGTERM) != stop.request  # the handlers from before training are back
+
+
 # ---------------------------------------------------------------- torchrun agents as two nodes
 
 

@@ -59,9 +59,11 @@ class StopOnSignal(Callback):
         self.requeue_job = requeue_job
         self.pending: Optional[int] = None
         self.previous: dict[int, Any] = {}
-        self.saving = False
+        self.saving = self.requeueing = False
 
     def request(self, signum: int, frame: Any = None) -> None:
+        if self.requeueing:  # SLURM's SIGTERM to the job it was just asked to requeue: the run is already stopping
+            return  # with its checkpoint written, and a second stop would cut the requeue's report short
         if self.pending is not None:
             raise Stopped(signum, self.last_path if self.last_path.is_file() else None, phase="training")
         self.pending = signum
@@ -97,6 +99,7 @@ class StopOnSignal(Callback):
 
             if cluster.requeues_on(signum, self.requeue_job):
                 print(f"requeueing SLURM job {self.requeue_job} (cluster.requeue)", file=sys.stderr, flush=True)
+                self.requeueing = True
                 note = cluster.requeue(self.requeue_job)
         raise Stopped(signum, self.last_path, where, "training", note)
 

@@ -84,7 +84,7 @@ def run_eeap(config: Path, overrides: list[str], seed: int) -> dict:
             with torch.no_grad():
                 for batch in self.data.test_dataloader():
                     logits, _, _ = module(batch["images"].to(module.device))
-                    predicted = module.classes_of(logits).cpu().numpy()
+                    predicted = module.model.classes_of(logits).cpu().numpy()
                     o, s = pooled_dice(predicted, batch["masks"].numpy(), classes)
                     overlap, sizes = overlap + o, sizes + s
             self.dice = float(np.mean([overlap[c] / sizes[c] for c in range(1, classes) if sizes[c] > 0]))

@@ -234,6 +234,34 @@ def test_image_folders_decode_each_image_when_it_is_read(tmp_path, monkeypatch, 
     assert len(one) == len(two) and all(torch.equal(a[key], b[key]) for a, b in zip(one, two))
 
 
+@pytest.mark.parametrize("name", ["image_folder", "segmentation_folder", "caption_folder", "text_file"])
+def test_split_seed_fixes_the_held_out_examples_of_a_users_data(tmp_path, name):
+    """Unset, the run's seed draws which files are held out; ``split_seed`` fixes them, so runs of several seeds are
+    tested on one test split."""
+    sections = image_folders(tmp_path, count=30)
+    lines = "".join(f"text number {i}\tlabel{i % 2}\n" for i in range(40))
+    (tmp_path / "texts.tsv").write_text(lines)
+    sections["text_file"] = {"path": str(tmp_path / "texts.tsv")}
+
+    def held_out(seed: int, **settings) -> list[str]:
+        data = DATA.build({"type": name, **sections[name], **settings}, "data", seed=seed)
+        data.prepare()
+        names = []
+        for split in ("val", "test"):
+            stored = getattr(data.splits[split], "images", data.splits[split])  # caption_folder's PerCaption
+            items = getattr(stored, "items", stored)
+            names.append(
+                sorted(
+                    str(i["image"] if "image" in i else i["text"]) if isinstance(i, dict) else str(i[0]) for i in items
+                )
+            )
+        return names
+
+    assert held_out(0) != held_out(1)  # unset, the run's seed draws the held-out examples
+    assert held_out(1, split_seed=0) == held_out(0) and held_out(0, split_seed=1) == held_out(1)
+    assert held_out(2, split_seed=5) == held_out(3, split_seed=5) == held_out(5)
+
+
 def test_image_folder_problems_are_found_before_training_in_one_line(tmp_path):
     """Header checks find a missing size or an unreadable file at prepare time; damaged pixels behind a good header
     are named, file and all, when the image is read."""

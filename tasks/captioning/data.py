@@ -311,6 +311,8 @@ class CaptionFolderData(CachedFiles, CaptioningData):
     image_size: [H, W] every image must have (default: the first image's).
     resize: resize images of another size instead of refusing them.
     val_fraction, test_fraction: held-out shares of the images (all captions of an image stay in one split).
+    split_seed: the seed that draws the held-out images; unset, the run's seed. Set it to compare seeds on one test
+        split.
     on_bad_line: a captions line that is not UTF-8, lacks a caption or has an empty one: ``error`` stops with one
         line naming the file and the line; ``skip`` leaves it out, counts such lines and shows the first few.
     cache, cache_dir: see ``CachedFiles``: the tokenizer trained, captions encoded and images decoded (and resized)
@@ -329,10 +331,12 @@ class CaptionFolderData(CachedFiles, CaptioningData):
         val_fraction: Fraction = 0.1,
         test_fraction: Fraction = 0.2,
         on_bad_line: Literal["error", "skip"] = "error",
+        split_seed: Optional[NonNegativeInt] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.on_bad_line = on_bad_line
+        self.split_seed = seed if split_seed is None else split_seed
         self.root, self.channels, self.size, self.resize = Path(root), channels, image_size, resize
         self.captions = Path(captions) if captions else self.root / "captions.tsv"
         self.fractions = (val_fraction, test_fraction)
@@ -369,7 +373,7 @@ class CaptionFolderData(CachedFiles, CaptioningData):
         size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(folder / names[0]))
         for n in names:  # every file checked from its header before training; decoded only when read
             check_image(folder / n, size, self.resize)
-        random.Random(self.seed).shuffle(names)
+        random.Random(self.split_seed).shuffle(names)
         n_val = max(1, round(len(names) * self.fractions[0]))
         n_test = max(1, round(len(names) * self.fractions[1]))
         groups = {"val": names[:n_val], "test": names[n_val : n_val + n_test], "train": names[n_val + n_test :]}
@@ -550,6 +554,8 @@ class CocoData(PhotoCollection):
     annotations: the ``captions_*.json`` file.
     images: the folder holding its ``file_name``s (e.g. ``train2014/``).
     val_fraction, test_fraction: held-out shares of the images.
+    split_seed: the seed that draws the held-out images; unset, the run's seed. Set it to compare seeds on one test
+        split.
     """
 
     def __init__(
@@ -559,10 +565,12 @@ class CocoData(PhotoCollection):
         images: str,
         val_fraction: Fraction = 0.05,
         test_fraction: Fraction = 0.05,
+        split_seed: Optional[NonNegativeInt] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.images = Path(images)
+        self.split_seed = seed if split_seed is None else split_seed
         self.annotations, self.fractions = Path(annotations), (val_fraction, test_fraction)
 
     def source_files(self) -> list[Path]:
@@ -586,7 +594,7 @@ class CocoData(PhotoCollection):
         ids = sorted(i for i in files if i in captions)
         if len(ids) < 3:
             raise DataError(f"data.annotations: {len(ids)} images have captions; at least 3 are needed")
-        random.Random(self.seed).shuffle(ids)
+        random.Random(self.split_seed).shuffle(ids)
         n_val = max(1, round(len(ids) * self.fractions[0]))
         n_test = max(1, round(len(ids) * self.fractions[1]))
         groups = {"val": ids[:n_val], "test": ids[n_val : n_val + n_test], "train": ids[n_val + n_test :]}

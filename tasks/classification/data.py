@@ -52,6 +52,8 @@ class ClassificationData(DataModule):
     batch_size, eval_batch_size: examples per training / evaluation batch.
     val_fraction, test_fraction: held-out shares (stratified by class).
     num_workers: DataLoader worker processes.
+    split_seed: the seed that draws the held-out splits; unset, the run's seed. Set it to compare seeds on one test
+        split.
     """
 
     info_class = ClassificationInfo
@@ -64,9 +66,11 @@ class ClassificationData(DataModule):
         val_fraction: Fraction = 0.1,
         test_fraction: Fraction = 0.2,
         num_workers: NonNegativeInt = 0,
+        split_seed: Optional[NonNegativeInt] = None,
     ) -> None:
         super().__init__(seed, batch_size, eval_batch_size, num_workers)
         self.fractions = (val_fraction, test_fraction)
+        self.split_seed = seed if split_seed is None else split_seed
 
     def collate(self, examples: list) -> dict:
         return collate_text(examples) if self.info().is_text else collate_images(examples)
@@ -76,7 +80,7 @@ class ClassificationData(DataModule):
     ) -> tuple[dict[str, list], ClassificationInfo]:
         """Images (n, channels, H, W) in [0, 1] and their labels, split by class; the info."""
         info = ClassificationInfo(classes, channels=images.shape[1], image_size=tuple(images.shape[2:]))
-        return split(list(images.astype(np.float32)), labels, *self.fractions, self.seed), info
+        return split(list(images.astype(np.float32)), labels, *self.fractions, self.split_seed), info
 
 
 @DATA.register("digits")
@@ -129,7 +133,7 @@ class ImageFolderData(CachedFiles, ClassificationData):
         size = cast(tuple[int, int], tuple(self.size) if self.size else image_file_size(files[0][0]))
         for f, _ in files:  # every file checked from its header before training; decoded only when read
             check_image(f, size, self.resize)
-        parts = split([f for f, _ in files], [y for _, y in files], *self.fractions, self.seed)
+        parts = split([f for f, _ in files], [y for _, y in files], *self.fractions, self.split_seed)
         load = functools.partial(read_labelled_image, channels=self.channels, size=size, resize=self.resize)
         info = ClassificationInfo(classes, channels=self.channels, image_size=size)
         return {name: DecodedOnRead(examples, load) for name, examples in parts.items()}, info
@@ -173,7 +177,7 @@ class TextData(ClassificationData):
         kept = [(t.strip(), y) for t, y in zip(texts, labels) if t.strip()]
         if len(kept) < len(texts):
             warnings.warn(f"data: left out {len(texts) - len(kept)} empty texts", stacklevel=2)
-        parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.seed)
+        parts = split([t for t, _ in kept], [y for _, y in kept], *self.fractions, self.split_seed)
         tokenizer = fit_tokenizer(self.kind, [t for t, _ in parts["train"]], self.vocab_size, self.min_freq)
         splits = {
             name: [{"ids": tokenizer.encode(t)[: self.max_len] or [PAD], "text": t, "label": y} for t, y in examples]

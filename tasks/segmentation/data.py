@@ -328,6 +328,8 @@ class SegmentationFolderData(CachedFiles, SegmentationData):
     image_size: [H, W] every image must have (default: the first image's).
     resize: resize images (and masks) of another size instead of refusing them.
     val_fraction, test_fraction: held-out shares of the images.
+    split_seed: the seed that draws the held-out images; unset, the run's seed. Set it to compare seeds on one test
+        split.
     cache, cache_dir: see ``CachedFiles``: images and masks decoded (and resized) once, kept for the next run (the
         first run also skips reading every header and scanning every mask again); without it each image and mask is
         decoded when the loader reads it.
@@ -343,10 +345,12 @@ class SegmentationFolderData(CachedFiles, SegmentationData):
         resize: bool = False,
         val_fraction: Fraction = 0.1,
         test_fraction: Fraction = 0.2,
+        split_seed: Optional[NonNegativeInt] = None,
         **kwargs,
     ) -> None:
         super().__init__(seed, **kwargs)
         self.root, self.classes, self.channels = Path(root), classes, channels
+        self.split_seed = seed if split_seed is None else split_seed
         self.size, self.resize, self.fractions = image_size, resize, (val_fraction, test_fraction)
 
     def data_files(self) -> list[Path]:
@@ -388,8 +392,7 @@ class SegmentationFolderData(CachedFiles, SegmentationData):
                 f"data.classes: a mask holds class index {largest}, but only {len(classes)} classes "
                 f"are named: {classes}"
             )
-        rng = random.Random(self.seed)
-        rng.shuffle(pairs)
+        random.Random(self.split_seed).shuffle(pairs)
         n_val = max(1, round(len(pairs) * self.fractions[0]))
         n_test = max(1, round(len(pairs) * self.fractions[1]))
         examples = DecodedOnRead(

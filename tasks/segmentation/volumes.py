@@ -82,6 +82,8 @@ class VolumeData(CachedFiles, DataModule):
         ``intensity: {zscore: true}`` for MRI.
     crop_foreground: crop each volume to the box around the body (voxels above the minimum), with ``margin`` voxels.
     val_fraction, test_fraction: held-out shares of the labelled volumes (at least one each).
+    split_seed: the seed that draws the held-out volumes; unset, the run's seed. Set it to compare seeds on one test
+        split.
     eval_batch_size: 1: validation and test volumes are read whole, one at a time.
     num_workers, cache, cache_dir: as for every data source.
     """
@@ -106,6 +108,7 @@ class VolumeData(CachedFiles, DataModule):
         test_fraction: Fraction = 0.2,
         num_workers: NonNegativeInt = 0,
         eval_batch_size: PositiveInt = 1,
+        split_seed: Optional[NonNegativeInt] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(seed, batch_size, 1, num_workers, **kwargs)
@@ -127,6 +130,7 @@ class VolumeData(CachedFiles, DataModule):
         self.patch_size = [int(s) for s in patch_size]
         self.samples, self.foreground, self.flip, self.rotate = samples_per_volume, foreground, flip, rotate
         self.crop, self.margin, self.fractions = crop_foreground, margin, (val_fraction, test_fraction)
+        self.split_seed = seed if split_seed is None else split_seed
 
     def volume_pairs(self) -> tuple[list[tuple[Path, Path]], list[str], int]:
         """The (image, label) files, the class names (background first) and the images' channels."""
@@ -172,7 +176,7 @@ class VolumeData(CachedFiles, DataModule):
                 }
             )
         order = list(range(len(examples)))
-        random.Random(self.seed).shuffle(order)
+        random.Random(self.split_seed).shuffle(order)
         n_val = max(1, round(len(order) * self.fractions[0]))
         n_test = max(1, round(len(order) * self.fractions[1]))
         if n_val + n_test >= len(order):

@@ -151,6 +151,16 @@ def test_coco_captions_file_groups_an_images_captions(tmp_path):
     (tmp_path / "captions.json").write_text(json.dumps({"images": images, "annotations": notes}))
     with pytest.raises(DataError, match="a caption of image_id 7 names no image"):
         DATA.build(section, "data", seed=0).prepare()
+    notes.pop()
+    (tmp_path / "captions.json").write_text(json.dumps({"images": images, "annotations": notes}))
+
+    def held_out(seed, **settings):  # the run's seed draws the held-out images, unless split_seed fixes them
+        data = DATA.build({**section, **settings}, "data", seed=seed)
+        data.prepare()
+        return [sorted(e["references"][0] for e in data.splits[split]) for split in ("val", "test")]
+
+    assert held_out(0) != held_out(1)
+    assert held_out(1, split_seed=0) == held_out(0) and held_out(0, split_seed=1) == held_out(1)
 
 
 def test_encoder_weights_from_a_local_file_load_exactly(tmp_path):

@@ -243,6 +243,20 @@ def test_decathlon_and_folder_sources_read_and_split(tmp_path):
     assert data.splits["val"][0]["image"].shape == (1, 20, 20, 12)
 
 
+def test_split_seed_fixes_the_held_out_volumes(tmp_path):
+    """Unset, the run's seed draws the held-out volumes; ``split_seed`` fixes them across run seeds."""
+    write_decathlon(tmp_path / "msd", count=8, shape=(12, 12, 8))
+
+    def held_out(seed, **settings):
+        section = {"type": "decathlon", "root": str(tmp_path / "msd"), "patch_size": [8, 8, 8], "cache": False}
+        data = DATA.build({**section, **settings}, "data", seed=seed)
+        data.prepare()
+        return [sorted(example["name"] for example in data.splits[split]) for split in ("val", "test")]
+
+    assert held_out(0) != held_out(1)
+    assert held_out(1, split_seed=0) == held_out(0) and held_out(0, split_seed=1) == held_out(1)
+
+
 def one_line(call):
     with pytest.raises((DataError, ConfigError)) as caught:
         call()

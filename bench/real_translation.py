@@ -286,24 +286,37 @@ def run_eeap(cfg: Any, budget: float, run_dir: Path, models: dict) -> dict:
     from eeap.training.run import train
 
     class Meter(Callback):
+        """Target tokens of the training batches over the time spent training them (validations left out, whether
+        every epoch or every n-th validates), and validation BLEU over training wall time."""
+
         def __init__(self) -> None:
             self.tokens, self.busy, self.curve = 0, 0.0, []
+            self.mark: float | None = None  # when the training under way began; None while validating
+
+        def pause(self) -> None:
+            if self.mark is not None:
+                self.busy += time.perf_counter() - self.mark
+                self.mark = None
 
         def on_train_start(self, trainer, module) -> None:
-            self.start = self.mark = time.perf_counter()
+            self.start = time.perf_counter()
 
         def on_train_end(self, trainer, module) -> None:
+            self.pause()  # a run stopped by max_time inside an epoch
             self.trained = time.perf_counter() - self.start
 
         def on_train_epoch_start(self, trainer, module) -> None:
             self.mark = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module) -> None:
+            self.pause()  # an epoch that did not validate
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             self.tokens += int((batch["tgt_out"] != PAD).sum())
 
         def on_validation_start(self, trainer, module) -> None:
             if not trainer.sanity_checking:
-                self.busy += time.perf_counter() - self.mark
+                self.pause()
 
         def on_validation_end(self, trainer, module) -> None:
             if trainer.sanity_checking:

@@ -34,9 +34,8 @@ class SacrebleuCorpus(torchmetrics.Metric):
         """hypotheses: one string per sentence; references: per sentence, its reference strings."""
         streams = [list(stream) for stream in zip(*references)]  # sacrebleu wants one list per reference
         stats = self.metric._extract_corpus_statistics(list(hypotheses), streams)  # per sentence, a list of ints
-        self.stats += torch.tensor(stats, dtype=torch.float64, device=self.stats.device).sum(
-            0
-        )  # on the module's device
+        # added on the states' device, the module's (a GPU's when it trains there)
+        self.stats += torch.tensor(stats, dtype=torch.float64, device=self.stats.device).sum(0)
 
     def compute(self) -> torch.Tensor:
         score = self.metric._compute_score_from_stats([int(x) for x in self.stats.tolist()])

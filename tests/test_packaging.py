@@ -33,6 +33,21 @@ def test_every_shipped_config_loads_by_name_as_by_path(name, monkeypatch, tmp_pa
     assert OmegaConf.to_container(load_config(f"configs/{name}.yaml")) == by_path  # the README's spelling
 
 
+def test_patience_counts_the_metric_the_checkpoints_follow():
+    # early stopping watches the task's metric unless told: parallel.yaml kept its best checkpoint by val/bleu while
+    # its patience counted epochs without a better exact match (0 on real sentences), and stopped after 6 of 30
+    # epochs at test BLEU 1.5
+    checked, wrong = [], []
+    for name in RUN_CONFIGS:
+        cfg = OmegaConf.to_container(load_config(name))
+        keep, stop = cfg.get("checkpoint") or {}, cfg.get("early_stopping") or {}
+        if keep.get("monitor") and stop.get("patience") is not None:
+            checked.append(name)
+            if (stop.get("monitor"), stop.get("mode")) != (keep["monitor"], keep.get("mode")):
+                wrong.append(name)
+    assert {"translation/parallel", "captioning/formulas"} <= set(checked) and wrong == []
+
+
 def test_defaults_name_shipped_configs_and_a_local_file_comes_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine.yaml").write_text("defaults: [translation/dates]\nname: mine\ntrainer: {max_epochs: 7}\n")

@@ -81,3 +81,20 @@ def test_fused_adam_steps_like_the_plain_loop():
             model(x).square().sum().backward()
             opt.step()
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_the_plateau_schedule_follows_the_metric_that_picks_the_best_checkpoint(tiny):
+    # parallel.yaml keeps its best checkpoint by val/bleu, while its plateau halved the rate whenever exact match
+    # (0 on real sentences) stalled: to 1/32 of it after 15 epochs, and the model stopped learning
+    import eeap
+
+    def schedule(*keys):
+        module, _ = eeap.build(tiny("model.optim.scheduler=plateau", "model.optim.patience=3", *keys))
+        module._trainer = SimpleNamespace(precision="32-true", estimated_stepping_batches=100)
+        scheduler = module.configure_optimizers()["lr_scheduler"]
+        return scheduler["monitor"], scheduler["scheduler"].mode, scheduler["scheduler"].patience
+
+    assert schedule("checkpoint.monitor=val/loss", "checkpoint.mode=min") == ("val/loss", "min", 3)
+    # the mode the checkpoint gets: unset, the task's (max)
+    assert schedule("checkpoint.monitor=val/bleu", "checkpoint.mode=null") == ("val/bleu", "max", 3)
+    assert schedule("checkpoint.monitor=null", "checkpoint.mode=null") == ("val/exact_match", "max", 3)

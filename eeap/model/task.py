@@ -23,7 +23,8 @@ class OptimConfig:
     """``model.optim``: the optimizer and its learning-rate schedule.
 
     ``scheduler``: ``none``; ``cosine`` (to 0 over the run, after ``warmup_steps`` linear warm-up);
-    ``plateau`` (halve when the monitored metric stalls for ``patience`` validations); ``noam`` (warm-up then 1/sqrt).
+    ``plateau`` (halve when the validation metric that picks the best checkpoint, ``checkpoint.monitor`` or else the
+    task's, stalls for ``patience`` validations); ``noam`` (warm-up then 1/sqrt).
     """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"

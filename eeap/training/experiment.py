@@ -116,7 +116,9 @@ class Experiment:
         self.settings.update(record)
         task.eeap_config = complete_config(self.container, self.settings)
         task.eeap_data_state = data.info().state()
-        return TrainingModule(task), data
+        keep = self.run.checkpoint
+        metric = (keep.monitor, keep.mode or task.monitor[1]) if keep.monitor else None
+        return TrainingModule(task, validation_metric=metric), data
 
 
 def build_callbacks(run: RunConfig) -> list:

@@ -28,11 +28,14 @@ class TrainingModule(L.LightningModule):
 
     # Parameters
     model: the task (``eeap.model.task.Task``), built by ``TASK.build``.
+    validation_metric: ``(metric, mode)`` that the run picks its best checkpoint by (``checkpoint.monitor``), which
+        the ``plateau`` schedule follows too, as JoeyNMT's does; unset, the task's own (``model.monitor``).
     """
 
-    def __init__(self, model: Task) -> None:
+    def __init__(self, model: Task, validation_metric: Optional[tuple[str, str]] = None) -> None:
         super().__init__()
         self.model = model
+        self.validation_metric = validation_metric
         # each split's metrics: torchmetrics states are not saved (not persistent), so the weights are the model's
         # (the test split adds what is too slow for every validation)
         self.metrics = nn.ModuleDict(
@@ -128,7 +131,7 @@ class TrainingModule(L.LightningModule):
         if o.scheduler == "none":
             return optimizer
         if o.scheduler == "plateau":
-            metric, mode = self.model.monitor
+            metric, mode = self.validation_metric or self.model.monitor
             plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode=cast(Any, mode), factor=0.5, patience=o.patience
             )

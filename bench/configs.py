@@ -13,7 +13,9 @@ time, epochs) from that file alone, with the date, the machine and its load.
 The configs written for the user's own data (``parallel``, ``text_file``, ``folder``, ``caption_folder``) are
 trained on stand-ins written to a folder in the formats they read: po_de.yaml's corpus as CSV files (``parallel``),
 langid's Django translations as a CSV (``text_file``), shapes as PNG images and 0/255 masks (``folder``), and the
-generated scenes as ``images/`` and ``captions.tsv`` (``caption_folder``, at 64 × 64 pixels instead of 224).
+generated scenes as ``images/`` and ``captions.tsv`` (``caption_folder``, at 64 × 64 pixels instead of 224). The
+stand-ins that hold out a test split themselves are given ``data.split_seed=0``, so every seed is scored on the same
+examples and the spread is the model's.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def write_text_file(folder: Path) -> list[str]:
         rows = csv.writer(f)
         for examples in splits.values():
             rows.writerows((e["text"], info.classes[e["label"]]) for e in examples)
-    return [f"data.path={path}"]
+    return [f"data.path={path}", "data.split_seed=0"]
 
 
 def write_folder(folder: Path) -> list[str]:
@@ -81,7 +83,7 @@ def write_folder(folder: Path) -> list[str]:
             root / "images" / f"{i:05d}.png"
         )
         Image.fromarray((mask * 255).astype(np.uint8)).save(root / "masks" / f"{i:05d}.png")
-    return [f"data.root={root}"]
+    return [f"data.root={root}", "data.split_seed=0"]
 
 
 def write_caption_folder(folder: Path) -> list[str]:
@@ -98,7 +100,7 @@ def write_caption_folder(folder: Path) -> list[str]:
         (root / "images" / entry["filename"]).symlink_to(scenes / "images" / entry["filename"])
         lines += [f"{entry['filename']}\t{s['raw']}" for s in entry["sentences"]]
     (root / "captions.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return [f"data.root={root}", "data.image_size=[64,64]"]
+    return [f"data.root={root}", "data.image_size=[64,64]", "data.split_seed=0"]
 
 
 def write_parallel(folder: Path) -> list[str]:
@@ -125,7 +127,7 @@ STAND_INS: dict[str, Callable[[Path], list[str]]] = {
 
 
 def machine() -> str:
-    """The CPU's model and cores, and torch's version."""
+    """The CPU's model and cores, the GPU if there is one, and torch's version."""
     import torch
 
     model = platform.processor() or "CPU"
@@ -133,7 +135,8 @@ def machine() -> str:
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
         model = names[0] if names else model
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{model}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
 
 
 def hand_typed(checkpoint: str, threads: int) -> tuple[int, int, list[str]]:
@@ -186,6 +189,13 @@ def report(records: list[dict[str, Any]]) -> str:
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
         latest[(record["config"], record["seed"])] = record
+    usual = statistics.mode(r["machine"] for r in latest.values()) if latest else ""
+
+    def elsewhere(runs: list[dict[str, Any]]) -> str:
+        """`` on MACHINE`` for runs measured on another machine than most."""
+        other = sorted({r["machine"] for r in runs} - {usual})
+        return f" on {'; '.join(other)}" if other else ""
+
     lines = ["### every config", "", "| config | test figure, mean ± sd over seeds | seeds | training time, median |"]
     lines.append("| --- | --- | --- | --- |")
     for task, headlines in HEADLINES.items():
@@ -198,7 +208,7 @@ def report(records: list[dict[str, Any]]) -> str:
             values = [r["metrics"][key] * scale for r in good if key in r["metrics"]]
             time_s = statistics.median(r["metrics"]["fit_time_s"] for r in good) / 60
             seeds = ", ".join(str(r["seed"]) for r in good)
-            lines.append(f"| `{config}` | {title} {spread(values)} | {seeds} | {time_s:.1f} min |")
+            lines.append(f"| `{config}` | {title} {spread(values)} | {seeds} | {time_s:.1f} min{elsewhere(good)} |")
     lines.append("")
     for task, headlines in HEADLINES.items():
         configs = sorted({c for c, _ in latest if c.startswith(task + "/")})
@@ -221,7 +231,7 @@ def report(records: list[dict[str, Any]]) -> str:
                 counts = [f"{r['hand_typed']['right']}/{r['hand_typed']['total']}" for r in good if "hand_typed" in r]
                 cells.append(", ".join(counts))
             times = [r["metrics"]["fit_time_s"] / 60 for r in good]
-            cells.append(f"{statistics.median(times):.1f} min" if times else "")
+            cells.append(f"{statistics.median(times):.1f} min{elsewhere(good)}" if times else "")
             cells.append(", ".join(str(r["metrics"]["epochs"]) for r in good))
             lines.append("| " + " | ".join(cells) + " |")
             lines += [

@@ -146,7 +146,8 @@ class CheckpointConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    """Stop when the monitored metric stops improving, or reaches ``stopping_threshold``; ``patience: null`` is off."""
+    """Stop when the monitored metric stops improving, or reaches ``stopping_threshold``; ``patience: null`` is off.
+    ``monitor`` unset: the task's metric, whatever ``checkpoint.monitor`` names (a threshold is the task metric's)."""
 
     monitor: Optional[str] = None
     mode: Optional[Literal["min", "max"]] = None
